@@ -1,0 +1,1 @@
+"""The probe catalog and the BPF programs msprof loads (see CATALOG.md)."""

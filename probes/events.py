@@ -1,0 +1,99 @@
+"""The record layouts that travel from a probe to the profile directory.
+
+One place defines them: the BPF programs include the C structs generated
+here (``c_header()``), the collector decodes ring-buffer bytes with the numpy
+dtypes, and the in-process backend writes the very same records, so both
+backends feed one decoder.  This module is plain data: no bcc, no runtime.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Event type codes (``type`` field of an EVENT record).
+KERNEL = 1        # one executed kernel, paired in the kernel: launch, begin, end
+MEM_ALLOC = 2
+MEM_FREE = 3
+STEP = 4          # one training step, paired: begin and end
+COMM = 5          # one collective, paired: begin and end
+KERNEL_LAUNCH = 6  # unpaired launch (only when kernel_launch is attached alone)
+SCHED = 7         # a device thread switched off-CPU (sched_switch)
+EXIT = 8          # a traced process exited
+
+# Meta record kinds (``type`` field of a META record).
+DEVICE_INIT = 1
+OP_REGISTER = 2
+PROCESS_FORK = 3
+
+# Collective kinds (``kind`` argument of comm_begin/comm_end).
+COMM_KINDS = {
+    0: "allreduce",
+    1: "allgather",
+    2: "reduce_scatter",
+    3: "broadcast",
+    4: "send",
+    5: "recv",
+    6: "barrier",
+}
+
+# Hot-path record: 56 bytes of payload (64 with the ring buffer's header).
+#   ts    CLOCK_MONOTONIC ns when the record was emitted (the end of a pair)
+#   pid   process (tgid)      tid  thread
+#   type  an event type code  sub  stream (kernels), collective kind (comms)
+#   seq   sequence number / step number
+#   a0-a3 per type:
+#     KERNEL     op_id, launch_ns, begin_ns, -
+#     MEM_*      addr, size, op_id, in_use
+#     STEP       begin_ns, -, -, -
+#     COMM       begin_ns, bytes, peer, group
+#     SCHED      off-CPU ns, next pid, -, -
+#     EXIT       exit code (raw wait status), -, -, -
+EVENT_FIELDS = [
+    ("ts", "u8"), ("pid", "u4"), ("tid", "u4"),
+    ("type", "u2"), ("sub", "u2"), ("seq", "u4"),
+    ("a0", "i8"), ("a1", "i8"), ("a2", "i8"), ("a3", "i8"),
+]
+EVENT = np.dtype(EVENT_FIELDS)
+assert EVENT.itemsize == 56
+
+NAME_LEN, TYPE_LEN, SCOPE_LEN = 64, 32, 160
+
+# Rare record, strings included: 320 bytes of payload.
+#   DEVICE_INIT   a0 rank, a1 world size, a2 device kind
+#   OP_REGISTER   a0 op_id, a1 graph_id, a2 flops, a3 bytes, and the strings
+#   PROCESS_FORK  a0 child pid
+META_FIELDS = [
+    ("ts", "u8"), ("pid", "u4"), ("type", "u4"),
+    ("a0", "i8"), ("a1", "i8"), ("a2", "i8"), ("a3", "i8"),
+    ("name", f"S{NAME_LEN}"), ("optype", f"S{TYPE_LEN}"), ("scope", f"S{SCOPE_LEN}"),
+]
+META = np.dtype(META_FIELDS)
+assert META.itemsize == 320
+
+_C_TYPES = {"u8": "u64", "u4": "u32", "u2": "u16", "i8": "s64"}
+
+
+def _c_struct(name: str, fields: list[tuple[str, str]]) -> str:
+    lines = [f"struct {name} {{"]
+    for field, code in fields:
+        if code.startswith("S"):
+            lines.append(f"    char {field}[{code[1:]}];")
+        else:
+            lines.append(f"    {_C_TYPES[code]} {field};")
+    lines.append("};")
+    return "\n".join(lines)
+
+
+def c_header() -> str:
+    """The C declarations the BPF programs share with the decoder."""
+    defs = {
+        "EV_KERNEL": KERNEL, "EV_MEM_ALLOC": MEM_ALLOC, "EV_MEM_FREE": MEM_FREE,
+        "EV_STEP": STEP, "EV_COMM": COMM, "EV_KERNEL_LAUNCH": KERNEL_LAUNCH,
+        "EV_SCHED": SCHED, "EV_EXIT": EXIT,
+        "META_DEVICE_INIT": DEVICE_INIT, "META_OP_REGISTER": OP_REGISTER,
+        "META_PROCESS_FORK": PROCESS_FORK,
+        "NAME_LEN": NAME_LEN, "TYPE_LEN": TYPE_LEN, "SCOPE_LEN": SCOPE_LEN,
+    }
+    out = [f"#define {k} {v}" for k, v in defs.items()]
+    out.append(_c_struct("msprof_event", EVENT_FIELDS))
+    out.append(_c_struct("msprof_meta", META_FIELDS))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,53 @@
+"""The runtime's hook points: every probe the runtime fires goes through here.
+
+By default each hook is the USDT probe site of the native module
+(``msprof.runtime._usdt``): nearly free while nobody traces it.  When the
+process is started by ``msprof run --backend inprocess`` (the environment
+variable ``MSPROF_INPROCESS_DIR`` is set), the same hooks are replaced by an
+in-process recorder that writes the same records the BPF programs would.
+
+Call sites use ``hooks.kernel_end(...)`` (a module attribute looked up at
+call time), so swapping the implementation here reaches every caller.
+"""
+from __future__ import annotations
+
+import os
+
+from msprof.runtime import _usdt
+
+device_init = _usdt.device_init        # (rank, world_size, device_kind)
+op_register = _usdt.op_register        # (op_id, graph_id, name, type, scope, flops, bytes)
+step_begin = _usdt.step_begin          # (step)
+step_end = _usdt.step_end              # (step)
+kernel_launch = _usdt.kernel_launch    # (op_id, stream, seq)
+kernel_begin = _usdt.kernel_begin      # (op_id, stream, seq)
+kernel_end = _usdt.kernel_end          # (op_id, stream, seq, launch_ns, begin_ns)
+mem_alloc = _usdt.mem_alloc            # (addr, size, op_id, in_use)
+mem_free = _usdt.mem_free              # (addr, size, op_id, in_use)
+comm_begin = _usdt.comm_begin          # (kind, bytes, group, peer, seq)
+comm_end = _usdt.comm_end              # (kind, bytes, group, peer, seq)
+now_ns = _usdt.now_ns                  # CLOCK_MONOTONIC ns, the probes' clock
+
+HOOK_NAMES = (
+    "device_init", "op_register", "step_begin", "step_end", "kernel_launch",
+    "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "comm_begin",
+    "comm_end",
+)
+
+# Device kinds (device_init's third argument).
+DEVICE_CPU = 0
+
+
+def _install_inprocess_recorder() -> None:
+    target = os.environ.get("MSPROF_INPROCESS_DIR")
+    if not target:
+        return
+    from msprof.runtime.recorder import Recorder
+
+    recorder = Recorder(target)
+    g = globals()
+    for name in HOOK_NAMES:
+        g[name] = getattr(recorder, name)
+
+
+_install_inprocess_recorder()
