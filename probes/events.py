@@ -41,12 +41,14 @@ COMM_KINDS = {
 #   type  an event type code  sub  stream (kernels), collective kind (comms)
 #   seq   sequence number / step number
 #   a0-a3 per type:
-#     KERNEL     op_id, launch_ns, begin_ns, -
-#     MEM_*      addr, size, op_id, in_use
-#     STEP       begin_ns, -, -, -
-#     COMM       begin_ns, bytes, peer, group
-#     SCHED      off-CPU ns, next pid, -, -
-#     EXIT       exit code (raw wait status), -, -, -
+#     KERNEL         op_id, launch_ns, begin_ns, step      (sub stream, seq seq)
+#     KERNEL_LAUNCH  op_id, -, -, step                     (sub stream, seq seq)
+#     MEM_ALLOC/FREE addr, size, op_id, in_use
+#     STEP           begin_ns, -, -, step
+#     COMM           begin_ns, bytes, group << 32 | peer (u32), step
+#                    (sub kind, seq seq)
+#     EXIT           -
+#   step is -1 outside a step.
 EVENT_FIELDS = [
     ("ts", "u8"), ("pid", "u4"), ("tid", "u4"),
     ("type", "u2"), ("sub", "u2"), ("seq", "u4"),
@@ -55,7 +57,7 @@ EVENT_FIELDS = [
 EVENT = np.dtype(EVENT_FIELDS)
 assert EVENT.itemsize == 56
 
-NAME_LEN, TYPE_LEN, SCOPE_LEN = 64, 32, 160
+NAME_LEN, TYPE_LEN, SCOPE_LEN = 64, 32, 176
 
 # Rare record, strings included: 320 bytes of payload.
 #   DEVICE_INIT   a0 rank, a1 world size, a2 device kind

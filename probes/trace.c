@@ -1,0 +1,290 @@
+/*
+ * msprof trace program: one record per executed kernel, step, collective and
+ * memory operation of every process in the profiled tree.
+ *
+ * Loaded by msprof.profiler.ebpf; the collector prepends the record layouts
+ * (msprof.probes.events.c_header()), the #defines below marked "set by the
+ * loader", and one usdt_<probe>() entry point per attached probe that reads
+ * the probe's arguments into s64 a[] and calls handle_<probe>(ctx, a).
+ *
+ * Set by the loader: EVENT_RING_PAGES, META_RING_PAGES, MAX_TRACED.
+ *
+ * Cost matters (each hit runs on the training's hot path):
+ *  - records go to a ring buffer without a wakeup; the collector drains it on
+ *    a 10 ms timer and decodes whole batches at once;
+ *  - begin/end pairs are joined here (step, comm) and kernels need one probe
+ *    hit: kernel_end carries the launch and begin times taken by the runtime;
+ *  - a record that finds the ring full is counted in `lost`, never dropped
+ *    silently.
+ */
+#include <uapi/linux/ptrace.h>
+
+BPF_RINGBUF_OUTPUT(events, EVENT_RING_PAGES);
+BPF_RINGBUF_OUTPUT(meta, META_RING_PAGES);
+
+/* Lost records, by cause (see LOST_* below and msprof.profiler.ebpf). */
+#define LOST_EVENT_RING 0
+#define LOST_META_RING 1
+#define LOST_UNPAIRED 2
+#define LOST_PAIR_MAP 3
+BPF_ARRAY(lost, u64, 4);
+
+/* Processes (tgids) of the profiled tree: the collector seeds its own pid,
+ * and every process forked by a traced one is traced too. */
+BPF_HASH(traced, u32, u8, MAX_TRACED);
+
+/* Current step of a process: its number and begin time. */
+struct step_state { u64 begin; s64 step; };
+BPF_HASH(steps, u32, struct step_state, MAX_TRACED);
+
+/* Open collectives, keyed by process, kind and sequence number. */
+struct comm_key { u32 pid; u32 kind; s64 seq; };
+BPF_HASH(open_comms, struct comm_key, u64, 65536);
+
+static __always_inline u32 traced_pid(void)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    return traced.lookup(&pid) ? pid : 0;
+}
+
+static __always_inline void count_lost(int cause)
+{
+    lost.atomic_increment(cause);
+}
+
+static __always_inline s64 current_step(u32 pid)
+{
+    struct step_state *s = steps.lookup(&pid);
+    return s ? s->step : -1;
+}
+
+static __always_inline struct msprof_event *reserve(u32 pid, u16 type)
+{
+    struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
+    if (!e) {
+        count_lost(LOST_EVENT_RING);
+        return 0;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts = bpf_ktime_get_ns();
+    e->pid = pid;
+    e->tid = (u32)id;
+    e->type = type;
+    e->sub = 0;
+    e->seq = 0;
+    e->a0 = e->a1 = e->a2 = e->a3 = 0;
+    return e;
+}
+
+static __always_inline struct msprof_meta *reserve_meta(u32 pid, u32 type)
+{
+    struct msprof_meta *m = meta.ringbuf_reserve(sizeof(struct msprof_meta));
+    if (!m) {
+        count_lost(LOST_META_RING);
+        return 0;
+    }
+    m->ts = bpf_ktime_get_ns();
+    m->pid = pid;
+    m->type = type;
+    m->a0 = m->a1 = m->a2 = m->a3 = 0;
+    m->name[0] = m->optype[0] = m->scope[0] = 0;
+    return m;
+}
+
+/* ---- process tree ------------------------------------------------------ */
+
+TRACEPOINT_PROBE(task, task_newtask)
+{
+    if (args->clone_flags & 0x00010000)  /* CLONE_THREAD: not a new process */
+        return 0;
+    u32 parent = traced_pid();
+    if (!parent)
+        return 0;
+    u32 child = args->pid;
+    u8 one = 1;
+    traced.update(&child, &one);
+    struct msprof_meta *m = reserve_meta(parent, META_PROCESS_FORK);
+    if (m) {
+        m->a0 = child;
+        meta.ringbuf_submit(m, BPF_RB_NO_WAKEUP);
+    }
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 pid = id >> 32;
+    if ((u32)id != pid || !traced.lookup(&pid))  /* only a process's last word */
+        return 0;
+    struct msprof_event *e = reserve(pid, EV_EXIT);
+    if (e)
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    steps.delete(&pid);
+    return 0;
+}
+
+/* ---- runtime probes (provider msrt) ------------------------------------ */
+
+static __always_inline int handle_device_init(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct msprof_meta *m = reserve_meta(pid, META_DEVICE_INIT);
+    if (m) {
+        m->a0 = a[0];
+        m->a1 = a[1];
+        m->a2 = a[2];
+        meta.ringbuf_submit(m, BPF_RB_NO_WAKEUP);
+    }
+    return 0;
+}
+
+static __always_inline int handle_op_register(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct msprof_meta *m = reserve_meta(pid, META_OP_REGISTER);
+    if (!m)
+        return 0;
+    m->a0 = a[0];
+    m->a1 = a[1];
+    m->a2 = a[5];
+    m->a3 = a[6];
+    bpf_probe_read_user_str(m->name, sizeof(m->name), (void *)a[2]);
+    bpf_probe_read_user_str(m->optype, sizeof(m->optype), (void *)a[3]);
+    bpf_probe_read_user_str(m->scope, sizeof(m->scope), (void *)a[4]);
+    meta.ringbuf_submit(m, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+static __always_inline int handle_step_begin(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct step_state s = {.begin = bpf_ktime_get_ns(), .step = a[0]};
+    steps.update(&pid, &s);
+    return 0;
+}
+
+static __always_inline int handle_step_end(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct step_state *s = steps.lookup(&pid);
+    if (!s) {
+        count_lost(LOST_UNPAIRED);
+        return 0;
+    }
+    struct msprof_event *e = reserve(pid, EV_STEP);
+    if (e) {
+        e->seq = a[0];
+        e->a0 = s->begin;
+        e->a3 = s->step;
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+    steps.delete(&pid);
+    return 0;
+}
+
+static __always_inline int handle_kernel_launch(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct msprof_event *e = reserve(pid, EV_KERNEL_LAUNCH);
+    if (e) {
+        e->a0 = a[0];
+        e->sub = a[1];
+        e->seq = a[2];
+        e->a3 = current_step(pid);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+    return 0;
+}
+
+static __always_inline int handle_kernel_end(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct msprof_event *e = reserve(pid, EV_KERNEL);
+    if (e) {
+        e->a0 = a[0];          /* op id */
+        e->sub = a[1];         /* stream */
+        e->seq = a[2];
+        e->a1 = a[3];          /* launch ns */
+        e->a2 = a[4];          /* begin ns */
+        e->a3 = current_step(pid);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+    return 0;
+}
+
+static __always_inline int mem_event(s64 *a, u16 type)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct msprof_event *e = reserve(pid, type);
+    if (e) {
+        e->a0 = a[0];
+        e->a1 = a[1];
+        e->a2 = a[2];
+        e->a3 = a[3];
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+    return 0;
+}
+
+static __always_inline int handle_mem_alloc(struct pt_regs *ctx, s64 *a)
+{
+    return mem_event(a, EV_MEM_ALLOC);
+}
+
+static __always_inline int handle_mem_free(struct pt_regs *ctx, s64 *a)
+{
+    return mem_event(a, EV_MEM_FREE);
+}
+
+/* comm_begin/comm_end(kind, bytes, group, peer, seq) */
+static __always_inline int handle_comm_begin(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct comm_key k = {.pid = pid, .kind = a[0], .seq = a[4]};
+    u64 now = bpf_ktime_get_ns();
+    if (open_comms.update(&k, &now))
+        count_lost(LOST_PAIR_MAP);
+    return 0;
+}
+
+static __always_inline int handle_comm_end(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    struct comm_key k = {.pid = pid, .kind = a[0], .seq = a[4]};
+    u64 *begin = open_comms.lookup(&k);
+    if (!begin) {
+        count_lost(LOST_UNPAIRED);
+        return 0;
+    }
+    struct msprof_event *e = reserve(pid, EV_COMM);
+    if (e) {
+        e->sub = a[0];
+        e->seq = a[4];
+        e->a0 = *begin;
+        e->a1 = a[1];
+        e->a2 = (a[2] << 32) | (u32)a[3];   /* group, peer */
+        e->a3 = current_step(pid);
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+    open_comms.delete(&k);
+    return 0;
+}

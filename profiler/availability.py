@@ -1,0 +1,70 @@
+"""Is the eBPF backend usable here, and if not, what is missing and how to fix it.
+
+Shared by ``msprof run`` (to fall back, or refuse to) and ``msprof doctor``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _mounted(path: str) -> bool:
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(line.split()[1] == path for line in f)
+    except OSError:
+        return False
+
+
+def checks() -> list[Check]:
+    out = []
+    root = os.geteuid() == 0
+    out.append(Check("root", root, f"euid {os.geteuid()}",
+                     "run as root (sudo msprof run ...): loading BPF programs needs CAP_BPF and CAP_PERFMON"))
+    try:
+        import bcc  # noqa: F401
+        out.append(Check("bcc", True, "BCC Python package importable"))
+    except Exception as e:  # ImportError, or libbcc failing to load
+        out.append(Check("bcc", False, f"cannot import bcc: {e}",
+                         "apt-get install python3-bpfcc bpfcc-tools, then rerun scripts/setup.sh "
+                         "(the virtualenv reaches bcc through a .pth file)"))
+    kv = platform.release()
+    build = f"/lib/modules/{kv}/build"
+    has_headers = (os.path.exists(os.path.join(build, "Makefile"))
+                   and os.path.exists(f"/lib/modules/{kv}/source/include/linux/kconfig.h")) \
+        or os.path.exists("/sys/kernel/kheaders.tar.xz")
+    out.append(Check("kernel headers", has_headers, build if has_headers else f"{build} missing",
+                     "apt-get install linux-headers-amd64 and link /lib/modules/$(uname -r)/{build,source} "
+                     "to it (scripts/setup.sh does both)"))
+    tracefs = _mounted("/sys/kernel/tracing") or _mounted("/sys/kernel/debug")
+    out.append(Check("tracefs", tracefs, "mounted" if tracefs else "not mounted",
+                     "mount -t tracefs nodev /sys/kernel/tracing"))
+    btf = os.path.exists("/sys/kernel/btf/vmlinux")
+    out.append(Check("kernel BTF", btf, "/sys/kernel/btf/vmlinux" if btf else "absent (optional)"))
+    try:
+        from msprof.profiler.library import runtime_probe_library
+        lib = runtime_probe_library()
+        out.append(Check("runtime probes", True, lib))
+    except Exception as e:
+        out.append(Check("runtime probes", False, str(e), "pip install -e . (builds msprof.runtime._usdt)"))
+    return out
+
+
+REQUIRED = ("root", "bcc", "kernel headers", "tracefs", "runtime probes")
+
+
+def unavailable_reason() -> str | None:
+    """None when eBPF can be used, else the first missing requirement."""
+    for c in checks():
+        if c.name in REQUIRED and not c.ok:
+            return f"{c.name}: {c.detail}"
+    return None

@@ -1,0 +1,104 @@
+"""The eBPF backend: loads probes/trace.c, attaches it, drains its rings.
+
+Attach happens before the profiled script starts: the USDT probes are
+attached by library path (kernel-managed semaphores), and the BPF program
+filters on a map of traced processes that starts with the collector's own
+pid and follows every fork, so the script's very first probe is seen.
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+import numpy as np
+
+from msprof.errors import MsprofError
+from msprof.probes import events
+from msprof.probes.usdt import entry_point, read_probes
+from msprof.profiler.attach import attach_usdt
+from msprof.profiler.library import runtime_probe_library
+from msprof.profiler.ringbuf import RingReader
+
+# Probes the trace program attaches: kernel_end alone describes a kernel
+# (it carries its launch and begin times), so launch/begin cost nothing.
+TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
+                "kernel_end", "mem_alloc", "mem_free", "comm_begin", "comm_end")
+TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit")
+LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full")
+
+EVENT_RING_BYTES = 16 << 20
+META_RING_BYTES = 1 << 20
+MAX_TRACED = 4096
+
+
+def program_text(library: str, probes=TRACE_PROBES) -> str:
+    """The complete BPF C program msprof loads (``msprof run --print-bpf``)."""
+    found = read_probes(library)
+    missing = [p for p in probes if p not in found]
+    if missing:
+        raise MsprofError(f"{library} lacks USDT probes: {', '.join(missing)}")
+    page = os.sysconf("SC_PAGE_SIZE")
+    parts = [
+        f"#define EVENT_RING_PAGES {EVENT_RING_BYTES // page}",
+        f"#define META_RING_PAGES {META_RING_BYTES // page}",
+        f"#define MAX_TRACED {MAX_TRACED}",
+        events.c_header(),
+        resources.files("msprof.probes").joinpath("trace.c").read_text(),
+    ]
+    parts += [entry_point(found[p], f"handle_{p}") for p in probes]
+    return "\n".join(parts)
+
+
+class EbpfBackend:
+    name = "ebpf"
+
+    def __init__(self, probes=TRACE_PROBES):
+        try:
+            from bcc import BPF
+        except ImportError as e:
+            raise MsprofError("BCC's Python package (python3-bpfcc) is not importable; "
+                              "run 'msprof doctor'") from e
+        self.library = runtime_probe_library()
+        self.probes = list(probes)
+        self._probe_sites = read_probes(self.library)
+        text = program_text(self.library, probes)
+        try:
+            self.bpf = BPF(text=text)
+        except Exception as e:  # bcc raises plain Exceptions on load failure
+            raise MsprofError(f"cannot load the BPF program: {e}") from e
+        self._links = []
+        try:
+            for p in probes:
+                fd = self.bpf.load_func(f"usdt_{p}".encode(), BPF.KPROBE).fd
+                self._links.append(attach_usdt(fd, self.library, self._probe_sites[p]))
+        except BaseException:
+            self.close()
+            raise
+        self.attached = [f"usdt:msrt:{p}" for p in probes] + [f"tracepoint:{t}" for t in TRACEPOINTS]
+        self.bpf["traced"][self.bpf["traced"].Key(os.getpid())] = self.bpf["traced"].Leaf(1)
+        self._events = RingReader(self.bpf["events"].map_fd, EVENT_RING_BYTES, events.EVENT)
+        self._meta = RingReader(self.bpf["meta"].map_fd, META_RING_BYTES, events.META)
+
+    def child_env(self) -> dict[str, str]:
+        return {}
+
+    def poll(self) -> tuple[np.ndarray, np.ndarray]:
+        """(meta records, event records) submitted since the last poll."""
+        return self._meta.read(), self._events.read()
+
+    def lost(self) -> dict[str, int]:
+        table = self.bpf["lost"]
+        return {cause: int(table[table.Key(i)].value) for i, cause in enumerate(LOST_CAUSES)}
+
+    def close(self) -> None:
+        for link in self._links:
+            link.close()
+        self._links = []
+        for reader in ("_events", "_meta"):
+            r = getattr(self, reader, None)
+            if r is not None:
+                r.close()
+                setattr(self, reader, None)
+        if getattr(self, "bpf", None) is not None:
+            self.bpf.cleanup()
+            self.bpf = None

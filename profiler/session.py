@@ -1,0 +1,192 @@
+"""One profiled run: attach, launch the script, drain until it ends, persist.
+
+``profile_run`` is what ``msprof run`` does once its options are parsed:
+choose a backend, open the profile directory, start the script (one
+process, or N ranks through mpiexec), drain the backend every DRAIN_S into
+the writer, pass signals on to the script, and close the directory with the
+script's exit status, the events counted and every lost event.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from msprof.errors import MsprofError
+from msprof.profiler import decode
+from msprof.profiler.availability import unavailable_reason
+from msprof.profiler.writer import ProfileWriter
+
+DRAIN_S = 0.01
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+@dataclass
+class RunStats:
+    """What the progress display and the final summary show."""
+    events: int = 0
+    lost: int = 0
+    ranks: int = 0
+    started: float = field(default_factory=time.monotonic)
+    rates: list = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@dataclass
+class RunResult:
+    path: str
+    exit_status: int
+    backend: str
+    fallback_reason: str | None
+    stats: RunStats
+    meta: dict
+
+
+def build_command(script: str, args: list[str], nprocs: int) -> list[str]:
+    if not os.path.exists(script):
+        raise MsprofError(f"script not found: {script}")
+    if os.path.isdir(script):
+        raise MsprofError(f"not a script: {script} is a directory")
+    if script.endswith(".py"):
+        cmd = [sys.executable, script, *args]
+    elif os.access(script, os.X_OK):
+        cmd = [os.path.abspath(script), *args]
+    else:
+        raise MsprofError(f"cannot run {script}: not a .py file nor executable")
+    if nprocs > 1:
+        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+        if mpiexec is None:
+            raise MsprofError("-n needs mpiexec (pip install mpich mpi4py)")
+        cmd = [mpiexec, "-n", str(nprocs), *cmd]
+    return cmd
+
+
+def choose_backend(requested: str, staging: str):
+    """(backend, fallback reason or None)."""
+    if requested not in ("auto", "ebpf", "inprocess"):
+        raise MsprofError(f"unknown backend {requested!r} (choose auto, ebpf or inprocess)")
+    if requested == "inprocess":
+        from msprof.profiler.inprocess import InprocessBackend
+        return InprocessBackend(staging), None
+    reason = unavailable_reason()
+    if reason is None:
+        from msprof.profiler.ebpf import EbpfBackend
+        try:
+            return EbpfBackend(), None
+        except MsprofError as e:
+            reason = str(e)
+    if requested == "ebpf":
+        raise MsprofError(f"eBPF backend unavailable ({reason}); see 'msprof doctor'", exit_code=3)
+    from msprof.profiler.inprocess import InprocessBackend
+    return InprocessBackend(staging), reason
+
+
+def _exit_status(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class _Collector:
+    """Decodes each drained batch into the writer and keeps the counts."""
+
+    def __init__(self, writer: ProfileWriter, stats: RunStats):
+        self.writer = writer
+        self.stats = stats
+        self.ranks = decode.RankMap()
+        self.rank_rows: dict[int, dict] = {}
+        self.pids: set[int] = set()
+        self.exits: dict[int, int] = {}
+
+    def take(self, meta, events) -> None:
+        if len(meta):
+            tables = decode.decode_meta(meta, self.ranks)
+            dev = tables.get("devices")
+            if dev is not None:
+                for row in dev.to_pylist():
+                    self.rank_rows[row["pid"]] = {"rank": row["rank"], "pid": row["pid"],
+                                                  "world_size": row["world_size"]}
+            self.pids.update(decode.forked_pids(meta))
+            self.writer.add(tables)
+        if len(events):
+            self.writer.add(decode.decode_events(events, self.ranks))
+            for pid, ts in decode.exited_pids(events):
+                self.exits[pid] = ts
+        self.stats.events += len(meta) + len(events)
+        self.stats.ranks = len(self.rank_rows)
+
+
+def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
+                nprocs: int = 1, on_tick=None) -> RunResult:
+    """Profile one run of ``script``; ``on_tick(stats)`` is called while it runs."""
+    if nprocs < 1:
+        raise MsprofError(f"-n must be at least 1 (got {nprocs})")
+    cmd = build_command(script, args, nprocs)
+    staging = os.path.join(out, ".inprocess")
+    chosen, fallback = choose_backend(backend, staging)
+    stats = RunStats()
+    writer = None
+    try:
+        writer = ProfileWriter(out, {
+            "command": [script, *args], "argv": cmd, "backend": chosen.name,
+            "mode": "trace", "probes": chosen.attached, "nprocs": nprocs,
+            "fallback_reason": fallback, "collector_pid": os.getpid(),
+            "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
+            "lost_events": 0, "exit_status": None,
+        })
+        collector = _Collector(writer, stats)
+        env = {**os.environ, **chosen.child_env()}
+        child = subprocess.Popen(cmd, env=env, process_group=0)
+        collector.pids.add(child.pid)
+
+        def forward(signum, _frame):
+            try:
+                os.killpg(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+        previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+        try:
+            last_tick = 0.0
+            while child.poll() is None:
+                collector.take(*chosen.poll())
+                now = time.monotonic()
+                if on_tick and now - last_tick >= 0.25:
+                    stats.lost = sum(chosen.lost().values())
+                    on_tick(stats)
+                    last_tick = now
+                time.sleep(DRAIN_S)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        collector.take(*chosen.poll())
+        collector.take(*chosen.poll())
+        lost = chosen.lost()
+        stats.lost = sum(lost.values())
+        status = _exit_status(child.returncode)
+        ranks = sorted(collector.rank_rows.values(), key=lambda r: r["rank"])
+        host = writer.meta["host"]
+        for r in ranks:
+            r["host"] = host
+        final = {
+            "end_ns": time.monotonic_ns(),
+            "exit_status": status,
+            "ranks": ranks,
+            "world_size": max((r["world_size"] for r in ranks), default=0),
+            "pids": sorted(collector.pids),
+            "lost_events": stats.lost,
+            "lost_by_cause": lost,
+            "events": stats.events,
+            "failed_ranks": [],
+        }
+        if status != 0 and nprocs == 1:
+            final["failed_ranks"] = [{**r, "exit_status": status} for r in ranks]
+        writer.close(**final)
+        return RunResult(out, status, chosen.name, fallback, stats, writer.meta)
+    finally:
+        chosen.close()

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sets up a bare Debian machine (as root) to build, run and test msprof with
+# its eBPF backend. Idempotent: every step checks before it acts.
+#   - Debian packages: BCC (python3-bpfcc, bpfcc-tools), kernel headers,
+#     <sys/sdt.h> (systemtap-sdt-dev)
+#   - /lib/modules/$(uname -r)/{build,source} linked to the installed headers
+#     (found at run time: their version changes with Debian's updates)
+#   - tracefs and debugfs mounted
+#   - a virtualenv in .venv that sees BCC's Python package (and nothing else
+#     of Debian's dist-packages), with msprof and its dependencies installed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${MSPROF_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+log() { printf '== %s\n' "$*" >&2; }
+
+need_pkgs=()
+for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 systemtap-sdt-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || need_pkgs+=("$pkg")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: installing ${need_pkgs[*]} needs root (try: sudo $0)" >&2
+        exit 1
+    fi
+    log "installing Debian packages: ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# Kernel headers for the running kernel: BCC compiles against
+# /lib/modules/$(uname -r)/build. The headers installed are Debian's, for its
+# own kernel; BPF programs here use only tracepoint arguments and helpers, so
+# any recent header set works (struct layouts are never read).
+KV=$(uname -r)
+if [ "$(id -u)" -eq 0 ] && { [ ! -e "/lib/modules/$KV/build/Makefile" ] || [ ! -e "/lib/modules/$KV/source/include/linux/kconfig.h" ]; }; then
+    hdr=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
+    common=$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$hdr" ] && [ -n "$common" ]; then
+        log "linking kernel headers $hdr for $KV"
+        mkdir -p "/lib/modules/$KV"
+        ln -sfn "$hdr" "/lib/modules/$KV/build"
+        ln -sfn "$common" "/lib/modules/$KV/source"
+    fi
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || true
+    mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug || true
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+# BCC's Python package is pure ctypes in Debian's dist-packages; the venv sees
+# it through a .pth naming a folder that holds only a link to it.
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+BCC_SRC=$(ls -d /usr/lib/python3/dist-packages/bcc 2>/dev/null || true)
+if [ -n "$BCC_SRC" ]; then
+    mkdir -p "$VENV/bcc-path"
+    ln -sfn "$BCC_SRC" "$VENV/bcc-path/bcc"
+    echo "$VENV/bcc-path" > "$SITE/msprof-bcc.pth"
+fi
+
+stamp="$VENV/.msprof-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+   || [ runtime/_usdt.c -nt "$stamp" ] || ! "$VENV/bin/python" -c 'import msprof.runtime._usdt' 2>/dev/null; then
+    log "installing msprof and its Python dependencies into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,mpi]"
+    touch "$stamp"
+fi
+log "ready: $VENV/bin/msprof"
