@@ -43,6 +43,10 @@ SCHEMAS = {
     ]),
 }
 
+# pyarrow imports pandas the first time it converts a numpy array; do it now,
+# not in the middle of a run, when a stalled drain would overflow the ring.
+pa.array(np.zeros(1, np.int64))
+
 # Index = collective kind code; the last entry names any code not in COMM_KINDS.
 _COMM_KIND_NAMES = np.array(
     [ev.COMM_KINDS.get(i, "unknown") for i in range(max(ev.COMM_KINDS) + 1)] + ["unknown"],
@@ -104,52 +108,49 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
     out = {}
     if len(recs) == 0:
         return out
-    types = recs["type"]
-    pid64 = recs["pid"].astype(np.int64)
-    rank = ranks.lookup(pid64)
-    pid = recs["pid"].astype(np.int32)
-    ts = recs["ts"].astype(np.int64)
+    # Plain contiguous columns first: arrow copies a strided field view one
+    # element at a time, and fancy-indexing the structured array is slower still.
+    col = {name: np.ascontiguousarray(recs[name]) for name in recs.dtype.names}
+    types = col["type"]
+    col["rank"] = ranks.lookup(col["pid"].astype(np.int64))
+    col["pid"] = col["pid"].astype(np.int32)
+    col["tid"] = col["tid"].astype(np.int32)
+    col["ts"] = col["ts"].astype(np.int64)
 
-    def pick(code):
-        return np.flatnonzero(types == code)
+    def rows(mask):
+        if mask.all():
+            return lambda name: col[name]
+        idx = np.flatnonzero(mask)
+        return (lambda name: col[name][idx]) if len(idx) else None
 
-    k = pick(ev.KERNEL)
-    if len(k):
-        r = recs[k]
-        out["kernels"] = pa.Table.from_arrays([
-            pa.array(rank[k]), pa.array(pid[k]), pa.array(r["tid"].astype(np.int32)),
-            pa.array(r["a0"]), pa.array(r["sub"].astype(np.int16)),
-            pa.array(r["seq"].astype(np.int64)), pa.array(r["a3"]),
-            pa.array(r["a1"]), pa.array(r["a2"]), pa.array(ts[k] - r["a2"]),
-        ], schema=SCHEMAS["kernels"])
-    m = np.flatnonzero((types == ev.MEM_ALLOC) | (types == ev.MEM_FREE))
-    if len(m):
-        r = recs[m]
-        sign = np.where(r["type"] == ev.MEM_FREE, -1, 1)
-        out["memory"] = pa.Table.from_arrays([
-            pa.array(rank[m]), pa.array(pid[m]), pa.array(ts[m]), pa.array(r["a0"]),
-            pa.array(r["a1"] * sign), pa.array(r["a2"]), pa.array(r["a3"]),
-        ], schema=SCHEMAS["memory"])
-    c = pick(ev.COMM)
-    if len(c):
-        r = recs[c]
-        kinds = r["sub"].astype(np.int64)
+    def table(name, arrays):
+        return pa.Table.from_arrays([pa.array(a) for a in arrays], schema=SCHEMAS[name])
+
+    r = rows(types == ev.KERNEL)
+    if r:
+        out["kernels"] = table("kernels", [
+            r("rank"), r("pid"), r("tid"), r("a0"), r("sub").astype(np.int16),
+            r("seq").astype(np.int64), r("a3"), r("a1"), r("a2"), r("ts") - r("a2")])
+    is_free = types == ev.MEM_FREE
+    r = rows((types == ev.MEM_ALLOC) | is_free)
+    if r:
+        sign = np.where(r("type") == ev.MEM_FREE, -1, 1)
+        out["memory"] = table("memory", [
+            r("rank"), r("pid"), r("ts"), r("a0"), r("a1") * sign, r("a2"), r("a3")])
+    r = rows(types == ev.COMM)
+    if r:
+        kinds = r("sub").astype(np.int64)
         names = _COMM_KIND_NAMES[np.minimum(kinds, len(_COMM_KIND_NAMES) - 1)]
-        packed = r["a2"]
+        packed = r("a2")
+        peer = (packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64)
         out["comms"] = pa.Table.from_arrays([
-            pa.array(rank[c]), pa.array(pid[c]), pa.array(r["tid"].astype(np.int32)),
-            pa.array(names.tolist(), pa.string()), pa.array(r["a1"]),
-            pa.array(packed >> 32), pa.array((packed & 0xFFFFFFFF).astype(np.uint32).view(np.int32).astype(np.int64)),
-            pa.array(r["seq"].astype(np.int64)), pa.array(r["a3"]),
-            pa.array(r["a0"]), pa.array(ts[c] - r["a0"]),
-        ], schema=SCHEMAS["comms"])
-    s = pick(ev.STEP)
-    if len(s):
-        r = recs[s]
-        out["steps"] = pa.Table.from_arrays([
-            pa.array(rank[s]), pa.array(pid[s]), pa.array(r["a3"]),
-            pa.array(r["a0"]), pa.array(ts[s] - r["a0"]),
-        ], schema=SCHEMAS["steps"])
+            pa.array(r("rank")), pa.array(r("pid")), pa.array(r("tid")),
+            pa.array(names.tolist(), pa.string()), pa.array(r("a1")), pa.array(packed >> 32),
+            pa.array(peer), pa.array(r("seq").astype(np.int64)), pa.array(r("a3")),
+            pa.array(r("a0")), pa.array(r("ts") - r("a0"))], schema=SCHEMAS["comms"])
+    r = rows(types == ev.STEP)
+    if r:
+        out["steps"] = table("steps", [r("rank"), r("pid"), r("a3"), r("a0"), r("ts") - r("a0")])
     return out
 
 

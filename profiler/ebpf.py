@@ -31,7 +31,7 @@ META_RING_BYTES = 1 << 20
 MAX_TRACED = 4096
 
 
-def program_text(library: str, probes=TRACE_PROBES) -> str:
+def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES) -> str:
     """The complete BPF C program msprof loads (``msprof run --print-bpf``)."""
     found = read_probes(library)
     missing = [p for p in probes if p not in found]
@@ -39,7 +39,7 @@ def program_text(library: str, probes=TRACE_PROBES) -> str:
         raise MsprofError(f"{library} lacks USDT probes: {', '.join(missing)}")
     page = os.sysconf("SC_PAGE_SIZE")
     parts = [
-        f"#define EVENT_RING_PAGES {EVENT_RING_BYTES // page}",
+        f"#define EVENT_RING_PAGES {event_ring_bytes // page}",
         f"#define META_RING_PAGES {META_RING_BYTES // page}",
         f"#define MAX_TRACED {MAX_TRACED}",
         events.c_header(),
@@ -52,7 +52,7 @@ def program_text(library: str, probes=TRACE_PROBES) -> str:
 class EbpfBackend:
     name = "ebpf"
 
-    def __init__(self, probes=TRACE_PROBES):
+    def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES):
         try:
             from bcc import BPF
         except ImportError as e:
@@ -61,7 +61,7 @@ class EbpfBackend:
         self.library = runtime_probe_library()
         self.probes = list(probes)
         self._probe_sites = read_probes(self.library)
-        text = program_text(self.library, probes)
+        text = program_text(self.library, probes, event_ring_bytes)
         try:
             self.bpf = BPF(text=text)
         except Exception as e:  # bcc raises plain Exceptions on load failure
@@ -76,7 +76,7 @@ class EbpfBackend:
             raise
         self.attached = [f"usdt:msrt:{p}" for p in probes] + [f"tracepoint:{t}" for t in TRACEPOINTS]
         self.bpf["traced"][self.bpf["traced"].Key(os.getpid())] = self.bpf["traced"].Leaf(1)
-        self._events = RingReader(self.bpf["events"].map_fd, EVENT_RING_BYTES, events.EVENT)
+        self._events = RingReader(self.bpf["events"].map_fd, event_ring_bytes, events.EVENT)
         self._meta = RingReader(self.bpf["meta"].map_fd, META_RING_BYTES, events.META)
 
     def child_env(self) -> dict[str, str]:

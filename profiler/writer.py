@@ -1,7 +1,10 @@
 """Streams decoded rows into a profile directory (docs/FORMAT.md).
 
 Rows are buffered per table and written as Parquet row groups once a table
-holds ROW_GROUP rows, so memory stays bounded however long the run.
+holds ROW_GROUP rows, so memory stays bounded however long the run.  The
+compression and the writes happen on a thread of their own (pyarrow releases
+the GIL there), so the drain loop never stalls behind a row group while the
+ring buffer fills.
 meta.json is written when the directory is opened (``complete: false``) and
 rewritten, atomically, when it is closed.
 """
@@ -9,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +23,8 @@ from msprof.errors import MsprofError
 from msprof.profiler.decode import SCHEMAS
 
 FORMAT_VERSION = 1
-ROW_GROUP = 256 * 1024
+ROW_GROUP = 128 * 1024
+QUEUED_BATCHES = 256  # backlog bound: beyond it the drain waits (and the ring may fill)
 
 
 class ProfileWriter:
@@ -46,16 +52,33 @@ class ProfileWriter:
             for name, schema in SCHEMAS.items()
         }
         self.write_meta()
+        self._queue: queue.Queue = queue.Queue(QUEUED_BATCHES)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_loop, name="msprof-writer", daemon=True)
+        self._thread.start()
 
     def add(self, tables: dict[str, pa.Table]) -> None:
+        if self._error:
+            raise MsprofError(f"cannot write the profile to {self.path}: {self._error}")
+        tables = {n: t for n, t in tables.items() if t.num_rows}
         for name, table in tables.items():
-            if table.num_rows == 0:
-                continue
-            self._pending[name].append(table)
-            self._pending_rows[name] += table.num_rows
             self.rows[name] += table.num_rows
-            if self._pending_rows[name] >= ROW_GROUP:
-                self._flush(name)
+        if tables:
+            self._queue.put(tables)
+
+    def _write_loop(self) -> None:
+        while True:
+            tables = self._queue.get()
+            if tables is None:
+                return
+            try:
+                for name, table in tables.items():
+                    self._pending[name].append(table)
+                    self._pending_rows[name] += table.num_rows
+                    if self._pending_rows[name] >= ROW_GROUP:
+                        self._flush(name)
+            except Exception as e:  # disk full, ...: reported by the next add/close
+                self._error = e
 
     def _flush(self, name: str) -> None:
         if self._pending[name]:
@@ -72,6 +95,10 @@ class ProfileWriter:
         os.replace(tmp, os.path.join(self.path, "meta.json"))
 
     def close(self, **final_meta) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error:
+            raise MsprofError(f"cannot write the profile to {self.path}: {self._error}")
         for name in SCHEMAS:
             self._flush(name)
             self._writers[name].close()

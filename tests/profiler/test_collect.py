@@ -1,0 +1,219 @@
+"""msprof run end to end on a probe workload with a known answer, with the
+real eBPF backend and with the in-process one."""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import MSPROF, run_msprof
+
+SCRIPTS = Path(__file__).parent / "scripts"
+TABLES = ("kernels", "ops", "memory", "comms", "steps", "devices")
+
+
+def load_tables(path):
+    return {t: pd.read_parquet(Path(path) / f"{t}.parquet") for t in TABLES}
+
+
+def check_toy_profile(path, steps, backend):
+    meta = json.loads((Path(path) / "meta.json").read_text())
+    assert meta["backend"] == backend
+    assert meta["complete"] is True
+    assert meta["lost_events"] == 0
+    assert meta["format_version"] == 1
+    assert meta["mode"] == "trace"
+    assert [r["rank"] for r in meta["ranks"]] == [0]
+    t = load_tables(path)
+    k = t["kernels"]
+    assert len(k) == 2 * steps
+    assert k["op_id"].tolist() == [1, 2] * steps
+    assert k["seq"].tolist() == list(range(2 * steps))
+    assert k["step"].tolist() == [s for s in range(steps) for _ in (0, 1)]
+    assert (k["start_ns"] - k["launch_ns"] == 1000).all()
+    assert (k["dur_ns"] >= 1000).all() and (k["dur_ns"] < 10_000_000).all()
+    assert (k["rank"] == 0).all()
+    ops = t["ops"].sort_values("op_id")
+    assert ops["name"].tolist() == ["MatMul-op1", "ReLU-op2"]
+    assert ops["scope"].tolist() == ["net/dense/MatMul-op1", "net/relu/ReLU-op2"]
+    assert ops["flops"].tolist() == [1000, 10]
+    m = t["memory"]
+    assert m["size"].tolist() == [256, -256] * steps
+    assert m["in_use"].tolist() == [256, 0] * steps
+    c = t["comms"]
+    assert c["kind"].tolist() == ["allreduce"] * steps
+    assert c["bytes"].tolist() == [1024] * steps
+    assert c["peer"].tolist() == [-1] * steps
+    assert c["seq"].tolist() == list(range(steps))
+    s = t["steps"]
+    assert s["step"].tolist() == list(range(steps))
+    assert (s["dur_ns"] > 0).all()
+    # every kernel of a step lies inside that step
+    merged = k.merge(s, on=["rank", "step"], suffixes=("", "_step"))
+    assert (merged["start_ns"] >= merged["start_ns_step"]).all()
+    assert (merged["start_ns"] + merged["dur_ns"] <= merged["start_ns_step"] + merged["dur_ns_step"]).all()
+    assert t["devices"]["world_size"].tolist() == [1]
+    return meta, t
+
+
+@pytest.mark.ebpf
+def test_ebpf_run_records_every_event(ebpf_ready, tmp_path):
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "toy.py", 25)
+    assert r.returncode == 0, r.stderr
+    meta, _ = check_toy_profile(out, 25, "ebpf")
+    assert "usdt:msrt:kernel_end" in meta["probes"]
+    assert "backend ebpf" in r.stderr
+
+
+def test_inprocess_run_records_the_same_events(tmp_path):
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "inprocess", SCRIPTS / "toy.py", 25)
+    assert r.returncode == 0, r.stderr
+    check_toy_profile(out, 25, "inprocess")
+    assert not (out / ".inprocess").exists()
+
+
+@pytest.mark.ebpf
+def test_both_backends_write_identical_tables_but_times(ebpf_ready, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_msprof("run", "-o", a, "--backend", "ebpf", SCRIPTS / "toy.py", 4).returncode == 0
+    assert run_msprof("run", "-o", b, "--backend", "inprocess", SCRIPTS / "toy.py", 4).returncode == 0
+    ta, tb = load_tables(a), load_tables(b)
+    for name in TABLES:
+        keep = [c for c in ta[name].columns
+                if not c.endswith("_ns") and c not in ("pid", "tid", "dur_ns")]
+        assert list(ta[name].columns) == list(tb[name].columns)
+        pd.testing.assert_frame_equal(ta[name][keep], tb[name][keep], check_dtype=True)
+
+
+@pytest.mark.ebpf
+def test_first_probe_of_the_script_is_not_missed(ebpf_ready, tmp_path):
+    # device_init and op_register fire right at start-up: attach must precede them.
+    for _ in range(3):
+        out = tmp_path / f"p{_}"
+        assert run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "toy.py", 1).returncode == 0
+        t = load_tables(out)
+        assert len(t["devices"]) == 1 and len(t["ops"]) == 2
+
+
+@pytest.mark.ebpf
+def test_high_rate_burst_is_lossless(ebpf_ready, tmp_path):
+    n = 200_000
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "burst.py", n)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    k = pd.read_parquet(out / "kernels.parquet")
+    assert len(k) + meta["lost_events"] == n
+    assert meta["lost_events"] == 0
+    assert k["seq"].tolist() == list(range(n))
+
+
+@pytest.mark.ebpf
+def test_a_full_ring_counts_every_lost_event(ebpf_ready, tmp_path):
+    """With a ring too small and nobody draining, what does not fit is counted."""
+    from msprof.profiler.ebpf import EbpfBackend
+
+    backend = EbpfBackend(event_ring_bytes=64 * 1024)
+    try:
+        n = 20_000
+        env = {**os.environ}
+        subprocess.run([str(Path(MSPROF).parent / "python"), str(SCRIPTS / "burst.py"), str(n)],
+                       check=True, env=env)
+        _, events = backend.poll()
+        lost = backend.lost()
+    finally:
+        backend.close()
+    kernels = (events["type"] == 1).sum()
+    assert lost["event_ring_full"] > 0
+    # every kernel record is accounted for: the step and exit records may be lost too
+    assert n <= kernels + lost["event_ring_full"] <= n + 2
+
+
+def test_missing_script_is_one_line_and_exit_2(tmp_path):
+    r = run_msprof("run", "-o", tmp_path / "p", tmp_path / "nope.py")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"msprof: error: script not found: {tmp_path / 'nope.py'}"]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
+def test_script_that_raises_passes_its_status_and_keeps_the_profile(backend, tmp_path, request):
+    if backend == "ebpf":
+        request.getfixturevalue("ebpf_ready")
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", backend, SCRIPTS / "raises.py")
+    assert r.returncode == 1
+    assert "RuntimeError: the model diverged" in r.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["exit_status"] == 1 and meta["complete"]
+    assert meta["failed_ranks"][0]["rank"] == 0
+
+
+@pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
+def test_script_killed_by_a_signal_exits_128_plus_signal(backend, tmp_path, request):
+    if backend == "ebpf":
+        request.getfixturevalue("ebpf_ready")
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", backend, SCRIPTS / "killed.py")
+    assert r.returncode == 128 + signal.SIGKILL
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["exit_status"] == 128 + signal.SIGKILL
+    assert len(pd.read_parquet(out / "devices.parquet")) == 1
+
+
+@pytest.mark.ebpf
+def test_ctrl_c_reaches_the_script_and_the_profile_is_saved(ebpf_ready, tmp_path):
+    out = tmp_path / "p"
+    p = subprocess.Popen([MSPROF, "run", "-o", str(out), "--backend", "ebpf",
+                          str(SCRIPTS / "sleeps.py")], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 42
+    assert p.stdout.read().strip() == "interrupted"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["exit_status"] == 42 and meta["complete"]
+
+
+def test_existing_profile_is_not_overwritten(tmp_path):
+    out = tmp_path / "p"
+    assert run_msprof("run", "-o", out, "--backend", "inprocess", SCRIPTS / "toy.py", 1).returncode == 0
+    r = run_msprof("run", "-o", out, "--backend", "inprocess", SCRIPTS / "toy.py", 1)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"msprof: error: {out} already holds a profile; choose another -o"]
+
+
+def _as_nobody(tmp_path):
+    os.chmod(tmp_path, 0o777)
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", MSPROF]
+
+
+@pytest.mark.ebpf
+def test_without_root_auto_falls_back_and_says_so(ebpf_ready, tmp_path):
+    out = tmp_path / "p"
+    r = subprocess.run([*_as_nobody(tmp_path), "run", "-o", str(out), str(SCRIPTS / "toy.py"), "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "eBPF unavailable (root: euid 65534); used the in-process backend" in r.stderr.replace("\n", " ")
+    check_toy_profile(out, 2, "inprocess")
+
+
+@pytest.mark.ebpf
+def test_without_root_backend_ebpf_refuses(ebpf_ready, tmp_path):
+    r = subprocess.run([*_as_nobody(tmp_path), "run", "-o", str(tmp_path / "p"), "--backend", "ebpf",
+                        str(SCRIPTS / "toy.py")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("msprof: error: eBPF backend unavailable (root:")
+
+
+def test_print_bpf_shows_the_program(tmp_path):
+    r = run_msprof("run", "--print-bpf", "x.py")
+    assert r.returncode == 0
+    assert "BPF_RINGBUF_OUTPUT(events" in r.stdout
+    assert "int usdt_kernel_end(struct pt_regs *ctx)" in r.stdout
