@@ -25,10 +25,32 @@ def _mounted(path: str) -> bool:
         return False
 
 
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def _effective_caps() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return 0
+
+
+def _bpf_privileged() -> tuple[bool, str]:
+    caps = _effective_caps()
+    has = lambda cap: bool(caps >> cap & 1)  # noqa: E731
+    if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
+        return True, f"euid {os.geteuid()}, CAP_BPF and CAP_PERFMON held"
+    return False, f"euid {os.geteuid()} without CAP_BPF+CAP_PERFMON (or CAP_SYS_ADMIN)"
+
+
 def checks() -> list[Check]:
     out = []
-    root = os.geteuid() == 0
-    out.append(Check("root", root, f"euid {os.geteuid()}",
+    ok, detail = _bpf_privileged()
+    out.append(Check("privileges", ok, detail,
                      "run as root (sudo msprof run ...): loading BPF programs needs CAP_BPF and CAP_PERFMON"))
     try:
         import bcc  # noqa: F401
@@ -59,7 +81,7 @@ def checks() -> list[Check]:
     return out
 
 
-REQUIRED = ("root", "bcc", "kernel headers", "tracefs", "runtime probes")
+REQUIRED = ("privileges", "bcc", "kernel headers", "tracefs", "runtime probes")
 
 
 def unavailable_reason() -> str | None:

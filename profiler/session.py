@@ -141,7 +141,10 @@ def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto"
         })
         collector = _Collector(writer, stats)
         env = {**os.environ, **chosen.child_env()}
-        child = subprocess.Popen(cmd, env=env, process_group=0)
+        try:
+            child = subprocess.Popen(cmd, env=env, process_group=0)
+        except OSError as e:
+            raise MsprofError(f"cannot start {cmd[0]}: {e.strerror}") from e
         collector.pids.add(child.pid)
 
         def forward(signum, _frame):
