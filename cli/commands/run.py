@@ -56,7 +56,7 @@ def run(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     if print_bpf:
         from msprof.profiler.ebpf import program_text
         from msprof.profiler.library import runtime_probe_library
