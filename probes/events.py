@@ -47,7 +47,7 @@ COMM_KINDS = {
 #     STEP           begin_ns, -, -, step
 #     COMM           begin_ns, bytes, group << 32 | peer (u32), step
 #                    (sub kind, seq seq)
-#     EXIT           -
+#     EXIT           exit_group() status (-1: none), last signal received (0: none)
 #   step is -1 outside a step.
 EVENT_FIELDS = [
     ("ts", "u8"), ("pid", "u4"), ("tid", "u4"),

@@ -111,6 +111,31 @@ TRACEPOINT_PROBE(task, task_newtask)
     return 0;
 }
 
+/* How a traced process ends: the status it passed to exit_group(), else the
+ * last signal sent to it (a process killed by a signal never calls it). */
+BPF_HASH(exit_codes, u32, s64, MAX_TRACED);
+BPF_HASH(signals, u32, s64, MAX_TRACED);
+
+TRACEPOINT_PROBE(syscalls, sys_enter_exit_group)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    s64 code = args->error_code & 0xff;
+    exit_codes.update(&pid, &code);
+    return 0;
+}
+
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+    u32 target = args->pid;
+    if (args->result != 0 || !traced.lookup(&target))
+        return 0;
+    s64 sig = args->sig;
+    signals.update(&target, &sig);
+    return 0;
+}
+
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 id = bpf_get_current_pid_tgid();
@@ -118,9 +143,17 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     if ((u32)id != pid || !traced.lookup(&pid))  /* only a process's last word */
         return 0;
     struct msprof_event *e = reserve(pid, EV_EXIT);
-    if (e)
+    if (e) {
+        s64 *code = exit_codes.lookup(&pid);
+        s64 *sig = signals.lookup(&pid);
+        e->a0 = code ? *code : -1;
+        e->a1 = sig ? *sig : 0;
         events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
     steps.delete(&pid);
+    exit_codes.delete(&pid);
+    signals.delete(&pid);
+    traced.delete(&pid);
     return 0;
 }
 

@@ -154,10 +154,15 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
     return out
 
 
-def exited_pids(recs: np.ndarray) -> list[tuple[int, int]]:
-    """(pid, ts) of EXIT records."""
-    e = recs[recs["type"] == ev.EXIT]
-    return [(int(p), int(t)) for p, t in zip(e["pid"], e["ts"])]
+def exited_pids(recs: np.ndarray) -> list[tuple[int, int, int | None]]:
+    """(pid, ts, exit status) of EXIT records; the status is 128+N for a
+    process killed by signal N, None where the backend could not tell."""
+    out = []
+    for rec in recs[recs["type"] == ev.EXIT]:
+        code, sig = int(rec["a0"]), int(rec["a1"])
+        status = code if code >= 0 else (128 + sig if sig > 0 else None)
+        out.append((int(rec["pid"]), int(rec["ts"]), status))
+    return out
 
 
 def forked_pids(meta: np.ndarray) -> list[int]:

@@ -23,7 +23,8 @@ from msprof.profiler.ringbuf import RingReader
 # (it carries its launch and begin times), so launch/begin cost nothing.
 TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
                 "kernel_end", "mem_alloc", "mem_free", "comm_begin", "comm_end")
-TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit")
+TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
+               "syscalls:sys_enter_exit_group", "signal:signal_generate")
 LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full")
 
 EVENT_RING_BYTES = 16 << 20

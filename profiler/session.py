@@ -115,10 +115,30 @@ class _Collector:
             self.writer.add(tables)
         if len(events):
             self.writer.add(decode.decode_events(events, self.ranks))
-            for pid, ts in decode.exited_pids(events):
-                self.exits[pid] = ts
+            for pid, ts, status in decode.exited_pids(events):
+                self.exits[pid] = status
         self.stats.events += len(meta) + len(events)
         self.stats.ranks = len(self.rank_rows)
+
+
+def failed_ranks(ranks: list[dict], exits: dict[int, int | None], status: int,
+                 nprocs: int) -> list[dict]:
+    """Ranks that did not exit 0, with their status where it is known.
+
+    A single-process run's rank exits with the script's status.  Otherwise a
+    rank's status comes from its EXIT record; a rank with no record at all
+    (its end was not seen) counts as failed when the run failed."""
+    out = []
+    for r in ranks:
+        if nprocs == 1:
+            st = status
+        elif r["pid"] in exits:
+            st = exits[r["pid"]]
+        else:
+            st = None if status != 0 else 0
+        if st != 0:
+            out.append({**r, "exit_status": st})
+    return out
 
 
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
@@ -182,13 +202,13 @@ def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto"
             "ranks": ranks,
             "world_size": max((r["world_size"] for r in ranks), default=0),
             "pids": sorted(collector.pids),
+            "exits": [{"pid": p, "exit_status": st} for p, st in sorted(collector.exits.items())],
             "lost_events": stats.lost,
             "lost_by_cause": lost,
             "events": stats.events,
             "failed_ranks": [],
         }
-        if status != 0 and nprocs == 1:
-            final["failed_ranks"] = [{**r, "exit_status": status} for r in ranks]
+        final["failed_ranks"] = failed_ranks(ranks, collector.exits, status, nprocs)
         writer.close(**final)
         return RunResult(out, status, chosen.name, fallback, stats, writer.meta)
     finally:

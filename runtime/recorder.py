@@ -62,7 +62,9 @@ class Recorder:
                     f.write(np.array(events, dtype=ev.EVENT).tobytes())
 
     def close(self) -> None:
-        self._event(ev.EXIT, 0, 0, 0, 0, 0, 0)
+        # The exit status is not known at interpreter exit: -1, as the eBPF
+        # backend records for a process that never called exit_group().
+        self._event(ev.EXIT, 0, 0, -1, 0, 0, 0)
         self.flush()
 
     # -- the hook points (same signatures as msprof.runtime._usdt) ----------

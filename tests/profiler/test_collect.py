@@ -153,6 +153,8 @@ def test_script_that_raises_passes_its_status_and_keeps_the_profile(backend, tmp
     meta = json.loads((out / "meta.json").read_text())
     assert meta["exit_status"] == 1 and meta["complete"]
     assert meta["failed_ranks"][0]["rank"] == 0
+    if backend == "ebpf":  # the status the process passed to exit_group()
+        assert meta["exits"] == [{"pid": meta["ranks"][0]["pid"], "exit_status": 1}]
 
 
 @pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
@@ -165,6 +167,8 @@ def test_script_killed_by_a_signal_exits_128_plus_signal(backend, tmp_path, requ
     meta = json.loads((out / "meta.json").read_text())
     assert meta["exit_status"] == 128 + signal.SIGKILL
     assert len(pd.read_parquet(out / "devices.parquet")) == 1
+    if backend == "ebpf":  # the kernel saw the signal end the process
+        assert meta["exits"] == [{"pid": meta["ranks"][0]["pid"], "exit_status": 137}]
 
 
 @pytest.mark.ebpf
