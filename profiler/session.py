@@ -49,22 +49,30 @@ class RunResult:
     meta: dict
 
 
-def build_command(script: str, args: list[str], nprocs: int) -> list[str]:
+def script_command(script: str, args: list[str]) -> list[str]:
+    """How to start ``script``: with this Python if it is a .py file."""
     if not os.path.exists(script):
         raise MsprofError(f"script not found: {script}")
     if os.path.isdir(script):
         raise MsprofError(f"not a script: {script} is a directory")
     if script.endswith(".py"):
-        cmd = [sys.executable, script, *args]
-    elif os.access(script, os.X_OK):
-        cmd = [os.path.abspath(script), *args]
-    else:
-        raise MsprofError(f"cannot run {script}: not a .py file nor executable")
+        return [sys.executable, script, *args]
+    if os.access(script, os.X_OK):
+        return [os.path.abspath(script), *args]
+    raise MsprofError(f"cannot run {script}: not a .py file nor executable")
+
+
+def mpiexec_path() -> str:
+    found = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if found is None:
+        raise MsprofError("-n needs mpiexec (pip install mpich mpi4py)")
+    return found
+
+
+def build_command(script: str, args: list[str], nprocs: int) -> list[str]:
+    cmd = script_command(script, args)
     if nprocs > 1:
-        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-        if mpiexec is None:
-            raise MsprofError("-n needs mpiexec (pip install mpich mpi4py)")
-        cmd = [mpiexec, "-n", str(nprocs), *cmd]
+        cmd = [mpiexec_path(), "-n", str(nprocs), *cmd]
     return cmd
 
 
@@ -143,21 +151,29 @@ def failed_ranks(ranks: list[dict], exits: dict[int, int | None], status: int,
 
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
                 nprocs: int = 1, on_tick=None) -> RunResult:
-    """Profile one run of ``script``; ``on_tick(stats)`` is called while it runs."""
+    """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
     if nprocs < 1:
         raise MsprofError(f"-n must be at least 1 (got {nprocs})")
     cmd = build_command(script, args, nprocs)
+    return profile_command(cmd, out, label=[script, *args], backend=backend,
+                           nprocs=nprocs, on_tick=on_tick)
+
+
+def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
+                    backend: str = "auto", nprocs: int = 1, on_tick=None,
+                    extra_meta: dict | None = None) -> RunResult:
+    """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while it runs."""
     staging = os.path.join(out, ".inprocess")
     chosen, fallback = choose_backend(backend, staging)
     stats = RunStats()
     writer = None
     try:
         writer = ProfileWriter(out, {
-            "command": [script, *args], "argv": cmd, "backend": chosen.name,
+            "command": label or cmd, "argv": cmd, "backend": chosen.name,
             "mode": "trace", "probes": chosen.attached, "nprocs": nprocs,
             "fallback_reason": fallback, "collector_pid": os.getpid(),
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
-            "lost_events": 0, "exit_status": None,
+            "lost_events": 0, "exit_status": None, **(extra_meta or {}),
         })
         collector = _Collector(writer, stats)
         env = {**os.environ, **chosen.child_env()}

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from msprof.profiler.session import RunStats, profile_run
+from msprof.profiler.session import RunStats, profile_command, profile_run
 
 
 def default_output() -> str:
@@ -54,6 +54,8 @@ def run(
     backend: Annotated[str, typer.Option(help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = "auto",
     print_bpf: Annotated[bool, typer.Option("--print-bpf", help="Print the BPF program msprof loads, and exit.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
+    hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
+    hostfile: Annotated[Optional[str], typer.Option("--hostfile", help="MPI hostfile naming the machines to run the ranks on.")] = None,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
     err = Console(stderr=True, soft_wrap=True)
@@ -63,16 +65,31 @@ def run(
         print(program_text(runtime_probe_library()))
         return
     out = output or default_output()
+    if hosts or hostfile:
+        from msprof.profiler.nodes import run_on_hosts
+        status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
+                                     hostfile=hostfile, backend=backend)
+        err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
+                  f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
+        raise typer.Exit(status)
+    result = _collect(err, quiet, lambda tick: profile_run(
+        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick))
+    _finish(result, err)
+
+
+def _collect(err: Console, quiet: bool, start):
     live = None
     if not quiet and err.is_terminal:
         live = Live(progress_line(RunStats()), console=err, refresh_per_second=4, transient=True)
         live.start()
     try:
-        result = profile_run(script, args or [], out, backend=backend, nprocs=nprocs,
-                             on_tick=(lambda s: live.update(progress_line(s))) if live else None)
+        return start((lambda s: live.update(progress_line(s))) if live else None)
     finally:
         if live:
             live.stop()
+
+
+def _finish(result, err: Console) -> None:
     if result.fallback_reason:
         err.print(f"msprof: eBPF unavailable ({result.fallback_reason}); "
                   "used the in-process backend")
@@ -80,6 +97,25 @@ def run(
     raise typer.Exit(result.exit_status)
 
 
+def collect(
+    command: Annotated[list[str], typer.Argument(help="Command to run and profile (after --).")],
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, ebpf or inprocess.")] = "auto",
+    label: Annotated[Optional[str], typer.Option(help="Name of this machine in a multi-machine job.")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
+) -> None:
+    """Profile the process tree of any COMMAND (one machine's share of a job)."""
+    err = Console(stderr=True, soft_wrap=True)
+    out = output or default_output()
+    result = _collect(err, quiet, lambda tick: profile_command(
+        command, out, backend=backend, nprocs=0, on_tick=tick,
+        extra_meta={"node": label} if label else None))
+    if not quiet:
+        _finish(result, err)
+    raise typer.Exit(result.exit_status)
+
+
 def register(app: typer.Typer) -> None:
-    app.command(context_settings={"allow_interspersed_args": False,
-                                  "ignore_unknown_options": True})(run)
+    settings = {"allow_interspersed_args": False, "ignore_unknown_options": True}
+    app.command(context_settings=settings)(run)
+    app.command(context_settings=settings)(collect)

@@ -1,0 +1,77 @@
+"""Profiling a job whose ranks run on several machines.
+
+One collector per machine, one profile directory per machine, merged by
+rank when the profile is read.  ``msprof run --hosts a,b`` (or
+``--hostfile``) starts the job with mpiexec (MPICH's hydra) and makes hydra
+reach every machine through ``msprof.profiler.remote`` instead of plain ssh:
+it runs hydra's proxy on each machine *under* ``msprof collect``, so the
+ranks that proxy starts are in that collector's process tree.  Each
+collector writes ``OUT/<host>/`` on its own machine; copy them into one
+folder (or keep a shared file system) and ``msprof report OUT`` reads them
+all.  msprof must be installed at the same path on every machine, as MPI
+already requires of the Python that runs the script.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+from msprof.errors import MsprofError
+from msprof.profiler.session import mpiexec_path, script_command
+
+JOB_FILE = "job.json"
+
+
+def _launcher(out: str) -> str:
+    """An executable hydra can call as its launcher (it takes one path)."""
+    path = os.path.join(out, ".msprof-launcher")
+    with open(path, "w") as f:
+        f.write(f"#!/bin/sh\nexec {sys.executable} -m msprof.profiler.remote \"$@\"\n")
+    os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    return path
+
+
+def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
+                 hosts: str | None, hostfile: str | None, backend: str) -> tuple[int, list[str]]:
+    """Run the job across machines; returns (exit status, node profile dirs)."""
+    if nprocs < 1:
+        raise MsprofError(f"-n must be at least 1 (got {nprocs})")
+    if hostfile and not os.path.isfile(hostfile):
+        raise MsprofError(f"hostfile not found: {hostfile}")
+    cmd = script_command(script, args)
+    out = os.path.abspath(out)
+    if os.path.exists(os.path.join(out, JOB_FILE)) or os.path.exists(os.path.join(out, "meta.json")):
+        raise MsprofError(f"{out} already holds a profile; choose another -o")
+    os.makedirs(out, exist_ok=True)
+    where = ["-f", hostfile] if hostfile else ["-hosts", hosts]
+    mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out),
+           "-n", str(nprocs), *cmd]
+    env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend}
+    started = time.time()
+    child = subprocess.Popen(mpi, env=env, process_group=0)
+
+    def forward(signum, _frame):
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        rc = child.wait()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    status = 128 - rc if rc < 0 else rc
+    nodes = sorted(d for d in os.listdir(out)
+                   if os.path.isfile(os.path.join(out, d, "meta.json")))
+    with open(os.path.join(out, JOB_FILE), "w") as f:
+        json.dump({"command": [script, *args], "argv": mpi, "hosts": hosts, "hostfile": hostfile,
+                   "nprocs": nprocs, "nodes": nodes, "exit_status": status,
+                   "started": started, "ended": time.time()}, f, indent=2)
+    return status, [os.path.join(out, n) for n in nodes]
