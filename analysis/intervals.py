@@ -1,0 +1,71 @@
+"""Vectorised interval arithmetic shared by the analyses: attributing
+intervals (kernels, collectives) to the step windows they overlap, and
+merging overlapping intervals into their union, per group."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def windows(steps: pd.DataFrame) -> pd.DataFrame:
+    """Step windows ``[win_start, win_end)`` per rank, sorted for joining."""
+    w = steps[["rank", "step", "start_ns", "dur_ns"]].rename(
+        columns={"step": "win_step", "start_ns": "win_start", "dur_ns": "win_ns"}
+    )
+    w = w.assign(win_end=w["win_start"] + w["win_ns"])
+    return w.sort_values("win_start", kind="stable").reset_index(drop=True)
+
+
+def clip_to_windows(iv: pd.DataFrame, win: pd.DataFrame) -> pd.DataFrame:
+    """Cuts intervals ``[start_ns, end_ns)`` (columns of ``iv``, plus ``rank``)
+    to the step windows of their rank.
+
+    An interval is matched with the window holding its start and the window
+    holding its end (two pieces when it crosses a step boundary; one that
+    spans three or more steps loses its middle).  Returns one row per
+    non-empty piece with ``iv``'s columns, the window's columns and the
+    clipped ``s``, ``e``.
+    """
+    cols = list(iv.columns)
+    if iv.empty or win.empty:
+        empty = iv.iloc[0:0].copy()
+        for c, dt in (("win_step", "int64"), ("win_start", "int64"), ("win_ns", "int64"),
+                      ("win_end", "int64"), ("s", "int64"), ("e", "int64")):
+            empty[c] = pd.Series(dtype=dt)
+        return empty
+    iv = iv.assign(_row=np.arange(len(iv)))
+    by_start = pd.merge_asof(
+        iv.sort_values("start_ns", kind="stable"), win,
+        left_on="start_ns", right_on="win_start", by="rank", direction="backward",
+    )
+    last = iv.assign(_last=iv["end_ns"] - 1).sort_values("_last", kind="stable")
+    by_end = pd.merge_asof(
+        last, win, left_on="_last", right_on="win_start", by="rank", direction="backward",
+    ).drop(columns="_last")
+    by_end = by_end.merge(by_start[["_row", "win_step"]], on="_row", how="left",
+                          suffixes=("", "_first"))
+    by_end = by_end[by_end["win_step"] != by_end["win_step_first"]].drop(columns="win_step_first")
+    pieces = pd.concat([by_start, by_end], ignore_index=True)
+    pieces = pieces[pieces["win_start"].notna()]
+    for c in ("win_step", "win_start", "win_ns", "win_end"):
+        pieces[c] = pieces[c].astype("int64")
+    s = np.maximum(pieces["start_ns"].to_numpy(), pieces["win_start"].to_numpy())
+    e = np.minimum(pieces["end_ns"].to_numpy(), pieces["win_end"].to_numpy())
+    pieces = pieces.assign(s=s, e=e)
+    pieces = pieces[pieces["e"] > pieces["s"]]
+    return pieces[cols + ["win_step", "win_start", "win_ns", "win_end", "s", "e"]].reset_index(drop=True)
+
+
+def union(pieces: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Merges overlapping ``[s, e)`` intervals within each ``keys`` group.
+
+    Returns ``(sorted, seg)``: the pieces sorted by group then ``s``, and for
+    each of their rows the id of the merged segment it belongs to (segments
+    are numbered in that order; touching intervals merge).
+    """
+    p = pieces.sort_values(keys + ["s"], kind="stable").reset_index(drop=True)
+    gk = p.groupby(keys, sort=False).ngroup()
+    reach = p["e"].groupby(gk).cummax()
+    before = reach.groupby(gk).shift()
+    new = before.isna() | (p["s"] > before)
+    return p, new.cumsum() - 1

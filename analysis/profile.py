@@ -1,0 +1,264 @@
+"""Opening profile directories: validation, lazy tables, merging by rank.
+
+``load(path)`` checks a directory against docs/FORMAT.md and returns a
+:class:`Profile`; every mistake (no such directory, no or corrupt meta.json,
+an unsupported format version, a missing or corrupt table) becomes one
+:class:`~msprof.errors.MsprofError` line.  Tables are read when first used.
+Several directories (one per node) load as one profile when their ranks are
+disjoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from msprof.analysis import breakdown as _breakdown
+from msprof.analysis import findings as _findings
+from msprof.analysis import opstats as _opstats
+from msprof.analysis import report as _report
+from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, REQUIRED
+from msprof.errors import MsprofError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _read_meta(root: Path) -> dict:
+    if not root.exists():
+        raise MsprofError(f"no such profile directory: {root}")
+    if not root.is_dir():
+        raise MsprofError(f"not a profile directory: {root} (not a directory)")
+    meta_path = root / "meta.json"
+    if not meta_path.is_file():
+        raise MsprofError(f"not a profile directory: {root} (no meta.json)")
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise MsprofError(f"cannot read {meta_path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise MsprofError(f"corrupt meta.json in {root}: not UTF-8 text") from None
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MsprofError(f"corrupt meta.json in {root}: {e.msg} at line {e.lineno}") from None
+    if not isinstance(meta, dict):
+        raise MsprofError(f"corrupt meta.json in {root}: not a JSON object")
+    version = meta.get("format_version")
+    if version is None:
+        raise MsprofError(f"corrupt meta.json in {root}: no format_version")
+    if version != FORMAT_VERSION:
+        raise MsprofError(
+            f"unsupported profile format version {version!r} in {root} "
+            f"(this msprof reads version {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def _check_table(root: Path, name: str) -> Path:
+    """Reads the table's footer only: a missing file, a damaged footer or a
+    missing column is found at load time, the rows are read on first use."""
+    path = root / f"{name}.parquet"
+    if not path.is_file():
+        raise MsprofError(f"corrupt profile {root}: no {name}.parquet")
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as e:
+        raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
+    missing = [c for c in REQUIRED[name] if c not in schema.names]
+    if missing:
+        raise MsprofError(f"corrupt table {path}: no column {', '.join(missing)}")
+    return path
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def _read_table(name: str, paths: Sequence[Path]) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        try:
+            df = pq.read_table(path).to_pandas()
+        except (pa.ArrowException, OSError) as e:
+            raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
+        frames.append(_conform(name, df))
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Gives the frame every column FORMAT.md lists, with its documented dtype
+    (extra columns are kept), so analyses never guess."""
+    for col, dtype in COLUMNS[name].items():
+        if col not in df.columns:
+            df[col] = DEFAULTS.get(col, 0)
+        if dtype == "object":
+            df[col] = df[col].astype(object).where(df[col].notna(), "")
+        elif str(df[col].dtype) != dtype:
+            df[col] = df[col].fillna(DEFAULTS.get(col, 0)).astype(dtype)
+    extra = [c for c in df.columns if c not in COLUMNS[name]]
+    return df[list(COLUMNS[name]) + extra]
+
+
+def _merge_meta(metas: list[dict], roots: list[Path]) -> dict:
+    if len(metas) == 1:
+        meta = dict(metas[0])
+        meta["sources"] = [str(roots[0])]
+        return meta
+    seen: dict[int, Path] = {}
+    for meta, root in zip(metas, roots):
+        for r in meta.get("ranks") or []:
+            rank = r.get("rank") if isinstance(r, dict) else None
+            if rank is None:
+                continue
+            if rank in seen:
+                raise MsprofError(
+                    f"cannot merge profiles: rank {rank} is in both {seen[rank]} and {root}"
+                )
+            seen[rank] = root
+    merged = dict(metas[0])
+    merged["host"] = ",".join(dict.fromkeys(str(m.get("host", "?")) for m in metas))
+    merged["ranks"] = sorted(
+        (r for m in metas for r in (m.get("ranks") or [])),
+        key=lambda r: r.get("rank", -1) if isinstance(r, dict) else -1,
+    )
+    merged["pids"] = [p for m in metas for p in (m.get("pids") or [])]
+    merged["probes"] = sorted({p for m in metas for p in (m.get("probes") or [])})
+    merged["lost_events"] = sum(int(m.get("lost_events") or 0) for m in metas)
+    causes: dict[str, int] = {}
+    for m in metas:
+        for cause, n in (m.get("lost_by_cause") or {}).items():
+            causes[cause] = causes.get(cause, 0) + int(n)
+    merged["lost_by_cause"] = causes
+    merged["events"] = sum(int(m.get("events") or 0) for m in metas)
+    statuses = [int(m.get("exit_status") or 0) for m in metas]
+    merged["exit_status"] = next((s for s in statuses if s != 0), 0)
+    merged["failed_ranks"] = [f for m in metas for f in (m.get("failed_ranks") or [])]
+    merged["complete"] = all(m.get("complete", True) for m in metas)
+    tables: dict[str, int] = {}
+    for m in metas:
+        for t, n in (m.get("tables") or {}).items():
+            tables[t] = tables.get(t, 0) + int(n)
+    merged["tables"] = tables
+    # Each node's CLOCK_MONOTONIC has its own origin: the window is only
+    # meaningful per source.
+    merged.pop("start_ns", None)
+    merged.pop("end_ns", None)
+    merged["sources"] = [str(r) for r in roots]
+    return merged
+
+
+class Profile:
+    """One profile: ``meta`` (the merged meta.json) and the tables as pandas
+    DataFrames, plus the analyses as methods.
+
+    Tables: ``kernels``, ``ops``, ``memory``, ``comms``, ``steps``,
+    ``devices`` (read on first use, cached).  ``ranks`` lists the ranks.
+    """
+
+    def __init__(self, meta: dict, paths: dict[str, list[Path]]):
+        self.meta = meta
+        self._paths = paths
+        self._cache: dict[str, pd.DataFrame] = {}
+
+    def __repr__(self) -> str:
+        return f"<Profile {', '.join(self.meta.get('sources', []))} ranks={self.ranks}>"
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A table by name (one of :data:`TABLES`)."""
+        if name not in self._paths:
+            raise MsprofError(f"no table {name!r} in profile (tables: {', '.join(self._paths)})")
+        if name not in self._cache:
+            self._cache[name] = _read_table(name, self._paths[name])
+        return self._cache[name]
+
+    kernels = property(lambda self: self.table("kernels"), doc="Executed kernels.")
+    ops = property(lambda self: self.table("ops"), doc="Registered operators.")
+    memory = property(lambda self: self.table("memory"), doc="Pool allocations and frees.")
+    comms = property(lambda self: self.table("comms"), doc="Collectives.")
+    steps = property(lambda self: self.table("steps"), doc="Training steps.")
+    devices = property(lambda self: self.table("devices"), doc="Device processes.")
+
+    @property
+    def ranks(self) -> list[int]:
+        """Ranks named by meta.json, or else seen in the steps/kernels tables."""
+        ranks = {r["rank"] for r in self.meta.get("ranks") or [] if isinstance(r, dict) and "rank" in r}
+        if not ranks:
+            ranks = set(self.steps["rank"].unique()) | set(self.kernels["rank"].unique())
+        return sorted(int(r) for r in ranks)
+
+    def check_rank(self, rank: int | None) -> None:
+        """Raises a one-line error when ``rank`` is not in this profile."""
+        if rank is not None and rank not in self.ranks:
+            listed = ", ".join(map(str, self.ranks)) or "none"
+            raise MsprofError(f"no rank {rank} in this profile (ranks: {listed})")
+
+    # Analyses: thin wrappers over the pure functions of their modules.
+
+    def op_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
+        """Per-operator statistics (see :func:`msprof.analysis.opstats.op_stats`)."""
+        self.check_rank(rank)
+        return _opstats.op_stats(self.kernels, self.ops, self.steps, rank=rank, per_rank=per_rank)
+
+    def type_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
+        """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`)."""
+        self.check_rank(rank)
+        return _opstats.type_stats(self.kernels, self.ops, self.steps, rank=rank, per_rank=per_rank)
+
+    def scope_stats(self, rank: int | None = None, per_rank: bool = False,
+                    depth: int | None = None) -> pd.DataFrame:
+        """Self and subtree time per scope prefix (:func:`msprof.analysis.opstats.scope_stats`)."""
+        self.check_rank(rank)
+        return _opstats.scope_stats(self.kernels, self.ops, rank=rank, per_rank=per_rank, depth=depth)
+
+    def step_breakdown(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank and step: busy, host gaps, idle, memory peak
+        (:func:`msprof.analysis.breakdown.step_breakdown`)."""
+        self.check_rank(rank)
+        return _breakdown.step_breakdown(self.kernels, self.steps, self.memory, self.comms, rank=rank)
+
+    def device_breakdown(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank, the mean step's breakdown
+        (:func:`msprof.analysis.breakdown.device_breakdown`)."""
+        self.check_rank(rank)
+        return _breakdown.device_breakdown(self.step_breakdown(rank), self.memory, rank=rank)
+
+    def gaps(self, rank: int | None = None) -> pd.DataFrame:
+        """Every stretch of a step with no kernel running
+        (:func:`msprof.analysis.breakdown.gaps`)."""
+        self.check_rank(rank)
+        return _breakdown.gaps(self.kernels, self.steps, rank=rank)
+
+    def findings(self, rank: int | None = None) -> list[dict]:
+        """Bottlenecks, most important first (:mod:`msprof.analysis.findings`)."""
+        self.check_rank(rank)
+        return _findings.findings(self, rank=rank)
+
+    def report(self, rank: int | None = None, top: int | None = None) -> dict:
+        """Everything ``msprof report`` shows, as data (:mod:`msprof.analysis.report`)."""
+        self.check_rank(rank)
+        return _report.build(self, rank=rank, top=top)
+
+
+def load(path: PathLike | Iterable[PathLike]) -> Profile:
+    """Opens a profile directory, or several (one per node) as one profile.
+
+    Raises :class:`~msprof.errors.MsprofError` with one line for anything
+    that is not a readable profile of a supported format version.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        roots = [Path(path)]
+    else:
+        roots = [Path(p) for p in path]
+        if not roots:
+            raise MsprofError("no profile directory given")
+    metas = [_read_meta(root) for root in roots]
+    paths = {name: [_check_table(root, name) for root in roots] for name in COLUMNS}
+    return Profile(_merge_meta(metas, roots), paths)

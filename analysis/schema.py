@@ -1,0 +1,56 @@
+"""The tables of a profile directory (docs/FORMAT.md, format version 1), as
+the reader sees them: which files must exist, which columns each must carry,
+and the dtype every column is read as."""
+from __future__ import annotations
+
+FORMAT_VERSION = 1
+
+# Every table FORMAT.md lists, with its columns and dtypes.  A reader needs the
+# columns of DESIGN.md's minimum contract (REQUIRED); the others are filled
+# with a neutral value when an older or foreign writer left them out.
+COLUMNS: dict[str, dict[str, str]] = {
+    "kernels": {
+        "rank": "int32", "pid": "int32", "tid": "int32", "op_id": "int64",
+        "stream": "int16", "seq": "int64", "step": "int64",
+        "launch_ns": "int64", "start_ns": "int64", "dur_ns": "int64",
+    },
+    "ops": {
+        "rank": "int32", "op_id": "int64", "graph_id": "int64", "name": "object",
+        "type": "object", "scope": "object", "flops": "int64", "bytes": "int64",
+    },
+    "memory": {
+        "rank": "int32", "pid": "int32", "ts_ns": "int64", "addr": "int64",
+        "size": "int64", "op_id": "int64", "in_use": "int64",
+    },
+    "comms": {
+        "rank": "int32", "pid": "int32", "tid": "int32", "kind": "object",
+        "bytes": "int64", "group": "int64", "peer": "int64", "seq": "int64",
+        "step": "int64", "start_ns": "int64", "dur_ns": "int64",
+    },
+    "steps": {
+        "rank": "int32", "pid": "int32", "step": "int64", "start_ns": "int64",
+        "dur_ns": "int64",
+    },
+    "devices": {
+        "rank": "int32", "pid": "int32", "world_size": "int32", "kind": "int32",
+        "init_ns": "int64",
+    },
+}
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "kernels": ("rank", "op_id", "stream", "step", "start_ns", "dur_ns"),
+    "ops": ("op_id", "name", "type", "scope", "flops", "bytes"),
+    "memory": ("rank", "ts_ns", "addr", "size", "op_id", "in_use"),
+    "comms": ("rank", "kind", "bytes", "seq", "peer", "start_ns", "dur_ns"),
+    "steps": ("rank", "step", "start_ns", "dur_ns"),
+    "devices": ("rank",),
+}
+
+# Value given to a column a writer left out.  launch_ns -1 means "unknown".
+DEFAULTS: dict[str, object] = {
+    "rank": -1, "pid": -1, "tid": -1, "seq": -1, "step": -1, "launch_ns": -1,
+    "graph_id": -1, "group": -1, "world_size": -1, "kind": -1, "init_ns": -1,
+    "name": "", "type": "", "scope": "",
+}
+
+META_REQUIRED = ("format_version",)
