@@ -130,11 +130,12 @@ def dominant_op(ops: pd.DataFrame) -> list[dict]:
     if top["share"] < DOMINANT_SHARE or len(ops) < 2:
         return []
     per_step = top["per_step_ns"] if pd.notna(top["per_step_ns"]) else 0
-    rate = f", {fmt_rate(top['gflops'])} GFLOP/s" if pd.notna(top["gflops"]) else ""
+    details = ([f"{fmt_ns(per_step)}/step"] if per_step else []) + (
+        [f"{fmt_rate(top['gflops'])} GFLOP/s"] if pd.notna(top["gflops"]) else [])
     return [_finding(
         "dominant_op", "info", [], [top["name"]], per_step,
-        f"{top['name']} ({top['type']}) takes {top['share']:.0%} of kernel time "
-        f"({fmt_ns(per_step)}/step{rate})",
+        f"{top['name']} ({top['type']}) takes {top['share']:.0%} of kernel time"
+        + (f" ({', '.join(details)})" if details else ""),
         share=float(top["share"]))]
 
 

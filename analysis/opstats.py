@@ -92,9 +92,8 @@ def _aggregate(k: pd.DataFrame, keys: list[str], steps: pd.DataFrame,
         bytes_total=("bytes", "sum"),
         ranks=("rank", "nunique"),
     )
-    q = g["dur_ns"].quantile([0.5, 0.99]).unstack()
-    out["p50_ns"] = q[0.5]
-    out["p99_ns"] = q[0.99]
+    out["p50_ns"] = g["dur_ns"].quantile(0.5)
+    out["p99_ns"] = g["dur_ns"].quantile(0.99)
     out["self_ns"] = out["total_ns"]
     out = out.reset_index()
 

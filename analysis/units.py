@@ -4,8 +4,9 @@ from __future__ import annotations
 import math
 
 
-def fmt_ns(ns) -> str:
-    """``1234567`` -> ``"1.23 ms"``; blank for a missing value."""
+def fmt_ns(ns, sep: str = " ") -> str:
+    """``1234567`` -> ``"1.23 ms"`` (``sep`` between number and unit);
+    blank for a missing value."""
     if ns is None or (isinstance(ns, float) and math.isnan(ns)):
         return ""
     try:
@@ -17,11 +18,11 @@ def fmt_ns(ns) -> str:
     a = abs(ns)
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
         if a >= scale:
-            return f"{ns / scale:.3g} {unit}" if a / scale < 100 else f"{ns / scale:.0f} {unit}"
-    return f"{ns:.0f} ns"
+            return f"{ns / scale:.3g}{sep}{unit}" if a / scale < 100 else f"{ns / scale:.0f}{sep}{unit}"
+    return f"{ns:.0f}{sep}ns"
 
 
-def fmt_bytes(n) -> str:
+def fmt_bytes(n, sep: str = " ") -> str:
     """``1536`` -> ``"1.5 KiB"``; blank for a missing value."""
     try:
         if n is None or n != n:  # NaN or NA
@@ -31,8 +32,8 @@ def fmt_bytes(n) -> str:
         return ""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}" if abs(n) / scale < 100 else f"{n / scale:.0f} {unit}"
-    return f"{n:.0f} B"
+            return f"{n / scale:.3g}{sep}{unit}" if abs(n) / scale < 100 else f"{n / scale:.0f}{sep}{unit}"
+    return f"{n:.0f}{sep}B"
 
 
 def fmt_ranks(ranks) -> str:

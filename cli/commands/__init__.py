@@ -1,0 +1,1 @@
+"""One module per ``msprof`` subcommand, each exposing ``register(app)``."""

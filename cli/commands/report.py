@@ -1,0 +1,48 @@
+"""``msprof report``: per-operator statistics, the per-device step
+breakdown and the ranked findings of a profile directory."""
+from __future__ import annotations
+
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+import msprof
+from msprof.cli.reporters import json as json_reporter
+from msprof.cli.reporters import table as table_reporter
+from msprof.errors import MsprofError
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def report(
+    dirs: Annotated[list[Path], typer.Argument(
+        metavar="DIR", help="Profile directory; several (one per node) merge by rank.")],
+    format: Annotated[Format, typer.Option(
+        "--format", "-f", help="table (for people) or json (one document, for tools).")] = Format.table,
+    rank: Annotated[Optional[int], typer.Option(
+        "--rank", "-r", help="Only this rank.")] = None,
+    top: Annotated[int, typer.Option(
+        "--top", "-k", help="Operators to list, by total time (0: all).")] = 15,
+    steps: Annotated[bool, typer.Option(
+        "--steps", help="Also list every step's breakdown (table format).")] = False,
+) -> None:
+    """Bottleneck report: operators, per-device step breakdown, findings."""
+    if top < 0:
+        raise MsprofError(f"--top must be 0 or more, not {top}")
+    profile = msprof.load(dirs[0] if len(dirs) == 1 else dirs)
+    doc = profile.report(rank=rank, top=top or None)
+    if format is Format.json:
+        json_reporter.render(doc, sys.stdout)
+    else:
+        table_reporter.render(doc, Console(), steps=steps)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)

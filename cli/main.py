@@ -1,0 +1,88 @@
+"""The ``msprof`` console script: the Typer app, its commands, and the one
+place where a user mistake (:class:`~msprof.errors.MsprofError`) becomes a
+single ``msprof: error: ...`` line and an exit status."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+import msprof
+from msprof.errors import MsprofError
+
+app = typer.Typer(
+    name="msprof",
+    help="eBPF profiler for deep-learning training: run records a profile "
+    "directory, the other commands read one.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"msprof {msprof.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """eBPF profiler for deep-learning training."""
+
+
+def _unavailable(name: str, why: str):
+    def command() -> None:
+        raise MsprofError(f"'msprof {name}' is unavailable: {why}")
+    command.__doc__ = f"(unavailable: {why})"
+    return command
+
+
+def _register(name: str) -> None:
+    """Adds the command defined in ``msprof.cli.commands.<name>``; a command
+    whose module is absent is left out, one that cannot be imported says so
+    when used."""
+    module = f"msprof.cli.commands.{name}"
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            return
+        app.command(name)(_unavailable(name, f"missing module {e.name}"))
+        return
+    except ImportError as e:
+        app.command(name)(_unavailable(name, str(e).splitlines()[0]))
+        return
+    mod.register(app)
+
+
+for _name in ("run", "report", "doctor"):
+    _register(_name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    try:
+        app(args=argv, prog_name="msprof")
+    except MsprofError as e:
+        print(f"msprof: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("msprof: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `msprof report ... | head`: the reader left; nothing to report, and
+        # Python's final flush of stdout must not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
+if __name__ == "__main__":
+    main()
