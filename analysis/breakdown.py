@@ -104,8 +104,8 @@ def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None) ->
     """
     steps = _select(steps, rank)
     win = windows(steps)
-    _, g = _segments(_select(kernels, rank), win)
-    busy_steps = g[["rank", "step"]].drop_duplicates()
+    segs, g = _segments(_select(kernels, rank), win)
+    busy_steps = segs[["rank", "step"]].drop_duplicates()
     empty = win.merge(busy_steps, left_on=["rank", "win_step"], right_on=["rank", "step"],
                       how="left", indicator=True)
     empty = empty[empty["_merge"] == "left_only"]
