@@ -76,9 +76,9 @@ class EbpfBackend:
             self.close()
             raise
         self.attached = [f"usdt:msrt:{p}" for p in probes] + [f"tracepoint:{t}" for t in TRACEPOINTS]
-        self.bpf["traced"][self.bpf["traced"].Key(os.getpid())] = self.bpf["traced"].Leaf(1)
-        self._events = RingReader(self.bpf["events"].map_fd, event_ring_bytes, events.EVENT)
-        self._meta = RingReader(self.bpf["meta"].map_fd, META_RING_BYTES, events.META)
+        self.bpf[b"traced"][self.bpf[b"traced"].Key(os.getpid())] = self.bpf[b"traced"].Leaf(1)
+        self._events = RingReader(self.bpf[b"events"].map_fd, event_ring_bytes, events.EVENT)
+        self._meta = RingReader(self.bpf[b"meta"].map_fd, META_RING_BYTES, events.META)
 
     def child_env(self) -> dict[str, str]:
         return {}
@@ -88,7 +88,7 @@ class EbpfBackend:
         return self._meta.read(), self._events.read()
 
     def lost(self) -> dict[str, int]:
-        table = self.bpf["lost"]
+        table = self.bpf[b"lost"]
         return {cause: int(table[table.Key(i)].value) for i, cause in enumerate(LOST_CAUSES)}
 
     def close(self) -> None:

@@ -5,8 +5,8 @@ import time
 from msprof.runtime import hooks
 
 hooks.device_init(0, 1, hooks.DEVICE_CPU)
-print("ready", flush=True)
 try:
+    print("ready", flush=True)
     time.sleep(60)
 except KeyboardInterrupt:
     print("interrupted", flush=True)

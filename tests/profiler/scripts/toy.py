@@ -12,8 +12,9 @@ for step in range(steps):
     hooks.step_begin(step)
     hooks.mem_alloc(4096, 256, 1, 256)
     for i, op in enumerate((1, 2)):
-        t = hooks.now_ns()
-        hooks.kernel_end(op, 0, step * 2 + i, t - 2000, t - 1000)
+        launch = hooks.now_ns()
+        begin = hooks.now_ns()
+        hooks.kernel_end(op, 0, step * 2 + i, launch, begin)
     hooks.mem_free(4096, 256, 1, 0)
     hooks.comm_begin(0, 1024, 0, -1, step)
     hooks.comm_end(0, 1024, 0, -1, step)
