@@ -1,0 +1,70 @@
+"""The table reporter rendered at a fixed width, as text."""
+from __future__ import annotations
+
+from io import StringIO
+
+from rich.console import Console
+
+import profiles
+
+import msprof
+from msprof.cli.reporters import table
+
+
+def _text(renderable, width=80) -> str:
+    console = Console(width=width, file=StringIO(), color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def test_ops_table_at_80_columns(ref):
+    out = _text(table.ops_table(ref.op_stats()))
+    lines = out.splitlines()
+    assert lines[0].rstrip() == "Operators (kernel time)"
+    assert lines[1].split() == ["operator", "calls", "total", "self", "mean", "p50", "p99",
+                                "share", "GFLOP/s"]
+    assert lines[3].split() == ["MatMul-op1", "4", "1.1us", "1.1us", "275ns", "250ns",
+                                "397ns", "71.0%", "10,000"]
+    assert lines[4].split() == ["ReLU-op2", "4", "350ns", "350ns", "88ns", "100ns", "100ns",
+                                "22.6%"]
+    assert max(map(len, lines)) <= 80
+
+
+def test_devices_table(ref):
+    lines = _text(table.devices_table(ref.device_breakdown())).splitlines()
+    assert lines[1].split() == ["rank", "steps", "step", "kernel", "host", "gaps", "idle",
+                                "mem", "peak"]
+    assert lines[3].split() == ["0", "2", "1us", "550ns", "55%", "75ns", "8%", "375ns", "38%",
+                                "3.91KiB"]
+    assert lines[4].split() == ["1", "2", "1us", "150ns", "15%", "350ns", "35%", "500ns", "50%",
+                                "2KiB"]
+
+
+def test_full_report_fits_80_columns_and_has_every_part(ref):
+    console = Console(width=80, file=StringIO(), color_system=None)
+    table.render(ref.report(), console, steps=True)
+    out = console.file.getvalue()
+    assert max(map(len, out.splitlines())) <= 80
+    for title in ("command", "Operators", "Devices", "Steps", "Findings"):
+        assert title in out
+    assert "WARNING" not in out
+
+
+def test_long_operator_names_are_cut_not_wrapped(ref):
+    stats = ref.op_stats()
+    stats.loc[0, "name"] = "net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
+    lines = _text(table.ops_table(stats)).splitlines()
+    assert len(lines) == 6 and "…" in lines[3]
+
+
+def test_no_findings_says_so():
+    assert _text(table.findings_table([])).strip() == "Findings: none; nothing stands out."
+
+
+def test_header_shows_lost_events(tmp_path):
+    p = msprof.load(profiles.write_profile(
+        tmp_path / "p", profiles.base_meta(lost_events=1234, lost_by_cause={"ringbuf_full": 1234},
+                                            exit_status=137)))
+    out = _text(table.header(p.meta))
+    assert "1,234 LOST (ringbuf_full 1,234)" in out
+    assert "exit status  137" in out
