@@ -1,0 +1,57 @@
+"""A job across machines: one collector and one profile directory per machine,
+merged by rank when read.  Every "machine" here is this one: a stand-in for
+ssh runs hydra's proxy locally, under its own `msprof collect`."""
+import json
+from pathlib import Path
+
+import pytest
+
+import msprof
+from conftest import run_msprof
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+@pytest.mark.ebpf
+def test_two_collectors_one_directory_each_merged_by_rank(ebpf_ready, tmp_path):
+    out = tmp_path / "job"
+    r = run_msprof("run", "-n", 2, "--hosts", "nodeA,nodeB", "-o", out, "--backend", "ebpf",
+                   SCRIPTS / "mpi_toy.py", 3,
+                   env={"MSPROF_REMOTE_SHELL": str(SCRIPTS / "localshell")})
+    assert r.returncode == 0, r.stderr
+    job = json.loads((out / "job.json").read_text())
+    assert job["nodes"] == ["nodeA", "nodeB"] and job["exit_status"] == 0
+    metas = {n: json.loads((out / n / "meta.json").read_text()) for n in job["nodes"]}
+    # each collector saw exactly the rank its machine ran, and nothing else
+    assert [m["ranks"][0]["rank"] for m in metas.values()] == [0, 1]
+    assert all(len(m["ranks"]) == 1 and m["backend"] == "ebpf" for m in metas.values())
+    assert all(m["lost_events"] == 0 for m in metas.values())
+    assert {m["node"] for m in metas.values()} == {"nodeA", "nodeB"}
+    prof = msprof.load([out / "nodeA", out / "nodeB"])
+    assert sorted(prof.kernels["rank"].unique()) == [0, 1]
+    assert len(prof.kernels) == 2 * 3
+    comms = prof.comms.sort_values(["seq", "rank"])
+    # the same allreduce, matched across ranks by seq, same size on both
+    assert comms.groupby("seq")["rank"].apply(list).tolist() == [[0, 1]] * 3
+    assert (comms["bytes"] == 4096).all()
+
+
+@pytest.mark.ebpf
+def test_a_failing_rank_on_one_machine_fails_the_job(ebpf_ready, tmp_path):
+    out = tmp_path / "job"
+    r = run_msprof("run", "-n", 2, "--hosts", "nodeA,nodeB", "-o", out, "--backend", "ebpf",
+                   SCRIPTS / "mpi_toy.py", 2, 1,
+                   env={"MSPROF_REMOTE_SHELL": str(SCRIPTS / "localshell")})
+    assert r.returncode != 0
+    job = json.loads((out / "job.json").read_text())
+    assert job["exit_status"] == r.returncode
+    failed = [f for n in job["nodes"]
+              for f in json.loads((out / n / "meta.json").read_text())["failed_ranks"]]
+    assert [(f["rank"], f["exit_status"]) for f in failed] == [(1, 5)]
+
+
+def test_hostfile_must_exist(tmp_path):
+    r = run_msprof("run", "-n", 2, "--hostfile", tmp_path / "hosts", "-o", tmp_path / "j",
+                   SCRIPTS / "mpi_toy.py")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"msprof: error: hostfile not found: {tmp_path / 'hosts'}"
