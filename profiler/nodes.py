@@ -41,6 +41,8 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
     """Run the job across machines; returns (exit status, node profile dirs)."""
     if nprocs < 1:
         raise MsprofError(f"-n must be at least 1 (got {nprocs})")
+    if not (hosts or hostfile):
+        raise MsprofError("a multi-machine run needs --hosts or --hostfile")
     if hostfile and not os.path.isfile(hostfile):
         raise MsprofError(f"hostfile not found: {hostfile}")
     cmd = script_command(script, args)

@@ -22,6 +22,9 @@ from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.writer import ProfileWriter
 
 DRAIN_S = 0.01
+# Ranks on one machine: each is a process of the traced tree (the BPF map of
+# traced processes holds MAX_TRACED entries, with room for launchers).
+MAX_LOCAL_RANKS = 256
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -149,11 +152,18 @@ def failed_ranks(ranks: list[dict], exits: dict[int, int | None], status: int,
     return out
 
 
+def check_nprocs(nprocs: int, limit: int = MAX_LOCAL_RANKS) -> None:
+    if nprocs < 1:
+        raise MsprofError(f"-n must be at least 1 (got {nprocs})")
+    if nprocs > limit:
+        raise MsprofError(f"-n {nprocs} is more ranks than one machine can hold here "
+                          f"(at most {limit}); spread them with --hosts/--hostfile")
+
+
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
                 nprocs: int = 1, on_tick=None) -> RunResult:
     """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
-    if nprocs < 1:
-        raise MsprofError(f"-n must be at least 1 (got {nprocs})")
+    check_nprocs(nprocs)
     cmd = build_command(script, args, nprocs)
     return profile_command(cmd, out, label=[script, *args], backend=backend,
                            nprocs=nprocs, on_tick=on_tick)

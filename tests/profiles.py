@@ -166,3 +166,28 @@ def clean(root, ranks=(0, 1)) -> Path:
                 kernels.append(_k(r, 1 + i % 2, t0 - 500, t0 + 200 * i, 200, st))
     ops = [o for r in ranks for o in _ops(r)[:2]]
     return write_profile(root, base_meta(ranks), kernels=kernels, ops=ops, steps=steps)
+
+
+# Fixtures over these scenarios; test modules import them by name.
+
+import pytest  # noqa: E402
+
+import msprof  # noqa: E402
+
+
+@pytest.fixture
+def ref_dir(tmp_path):
+    """The ``reference`` profile directory, written afresh."""
+    return reference(tmp_path / "ref")
+
+
+@pytest.fixture
+def ref(ref_dir):
+    """The ``reference`` profile, loaded."""
+    return msprof.load(ref_dir)
+
+
+@pytest.fixture
+def clean_profile(tmp_path):
+    """The ``clean`` profile, loaded."""
+    return msprof.load(clean(tmp_path / "clean"))

@@ -5,6 +5,7 @@ import profiles
 
 import msprof
 from msprof.analysis import findings as fnd
+from profiles import clean_profile, ref  # noqa: F401  (fixtures)
 
 CONTRACT = {"kind", "ranks", "ops", "impact_ns", "message"}
 
@@ -22,8 +23,8 @@ def test_reference_findings_ranked(ref):
     assert fs[3]["ops"] == ["MatMul-op1"] and fs[3]["severity"] == "info"
 
 
-def test_clean_profile_raises_no_alarm(clean):
-    fs = clean.findings()
+def test_clean_profile_raises_no_alarm(clean_profile):
+    fs = clean_profile.findings()
     assert all(f["severity"] == "info" for f in fs)
     assert {f["kind"] for f in fs} <= {"dominant_op"}
 

@@ -253,3 +253,15 @@ def test_live_progress_in_a_terminal(tmp_path):
     text = seen.decode(errors="replace")
     assert "collecting" in text and "events" in text and "/s" in text and "lost 0" in text
     assert os.waitstatus_to_exitcode(status) == 42
+
+
+@pytest.mark.parametrize("n,message", [
+    (0, "-n must be at least 1 (got 0)"),
+    (100000, "-n 100000 is more ranks than one machine can hold here (at most 256); "
+             "spread them with --hosts/--hostfile"),
+])
+def test_bad_rank_count_is_one_line(n, message, tmp_path):
+    r = run_msprof("run", "-n", n, "-o", tmp_path / "p", SCRIPTS / "toy.py")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"msprof: error: {message}"
+    assert not (tmp_path / "p").exists()
