@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msprof.analysis import breakdown
-from profiles import ref  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 PARTS = ["busy_ns", "host_gap_ns", "idle_ns"]
 

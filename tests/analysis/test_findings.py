@@ -5,7 +5,7 @@ import profiles
 
 import msprof
 from msprof.analysis import findings as fnd
-from profiles import clean_profile, ref  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 CONTRACT = {"kind", "ranks", "ops", "impact_ns", "message"}
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msprof.analysis import opstats
-from profiles import ref  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 
 def _row(df, **key):

@@ -10,7 +10,7 @@ import msprof
 import profiles
 from msprof.analysis import Profile
 from msprof.errors import MsprofError
-from profiles import ref, ref_dir  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 
 def test_load_returns_profile_with_meta_and_tables(ref_dir):

@@ -9,7 +9,7 @@ import profiles
 
 import msprof
 from msprof.cli.reporters import table
-from profiles import ref  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 
 def _text(renderable, width=80) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 import profiles
 from msprof.cli.main import main
-from profiles import ref_dir  # noqa: F401  (fixtures)
+from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 MSPROF = str(Path(sys.executable).parent / "msprof")
 
