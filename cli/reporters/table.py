@@ -42,7 +42,10 @@ def header(meta: dict, rank: int | None = None) -> Table:
     command = meta.get("command") or []
     t.add_row("command", " ".join(map(str, command)) if isinstance(command, list) else str(command))
     t.add_row("profile", ", ".join(meta.get("sources") or []))
-    t.add_row("backend", f"{meta.get('backend', '?')}, mode {meta.get('mode', '?')}")
+    backend = f"{meta.get('backend', '?')}, mode {meta.get('mode', '?')}"
+    if meta.get("fallback_reason"):
+        backend += f" (fell back: {meta['fallback_reason']})"
+    t.add_row("backend", backend)
     ranks = [r.get("rank") for r in meta.get("ranks") or [] if isinstance(r, dict)]
     hosts = sorted({str(r.get("host")) for r in meta.get("ranks") or [] if isinstance(r, dict)
                     and r.get("host") is not None}) or [str(meta.get("host", "?"))]
