@@ -64,7 +64,7 @@ class EbpfBackend:
         self._probe_sites = read_probes(self.library)
         text = program_text(self.library, probes, event_ring_bytes)
         try:
-            self.bpf = BPF(text=text)
+            self.bpf = BPF(text=text.encode())
         except Exception as e:  # bcc raises plain Exceptions on load failure
             raise MsprofError(f"cannot load the BPF program: {e}") from e
         self._links = []
