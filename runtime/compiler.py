@@ -1,0 +1,116 @@
+"""Compile a captured graph for a device: storage, memory plan, kernels, ids.
+
+1. Persistent storage: parameters move into the pool (once per device),
+   constants and the input feeds get persistent blocks.
+2. Lifetimes: a value is born when its producer is launched and dies after
+   its last reader is launched; graph outputs live until the step ends;
+   workspaces live for their op only.  The planner places them all.
+3. Kernels: each op's primitive binds a closure to its buffers' views.
+4. The op list is registered with the probes (``op_register``), once.
+
+Freeing a buffer right after its last reader is *launched* (not finished)
+is safe because everything runs on one in-order stream: the next op to
+reuse the memory cannot start before that reader ends.  Collectives on a
+second stream will need an event before such a reuse.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from msprof.runtime import hooks
+from msprof.runtime.device import Device, get_device
+from msprof.runtime.executor import Executable, Step
+from msprof.runtime.graph import Graph
+from msprof.runtime.planner import plan
+
+
+def _nbytes(shape, dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _param_array(param, device: Device) -> np.ndarray:
+    """The parameter's storage on this device, moving it there on first use."""
+    if param.block is None or param.block_device is not device:
+        block = device.pool.alloc_persistent(param.shape, param.dtype)
+        np.copyto(block.array, param.data)
+        param.data, param.block, param.block_device = block.array, block, device
+    return param.data
+
+
+def _lifetimes(graph: Graph):
+    """Per op: the keys of buffers born there and of buffers dying there."""
+    last: dict[int, int] = {}
+    for i, op in enumerate(graph.ops):
+        for v in op.inputs:
+            if v.kind == "op":
+                last[id(v)] = i
+    kept = {id(v) for v in graph.outputs}
+    born, dies = [], [[] for _ in graph.ops]
+    for i, op in enumerate(graph.ops):
+        here = [(("v", id(v)), v.nbytes) for v in op.outputs]
+        ws = op.prim.workspace(op)
+        here += [(("w", op.id, j), _nbytes(s, d)) for j, (s, d) in enumerate(ws)]
+        born.append(here)
+        dies[i] += [(("w", op.id, j), _nbytes(s, d)) for j, (s, d) in enumerate(ws)]
+        for v in op.outputs:          # never read: dies where it is born
+            if id(v) not in last and id(v) not in kept:
+                dies[i].append((("v", id(v)), v.nbytes))
+    for i, op in enumerate(graph.ops):
+        seen = set()
+        for v in op.inputs:
+            if v.kind == "op" and last[id(v)] == i and id(v) not in kept and id(v) not in seen:
+                seen.add(id(v))
+                dies[i].append((("v", id(v)), v.nbytes))
+    return born, dies
+
+
+def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
+    device = device or get_device()
+    pool = device.pool
+    arrays: dict[int, np.ndarray] = {}
+    for v, param in graph.params:
+        arrays[id(v)] = _param_array(param, device)
+    for v, data in graph.consts:
+        block = pool.alloc_persistent(v.shape, v.dtype)
+        np.copyto(block.array, data)
+        arrays[id(v)] = block.array
+    feeds = [pool.alloc_persistent(v.shape, v.dtype) for v in graph.inputs]
+    for v, block in zip(graph.inputs, feeds):
+        arrays[id(v)] = block.array
+
+    born, dies = _lifetimes(graph)
+    events = []
+    for here, gone in zip(born, dies):
+        events += [("alloc", k, n) for k, n in here] + [("free", k, n) for k, n in gone]
+    offsets, arena_size = plan(events)
+    arena = pool.reserve(arena_size)
+
+    owner: dict[tuple, int] = {}
+    workspaces: dict[int, list[np.ndarray]] = {}
+    for op in graph.ops:
+        for v in op.outputs:
+            arrays[id(v)] = arena.view(offsets[("v", id(v))], v.shape, v.dtype)
+            owner[("v", id(v))] = op.id
+        ws = op.prim.workspace(op)
+        workspaces[op.id] = [arena.view(offsets[("w", op.id, j)], s, d)
+                             for j, (s, d) in enumerate(ws)]
+        for j in range(len(ws)):
+            owner[("w", op.id, j)] = op.id
+
+    steps = []
+    for op, here, gone in zip(graph.ops, born, dies):
+        kernel = op.prim.bind(op, [arrays[id(v)] for v in op.inputs],
+                              [arrays[id(v)] for v in op.outputs], workspaces[op.id])
+        allocs = tuple((arena.base + offsets[k], n) for k, n in here)
+        frees = tuple((arena.base + offsets[k], n, owner[k]) for k, n in gone)
+        steps.append(Step(op.id, kernel, allocs, frees))
+
+    outputs = []
+    for v in graph.outputs:
+        key = ("v", id(v))
+        addr = arena.base + offsets[key] if key in offsets else -1
+        outputs.append((arrays[id(v)], addr, v.nbytes if addr >= 0 else 0, owner.get(key, -1)))
+
+    for op in graph.ops:
+        hooks.op_register(op.id, graph.id, op.name, op.type, op.path, op.flops, op.bytes)
+    return Executable(graph, device, steps, [b.array for b in feeds], outputs, arena)

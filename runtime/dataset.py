@@ -1,0 +1,26 @@
+"""Minibatches from in-memory arrays (what MindSpore's NumpySlicesDataset
+plus batch() does): optional shuffling per epoch from a seed."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class NumpyDataset:
+    def __init__(self, data, labels, batch_size, shuffle=False, seed=0, drop_remainder=False):
+        if len(data) != len(labels):
+            raise ValueError(f"{len(data)} samples but {len(labels)} labels")
+        self.data, self.labels = data, labels
+        self.batch_size, self.shuffle, self.drop_remainder = batch_size, shuffle, drop_remainder
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n, b = len(self.data), self.batch_size
+        return n // b if self.drop_remainder else -(-n // b)
+
+    def __iter__(self):
+        order = self._rng.permutation(len(self.data)) if self.shuffle else None
+        for i in range(len(self)):
+            idx = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            if order is not None:
+                idx = order[idx]
+            yield self.data[idx], self.labels[idx]

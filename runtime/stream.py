@@ -1,0 +1,103 @@
+"""Streams: ordered kernel queues, each run by its own worker thread.
+
+As on a GPU, the host *launches* a kernel (enqueues it, ``kernel_launch``)
+and returns at once; the stream *executes* kernels one after another
+(``kernel_begin`` / ``kernel_end``).  numpy releases the GIL inside its
+loops and BLAS calls, so the host keeps launching while the stream
+computes.  A work item is ``(op_id, seq, launch_ns, kernel)``; the launch
+time travels with it so ``kernel_end`` carries the whole kernel in one
+probe hit.  Items with a negative op id are control items (a sync marker,
+a stop) and fire no probe.
+
+``InlineStream`` runs each kernel inside the launch call (no thread): the
+same probe sequence, for debugging and for the null device.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+from msprof.runtime import hooks
+
+COMPUTE, COMM = 0, 1          # stream ids of a device
+
+
+class StreamError(RuntimeError):
+    """A kernel failed on a stream; raised at the next synchronize()."""
+
+
+class Stream:
+    def __init__(self, stream_id: int, name: str = "compute"):
+        self.id, self.name = stream_id, name
+        self.seq = 0                       # per-stream kernel counter (launches)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._failed_op = -1
+        self.put = self._queue.put         # the executor's launch: one C call
+        self._thread = threading.Thread(target=self._work, name=f"msrt-{name}-{stream_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        get, sid = self._queue.get, self.id
+        while True:
+            op_id, seq, t_launch, kernel = get()
+            if op_id < 0:                  # control item
+                if kernel is None:
+                    return
+                kernel()
+                continue
+            if self._error is not None:    # after a failure, drain until the sync
+                continue
+            hooks.kernel_begin(op_id, sid, seq)
+            t_begin = hooks.now_ns()
+            try:
+                kernel()
+            except BaseException as e:     # reported on the host at synchronize()
+                self._error, self._failed_op = e, op_id
+                continue
+            hooks.kernel_end(op_id, sid, seq, t_launch, t_begin)
+
+    def synchronize(self) -> None:
+        """Wait until every launched kernel has run; re-raise a kernel's error."""
+        done = threading.Event()
+        self.put((-1, 0, 0, done.set))
+        done.wait()
+        if self._error is not None:
+            err, op = self._error, self._failed_op
+            self._error, self._failed_op = None, -1
+            raise StreamError(f"kernel of op {op} failed on stream {self.id}: {err!r}") from err
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self.put((-1, 0, 0, None))
+            self._thread.join()
+
+
+class InlineStream:
+    """Runs each kernel at launch, on the host thread; ``compute=False``
+    skips the arithmetic (the null device) but keeps every probe."""
+
+    def __init__(self, stream_id: int, name: str = "compute", compute: bool = True):
+        self.id, self.name, self.seq, self.compute = stream_id, name, 0, compute
+
+    def put(self, item) -> None:
+        op_id, seq, t_launch, kernel = item
+        if op_id < 0:
+            if kernel is not None:
+                kernel()
+            return
+        hooks.kernel_begin(op_id, self.id, seq)
+        t_begin = hooks.now_ns()
+        if self.compute:
+            try:
+                kernel()
+            except BaseException as e:
+                raise StreamError(f"kernel of op {op_id} failed on stream {self.id}: {e!r}") from e
+        hooks.kernel_end(op_id, self.id, seq, t_launch, t_begin)
+
+    def synchronize(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
