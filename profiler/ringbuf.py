@@ -10,7 +10,6 @@ copies it out, and advances the consumer position - one call per batch.
 from __future__ import annotations
 
 import mmap
-import struct
 
 import numpy as np
 
@@ -39,12 +38,15 @@ class RingReader:
         self._prod = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED,
                                mmap.PROT_READ, offset=page)
         self._data = memoryview(self._prod)[page:]
-        self.pending_discarded = 0
+        # Positions are read and written as whole aligned 64-bit words: the
+        # kernel reads consumer_pos concurrently, and a position written a
+        # byte at a time (as struct.pack_into does) can be seen half-written,
+        # which makes the ring look full and drops records.
+        self._cons_pos = np.frombuffer(self._cons, np.uint64, count=1)
+        self._prod_pos = np.frombuffer(self._prod, np.uint64, count=1)
 
     def _positions(self) -> tuple[int, int]:
-        (cons,) = struct.unpack_from("<Q", self._cons, 0)
-        (prod,) = struct.unpack_from("<Q", self._prod, 0)
-        return cons, prod
+        return int(self._cons_pos[0]), int(self._prod_pos[0])
 
     def read(self) -> np.ndarray:
         """All submitted records since the last call (a copy), in ring order."""
@@ -61,10 +63,11 @@ class RingReader:
             cells = cells[:n]
         keep = (cells["len"] & _DISCARD) == 0
         out = cells["rec"][keep].copy()
-        struct.pack_into("<Q", self._cons, 0, cons + n * self.cell)
+        self._cons_pos[0] = cons + n * self.cell
         return out
 
     def close(self) -> None:
+        del self._cons_pos, self._prod_pos
         self._data.release()
         self._prod.close()
         self._cons.close()

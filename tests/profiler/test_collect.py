@@ -103,7 +103,7 @@ def test_first_probe_of_the_script_is_not_missed(ebpf_ready, tmp_path):
 
 @pytest.mark.ebpf
 def test_high_rate_burst_is_lossless(ebpf_ready, tmp_path):
-    n = 200_000
+    n = 1_000_000  # as fast as one Python thread can fire a probe: > 1 M/s
     out = tmp_path / "p"
     r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "burst.py", n)
     assert r.returncode == 0, r.stderr
@@ -265,3 +265,25 @@ def test_bad_rank_count_is_one_line(n, message, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip() == f"msprof: error: {message}"
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.ebpf
+def test_a_small_ring_wrapping_many_times_loses_nothing(ebpf_ready):
+    """300k records through a 1 MiB ring (it wraps ~18 times) while it is
+    drained: the consumer position must never be seen half-written."""
+    from msprof.profiler.ebpf import EbpfBackend
+
+    backend = EbpfBackend(event_ring_bytes=1 << 20)
+    got = 0
+    try:
+        child = subprocess.Popen([str(Path(MSPROF).parent / "python"),
+                                  str(SCRIPTS / "burst.py"), "300000"])
+        while child.poll() is None:
+            got += (backend.poll()[1]["type"] == 1).sum()
+            time.sleep(0.01)
+        got += (backend.poll()[1]["type"] == 1).sum()
+        lost = backend.lost()
+    finally:
+        backend.close()
+    assert lost["event_ring_full"] == 0
+    assert got == 300_000
