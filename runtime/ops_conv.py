@@ -47,6 +47,7 @@ def _im2col(op, x, cols, padded):
     windows = windows.transpose(0, 2, 3, 1, 4, 5)
     if p:
         def fill():
+            padded.fill(0.0)          # a pool workspace: its border is not zero
             np.copyto(inner, x)
             np.copyto(cols6, windows)
         return fill

@@ -173,6 +173,12 @@ class Mul(Primitive):
     def bind(op, ins, outs, ws):
         return partial(np.multiply, ins[0], ins[1].reshape(()), out=outs[0])
 
+    @staticmethod
+    def grad(op, douts, needs):
+        if needs[1]:
+            raise NotImplementedError("Mul: no gradient for the scale")
+        return [_add(Mul, (douts[0], op.inputs[1])), None]
+
 
 class Reshape(Primitive):
     """A copy into the new shape (buffers are not aliased, to keep lifetimes plain)."""
