@@ -2,7 +2,7 @@
 
 ``profile_run`` is what ``msprof run`` does once its options are parsed:
 choose a backend, open the profile directory, start the script (one
-process, or N ranks through mpiexec), drain the backend every DRAIN_S into
+process, or N ranks through mpiexec), drain the backend (see next_interval) into
 the writer, pass signals on to the script, and close the directory with the
 script's exit status, the events counted and every lost event.
 """
@@ -21,7 +21,14 @@ from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.writer import ProfileWriter
 
-DRAIN_S = 0.01
+# The drain interval adapts to the event rate: every wake-up of the collector
+# costs CPU that the training (two cores here) would rather have, so it
+# sleeps up to DRAIN_MAX_S while batches are small, and comes back to
+# DRAIN_MIN_S as soon as a batch fills a sizeable part of the ring.
+DRAIN_MIN_S = 0.005
+DRAIN_MAX_S = 0.1
+BUSY_BATCH = 16_384   # records: above this the interval halves
+IDLE_BATCH = 2_048    # below this it doubles
 # Ranks on one machine: each is a process of the traced tree (the BPF map of
 # traced processes holds MAX_TRACED entries, with room for launchers).
 MAX_LOCAL_RANKS = 256
@@ -152,6 +159,14 @@ def failed_ranks(ranks: list[dict], exits: dict[int, int | None], status: int,
     return out
 
 
+def next_interval(interval: float, batch: int) -> float:
+    if batch > BUSY_BATCH:
+        return max(DRAIN_MIN_S, interval / 2)
+    if batch < IDLE_BATCH:
+        return min(DRAIN_MAX_S, interval * 2)
+    return interval
+
+
 def check_nprocs(nprocs: int, limit: int = MAX_LOCAL_RANKS) -> None:
     if nprocs < 1:
         raise MsprofError(f"-n must be at least 1 (got {nprocs})")
@@ -202,14 +217,17 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
         try:
             last_tick = 0.0
+            interval = DRAIN_MIN_S
             while child.poll() is None:
-                collector.take(*chosen.poll())
+                meta, events = chosen.poll()
+                collector.take(meta, events)
+                interval = next_interval(interval, len(events))
                 now = time.monotonic()
                 if on_tick and now - last_tick >= 0.25:
                     stats.lost = sum(chosen.lost().values())
                     on_tick(stats)
                     last_tick = now
-                time.sleep(DRAIN_S)
+                time.sleep(interval)
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)

@@ -269,15 +269,16 @@ def test_bad_rank_count_is_one_line(n, message, tmp_path):
 
 @pytest.mark.ebpf
 def test_a_small_ring_wrapping_many_times_loses_nothing(ebpf_ready):
-    """300k records through a 1 MiB ring (it wraps ~18 times) while it is
-    drained: the consumer position must never be seen half-written."""
+    """300k records through a 1 MiB ring (it wraps ~18 times) at ~50k/s, so
+    the ring holds a third of a second: the consumer position must never be
+    seen half-written (which made the kernel drop a record now and then)."""
     from msprof.profiler.ebpf import EbpfBackend
 
     backend = EbpfBackend(event_ring_bytes=1 << 20)
     got = 0
     try:
         child = subprocess.Popen([str(Path(MSPROF).parent / "python"),
-                                  str(SCRIPTS / "burst.py"), "300000"])
+                                  str(SCRIPTS / "paced.py"), "300000", "50"])
         while child.poll() is None:
             got += (backend.poll()[1]["type"] == 1).sum()
             time.sleep(0.01)
