@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=0.01, help="peak learning rate (cosine decay)")
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps")
@@ -69,7 +69,9 @@ def main(argv=None) -> int:
     test_ds = NumpyDataset(x_te, y_te, 256)
 
     net = LeNet5()
-    opt = nn.Momentum(net.trainable_params(), args.lr, args.momentum)
+    total = args.epochs * len(train_ds) if args.steps is None else args.steps
+    lr = nn.cosine_decay(args.lr, total, final=args.lr * 0.01)
+    opt = nn.Momentum(net.trainable_params(), lr, args.momentum)
     model = Model(net, nn.SoftmaxCrossEntropyWithLogits(), opt, metrics={"accuracy"})
 
     def report(epoch, loss):
@@ -81,8 +83,9 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     acc = model.eval(test_ds)["accuracy"]
     times = np.array(model.step_times[1:] or model.step_times)   # step 0 compiles
-    print(f"{len(model.step_times)} steps of {len(model.train_network.executable(x_tr[:args.batch_size], y_tr[:args.batch_size]))} ops, "
-          f"{times.mean() * 1e3:.2f} ms/step (median {np.median(times) * 1e3:.2f}), {wall:.1f} s")
+    n_ops = len(model.train_network.executable(x_tr[:args.batch_size], y_tr[:args.batch_size]))
+    print(f"{len(model.step_times)} steps of {n_ops} ops: {times.mean() * 1e3:.2f} ms/step "
+          f"(median {np.median(times) * 1e3:.2f}), {wall:.1f} s in all")
     print(f"final test accuracy {acc:.4f}")
     return 0
 

@@ -46,12 +46,13 @@ class Executable:
         if len(inputs) != len(self.feeds):
             raise ValueError(f"graph {self.graph.name} takes {len(self.feeds)} inputs, "
                              f"got {len(inputs)}")
-        if step is not None:
-            hooks.step_begin(step)
         for feed, x in zip(self.feeds, inputs):
             if np.shape(x) != feed.shape:
                 raise ValueError(f"input of shape {np.shape(x)}, the graph was "
                                  f"compiled for {feed.shape}")
+        if step is not None:
+            hooks.step_begin(step)
+        for feed, x in zip(self.feeds, inputs):
             np.copyto(feed, x, casting="unsafe")     # host to device
         self._launch()
         stream = self.device.compute

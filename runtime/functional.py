@@ -67,13 +67,13 @@ def softmax_cross_entropy(logits, labels):
     return builder().add(SoftmaxCrossEntropyWithLogits, (logits, labels))
 
 
-def apply_gradient_descent(var, grad, lr):
-    builder().add(ApplyGradientDescent, (var, grad), lr=lr)
+def apply_gradient_descent(var, lr, grad):
+    builder().add(ApplyGradientDescent, (var, lr, grad))
 
 
-def apply_momentum(var, accum, grad, lr, momentum):
-    builder().add(ApplyMomentum, (var, accum, grad), lr=lr, momentum=momentum)
+def apply_momentum(var, accum, lr, grad, momentum):
+    builder().add(ApplyMomentum, (var, accum, lr, grad), momentum=momentum)
 
 
-def adam(var, m, v, powers, grad, lr, beta1, beta2, eps):
-    builder().add(Adam, (var, m, v, powers, grad), lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+def adam(var, m, v, powers, lr, grad, beta1, beta2, eps):
+    builder().add(Adam, (var, m, v, powers, lr, grad), beta1=beta1, beta2=beta2, eps=eps)

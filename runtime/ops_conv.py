@@ -1,8 +1,10 @@
 """2-D convolution (NCHW, im2col + matmul) and its two backward ops.
 
-Every buffer of a compiled graph is fixed, so ``bind`` builds the window
-views once (numpy's sliding_window_view is slow to create, cheap to copy
-from); the column matrix lives in a pool workspace for the kernel's run.
+Layouts are chosen for numpy's inner loops: the column matrix is stored
+transposed, (C*KH*KW, N*OH*OW), so im2col copies whole output rows and the
+matmul result comes out channel-major.  Every buffer of a compiled graph is
+fixed, so ``bind`` builds the window views once (sliding_window_view is slow
+to create, cheap to copy from); scratch matrices are pool workspaces.
 """
 from __future__ import annotations
 
@@ -19,43 +21,45 @@ def out_hw(h, w, kh, kw, stride, pad):
 
 def _geometry(op, x_shape, w_shape):
     n, c, h, w = x_shape
-    o, c2, kh, kw = w_shape
+    o, _, kh, kw = w_shape
     s, p = op.attrs["stride"], op.attrs["pad"]
     oh, ow = out_hw(h, w, kh, kw, s, p)
     return n, c, h, w, o, kh, kw, s, p, oh, ow
 
 
-def _workspace(op, x_shape, w_shape):
-    """Column matrix, transposed output (both float32) and padded input."""
+def _im2col_workspace(op, x_shape, w_shape):
+    """The transposed column matrix, a channel-major (O, N*OH*OW) matrix,
+    and the zero-padded input when there is padding."""
     n, c, h, w, o, kh, kw, s, p, oh, ow = _geometry(op, x_shape, w_shape)
-    ws = [((n * oh * ow, c * kh * kw), np.float32), ((n * oh * ow, o), np.float32)]
+    ws = [((c * kh * kw, n * oh * ow), np.float32), ((o, n * oh * ow), np.float32)]
     if p:
         ws.append(((n, c, h + 2 * p, w + 2 * p), np.float32))
     return ws
 
 
-def _im2col(op, x, cols, padded):
-    """A callable filling ``cols`` (N*OH*OW, C*KH*KW) from x, and x's view in it."""
+def _im2col(op, x, cols_t, padded):
+    """A callable filling cols_t (C*KH*KW, N*OH*OW) with x's windows."""
     n, c, h, w = x.shape
     kh, kw = op.attrs["kernel"]
     s, p = op.attrs["stride"], op.attrs["pad"]
     oh, ow = out_hw(h, w, kh, kw, s, p)
     src = padded if p else x
-    inner = padded[:, :, p:p + h, p:p + w] if p else None
     windows = sliding_window_view(src, (kh, kw), axis=(2, 3))[:, :, ::s, ::s][:, :, :oh, :ow]
-    cols6 = cols.reshape(n, oh, ow, c, kh, kw)
-    windows = windows.transpose(0, 2, 3, 1, 4, 5)
-    if p:
-        def fill():
-            padded.fill(0.0)          # a pool workspace: its border is not zero
-            np.copyto(inner, x)
-            np.copyto(cols6, windows)
-        return fill
-    return lambda: np.copyto(cols6, windows)
+    windows = windows.transpose(1, 4, 5, 0, 2, 3)           # (c, kh, kw, n, oh, ow)
+    cols6 = cols_t.reshape(c, kh, kw, n, oh, ow)
+    if not p:
+        return lambda: np.copyto(cols6, windows)
+    inner = padded[:, :, p:p + h, p:p + w]
+
+    def im2col():
+        padded.fill(0.0)          # a pool workspace: its border is not zero
+        np.copyto(inner, x)
+        np.copyto(cols6, windows)
+    return im2col
 
 
 class Conv2D(Primitive):
-    """out = conv(x, w); attrs stride, pad (symmetric), kernel (kh, kw)."""
+    """out = conv(x, w); attrs kernel (kh, kw), stride, pad (symmetric)."""
     type = "Conv2D"
 
     @staticmethod
@@ -75,21 +79,21 @@ class Conv2D(Primitive):
 
     @staticmethod
     def workspace(op):
-        return _workspace(op, op.inputs[0].shape, op.inputs[1].shape)
+        return _im2col_workspace(op, op.inputs[0].shape, op.inputs[1].shape)
 
     @staticmethod
     def bind(op, ins, outs, ws):
         x, w = ins
         out = outs[0]
-        cols, res = ws[0], ws[1]
-        im2col = _im2col(op, x, cols, ws[2] if len(ws) > 2 else None)
-        wmat_t = w.reshape(w.shape[0], -1).T
+        cols_t, res = ws[0], ws[1]
+        im2col = _im2col(op, x, cols_t, ws[2] if len(ws) > 2 else None)
+        wmat = w.reshape(w.shape[0], -1)
         n, o, oh, ow = out.shape
-        res_nchw = res.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
+        res_nchw = res.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
 
         def conv2d():
             im2col()
-            np.matmul(cols, wmat_t, out=res)
+            np.matmul(wmat, cols_t, out=res)
             np.copyto(out, res_nchw)
         return conv2d
 
@@ -102,57 +106,8 @@ class Conv2D(Primitive):
         return [dx, dw]
 
 
-class Conv2DBackpropInput(Primitive):
-    """dx of a convolution from dy and w: dy @ w, then col2im (scatter-add)."""
-    type = "Conv2DBackpropInput"
-
-    @staticmethod
-    def infer(op):
-        return [(op.attrs["x_shape"], np.float32)]
-
-    @staticmethod
-    def flops(op):
-        o, c, kh, kw = op.inputs[1].shape
-        return 2 * nelem(op.inputs[0].shape) * c * kh * kw
-
-    @staticmethod
-    def workspace(op):
-        x_shape, w_shape = op.attrs["x_shape"], op.inputs[1].shape
-        n, c, h, w, o, kh, kw, s, p, oh, ow = _geometry(op, x_shape, w_shape)
-        ws = [((n * oh * ow, c * kh * kw), np.float32), ((n, oh, ow, o), np.float32)]
-        if p:
-            ws.append(((n, c, h + 2 * p, w + 2 * p), np.float32))
-        return ws
-
-    @staticmethod
-    def bind(op, ins, outs, ws):
-        dy, w = ins
-        dx = outs[0]
-        dcols, dy_t = ws[0], ws[1]
-        n, c, h, wd, o, kh, kw, s, p, oh, ow = _geometry(op, dx.shape, w.shape)
-        acc = ws[2] if p else dx
-        dy_nhwc = dy.transpose(0, 2, 3, 1)
-        dy_mat = dy_t.reshape(-1, o)
-        wmat = w.reshape(o, -1)
-        dcols6 = dcols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-        # One strided slab of the input per kernel tap: col2im is kh*kw adds.
-        taps = [(acc[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s],
-                 dcols6[:, :, :, :, i, j]) for i in range(kh) for j in range(kw)]
-        inner = acc[:, :, p:p + h, p:p + wd] if p else None
-
-        def conv2d_backprop_input():
-            np.copyto(dy_t, dy_nhwc)
-            np.matmul(dy_mat, wmat, out=dcols)
-            acc.fill(0.0)
-            for slab, tap in taps:
-                np.add(slab, tap, out=slab)
-            if p:
-                np.copyto(dx, inner)
-        return conv2d_backprop_input
-
-
 class Conv2DBackpropFilter(Primitive):
-    """dw of a convolution from dy and x: dy^T @ im2col(x)."""
+    """dw of a convolution from dy and x: dy (O, N*OH*OW) @ im2col(x)^T."""
     type = "Conv2DBackpropFilter"
 
     @staticmethod
@@ -166,26 +121,72 @@ class Conv2DBackpropFilter(Primitive):
 
     @staticmethod
     def workspace(op):
-        x_shape, w_shape = op.inputs[1].shape, op.attrs["w_shape"]
-        n, c, h, w, o, kh, kw, s, p, oh, ow = _geometry(op, x_shape, w_shape)
-        ws = [((n * oh * ow, c * kh * kw), np.float32), ((n, oh, ow, o), np.float32)]
-        if p:
-            ws.append(((n, c, h + 2 * p, w + 2 * p), np.float32))
-        return ws
+        return _im2col_workspace(op, op.inputs[1].shape, op.attrs["w_shape"])
 
     @staticmethod
     def bind(op, ins, outs, ws):
         dy, x = ins
         dw = outs[0]
-        cols, dy_t = ws[0], ws[1]
-        im2col = _im2col(op, x, cols, ws[2] if len(ws) > 2 else None)
-        o = dw.shape[0]
-        dy_nhwc = dy.transpose(0, 2, 3, 1)
-        dy_mat_t = dy_t.reshape(-1, o).T
-        dw_mat = dw.reshape(o, -1)
+        cols_t, dy_cm = ws[0], ws[1]
+        im2col = _im2col(op, x, cols_t, ws[2] if len(ws) > 2 else None)
+        n, o, oh, ow = dy.shape
+        dy_cm4 = dy_cm.reshape(o, n, oh, ow)
+        dy_cn = dy.transpose(1, 0, 2, 3)
+        dw_mat, cols = dw.reshape(o, -1), cols_t.T
 
         def conv2d_backprop_filter():
             im2col()
-            np.copyto(dy_t, dy_nhwc)
-            np.matmul(dy_mat_t, cols, out=dw_mat)
+            np.copyto(dy_cm4, dy_cn)
+            np.matmul(dy_cm, cols, out=dw_mat)
         return conv2d_backprop_filter
+
+
+class Conv2DBackpropInput(Primitive):
+    """dx of a convolution from dy and w: w^T @ dy, then col2im (scatter-add).
+
+    col2im is one add per kernel tap: tap (i, j) of every window lands on a
+    strided slab of the (padded) input.  Both sides are kept channel-major,
+    (C, N, H, W), so each add reads a contiguous block.
+    """
+    type = "Conv2DBackpropInput"
+
+    @staticmethod
+    def infer(op):
+        return [(op.attrs["x_shape"], np.float32)]
+
+    @staticmethod
+    def flops(op):
+        o, c, kh, kw = op.inputs[1].shape
+        return 2 * nelem(op.inputs[0].shape) * c * kh * kw
+
+    @staticmethod
+    def workspace(op):
+        n, c, h, w, o, kh, kw, s, p, oh, ow = _geometry(op, op.attrs["x_shape"],
+                                                        op.inputs[1].shape)
+        return [((kh * kw * c, n * oh * ow), np.float32),    # dcols, tap-major
+                ((o, n * oh * ow), np.float32),              # dy, channel-major
+                ((kh * kw * c, o), np.float32),              # w, tap-major
+                ((c, n, h + 2 * p, w + 2 * p), np.float32)]  # dx accumulator
+
+    @staticmethod
+    def bind(op, ins, outs, ws):
+        dy, w = ins
+        dx = outs[0]
+        dcols, dy_cm, w_t, acc = ws
+        n, c, h, wd, o, kh, kw, s, p, oh, ow = _geometry(op, dx.shape, w.shape)
+        dy_cm4, dy_cn = dy_cm.reshape(o, n, oh, ow), dy.transpose(1, 0, 2, 3)
+        w_t4, w_src = w_t.reshape(kh, kw, c, o), w.transpose(2, 3, 1, 0)
+        dcols6 = dcols.reshape(kh, kw, c, n, oh, ow)
+        taps = [(acc[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s], dcols6[i, j])
+                for i in range(kh) for j in range(kw)]
+        result = acc[:, :, p:p + h, p:p + wd].transpose(1, 0, 2, 3)
+
+        def conv2d_backprop_input():
+            np.copyto(dy_cm4, dy_cn)
+            np.copyto(w_t4, w_src)
+            np.matmul(w_t, dy_cm, out=dcols)
+            acc.fill(0.0)
+            for slab, tap in taps:
+                np.add(slab, tap, out=slab)
+            np.copyto(dx, result)
+        return conv2d_backprop_input

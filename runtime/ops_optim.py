@@ -2,7 +2,9 @@
 
 They write their parameter (and state) buffers in place and produce no
 output, so the optimizer is part of the step's op list like any kernel.
-Hyper-parameters are attributes, fixed when the graph is compiled.
+The learning rate is an input (a 0-d Parameter the host may change between
+steps, for schedules); the other hyper-parameters are attributes, fixed
+when the graph is compiled.
 """
 from __future__ import annotations
 
@@ -30,12 +32,12 @@ class ApplyGradientDescent(Primitive):
 
     @staticmethod
     def bind(op, ins, outs, ws):
-        var, grad = ins
-        step, neg_lr = ws[0], np.float32(-op.attrs["lr"])
+        var, lr, grad = ins
+        step = ws[0]
 
         def apply_gradient_descent():
-            np.multiply(grad, neg_lr, out=step)
-            np.add(var, step, out=var)
+            np.multiply(grad, lr, out=step)
+            np.subtract(var, step, out=var)
         return apply_gradient_descent
 
 
@@ -58,9 +60,9 @@ class ApplyMomentum(Primitive):
 
     @staticmethod
     def bind(op, ins, outs, ws):
-        var, accum, grad = ins
+        var, accum, lr, grad = ins
         step = ws[0]
-        lr, mom = np.float32(op.attrs["lr"]), np.float32(op.attrs["momentum"])
+        mom = np.float32(op.attrs["momentum"])
 
         def apply_momentum():
             np.multiply(accum, mom, out=accum)
@@ -89,10 +91,10 @@ class Adam(Primitive):
 
     @staticmethod
     def bind(op, ins, outs, ws):
-        var, m, v, powers, grad = ins
+        var, m, v, powers, lr, grad = ins
         tmp = ws[0]
         a = op.attrs
-        lr, b1, b2, eps = (np.float32(a[k]) for k in ("lr", "beta1", "beta2", "eps"))
+        b1, b2, eps = (np.float32(a[k]) for k in ("beta1", "beta2", "eps"))
         betas = np.array([b1, b2], dtype=np.float32)
 
         def adam():
@@ -107,7 +109,7 @@ class Adam(Primitive):
             # var -= lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t)), with
             # lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t): the usual bias correction.
             c2 = np.sqrt(1 - powers[1])
-            lr_t = lr * c2 / (1 - powers[0])
+            lr_t = lr[()] * c2 / (1 - powers[0])
             np.sqrt(v, out=tmp)
             np.add(tmp, eps * c2, out=tmp)
             np.divide(m, tmp, out=tmp)

@@ -73,6 +73,8 @@ class MaxPoolGrad(Primitive):
         taken, hit = ws
         k, s = op.attrs["kernel"], op.attrs["stride"]
         pairs = list(zip(_taps(x, k, s, *y.shape[2:]), _taps(dx, k, s, *y.shape[2:])))
+        # Windows that do not overlap own their taps: assign instead of add.
+        disjoint = s >= k
 
         def max_pool_grad():
             dx.fill(0.0)
@@ -81,7 +83,10 @@ class MaxPoolGrad(Primitive):
                 np.equal(xs, y, out=hit)
                 np.greater(hit, taken, out=hit)       # hit and not yet taken
                 np.logical_or(taken, hit, out=taken)
-                np.add(dxs, dy, out=dxs, where=hit)
+                if disjoint:
+                    np.multiply(dy, hit, out=dxs)
+                else:
+                    np.add(dxs, dy, out=dxs, where=hit)
         return max_pool_grad
 
 

@@ -3,7 +3,9 @@
 An optimizer is a cell whose construct turns (parameter, gradient) pairs
 into update ops, so the update is part of the step's graph.  Its state
 (momentum accumulators, Adam moments) is Parameters, persistent in the
-device pool like the weights.
+device pool like the weights.  The learning rate is a 0-d Parameter too:
+``learning_rate`` may be a number, or a callable step -> rate (a schedule),
+which the train step writes into it before each step.
 """
 from __future__ import annotations
 
@@ -20,11 +22,19 @@ class Optimizer(Cell):
         self.parameters = list(params)      # a list: not registered as this cell's own
         if not self.parameters:
             raise ValueError("the optimizer got no parameters")
-        self.learning_rate = float(learning_rate)
+        self.schedule = learning_rate if callable(learning_rate) else None
+        first = self.schedule(0) if self.schedule else learning_rate
+        self.learning_rate = Parameter(np.array(first, np.float32), name="learning_rate",
+                                       requires_grad=False)
 
     def _state(self, prefix):
         return [Parameter(np.zeros(p.shape, np.float32), name=f"{prefix}.{p.name}",
                           requires_grad=False) for p in self.parameters]
+
+    def before_step(self, step: int) -> None:
+        """Host side, between steps (the stream is idle): apply the schedule."""
+        if self.schedule is not None:
+            self.learning_rate.set_data(self.schedule(step))
 
     def construct(self, grads):
         for i, (p, g) in enumerate(zip(self.parameters, grads)):
@@ -37,7 +47,7 @@ class Optimizer(Cell):
 
 class SGD(Optimizer):
     def update(self, i, param, grad):
-        F.apply_gradient_descent(param, grad, lr=self.learning_rate)
+        F.apply_gradient_descent(param, self.learning_rate, grad)
 
 
 class Momentum(Optimizer):
@@ -47,7 +57,7 @@ class Momentum(Optimizer):
         self.moments = self._state("moments")
 
     def update(self, i, param, grad):
-        F.apply_momentum(param, self.moments[i], grad, lr=self.learning_rate,
+        F.apply_momentum(param, self.moments[i], self.learning_rate, grad,
                          momentum=self.momentum)
 
 
@@ -62,5 +72,13 @@ class Adam(Optimizer):
                                  requires_grad=False) for p in self.parameters]
 
     def update(self, i, param, grad):
-        F.adam(param, self.moment1[i], self.moment2[i], self.powers[i], grad,
-               lr=self.learning_rate, beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+        F.adam(param, self.moment1[i], self.moment2[i], self.powers[i], self.learning_rate,
+               grad, beta1=self.beta1, beta2=self.beta2, eps=self.eps)
+
+
+def cosine_decay(base: float, total_steps: int, final: float = 0.0):
+    """A schedule: base -> final along half a cosine over total_steps."""
+    def rate(step: int) -> float:
+        t = min(step, total_steps) / max(total_steps, 1)
+        return final + (base - final) * 0.5 * (1.0 + np.cos(np.pi * t))
+    return rate

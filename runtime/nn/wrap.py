@@ -42,4 +42,5 @@ class TrainOneStepCell(Cell):
 
     def _next_step(self):
         step, self.step = self.step, self.step + 1
+        self.optimizer.before_step(step)
         return step
