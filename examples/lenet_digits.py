@@ -1,11 +1,13 @@
 """Train LeNet-5 on scikit-learn's handwritten digits with the msprof runtime.
 
-    python examples/lenet_digits.py [--epochs 10] [--batch-size 32] [--seed 0]
+    python examples/lenet_digits.py [--epochs 15] [--batch-size 32] [--seed 0]
     msprof run examples/lenet_digits.py             # the same run, profiled
 
 The 8x8 digits are upsampled to LeNet's 32x32 input (nearest neighbour) and
-standardised; 20% of them are held out for testing.  A seeded run is
-deterministic: same weights, same losses, same accuracy.
+standardised; 20% of them are held out for testing.  Training images are
+shifted by up to two pixels, a new draw each epoch, and the learning rate
+follows a cosine decay: together they reach 98-100% test accuracy.  A
+seeded run is deterministic: same weights, same losses, same accuracy.
 """
 from __future__ import annotations
 
@@ -52,13 +54,37 @@ def digits(seed: int):
     return (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te
 
 
+class Shifted:
+    """Random translations of up to ``pad`` pixels, a new draw every epoch:
+    the cheap augmentation that keeps a 1.4k-image training set honest."""
+
+    def __init__(self, dataset, pad, seed):
+        self.dataset, self.pad = dataset, pad
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __iter__(self):
+        p = self.pad
+        for x, y in self.dataset:
+            n, _, h, w = x.shape
+            padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="edge")
+            dy, dx = self.rng.integers(0, 2 * p + 1, (2, n))
+            rows = (dy[:, None] + np.arange(h))[:, :, None]
+            cols = (dx[:, None] + np.arange(w))[:, None, :]
+            crops = padded[np.arange(n)[:, None, None], 0, rows, cols]
+            yield crops[:, None], y
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.01, help="peak learning rate (cosine decay)")
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", type=int, default=2, help="random shifts of up to N pixels")
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     args = ap.parse_args(argv)
 
@@ -66,6 +92,8 @@ def main(argv=None) -> int:
     x_tr, y_tr, x_te, y_te = digits(args.seed)
     train_ds = NumpyDataset(x_tr, y_tr, args.batch_size, shuffle=True, seed=args.seed,
                             drop_remainder=True)
+    if args.shift:
+        train_ds = Shifted(train_ds, args.shift, args.seed)
     test_ds = NumpyDataset(x_te, y_te, 256)
 
     net = LeNet5()

@@ -16,9 +16,20 @@ from msprof.runtime.memory import MemoryPool
 from msprof.runtime.stream import COMM, COMPUTE, InlineStream, Stream
 
 
+def _limit_blas_threads(n: int):
+    """Cap numpy's BLAS thread pool (threadpoolctl ships with scikit-learn);
+    returns the limiter, which must stay referenced, or None without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 class Device:
     def __init__(self, target: str = "CPU", rank: int = 0, world_size: int = 1):
         self.target, self.rank, self.world_size = target, rank, world_size
+        self._blas = _limit_blas_threads(get_context("blas_threads"))
         self.pool = MemoryPool()
         self.compute = self._stream(COMPUTE, "compute")
         self._comm = None
