@@ -4,7 +4,8 @@
    constants and the input feeds get persistent blocks.
 2. Lifetimes: a value is born when its producer is launched and dies after
    its last reader is launched; graph outputs live until the step ends;
-   workspaces live for their op only.  The planner places them all.
+   an op's workspaces, packed into one block, live for that op only.  The
+   planner places them all.
 3. Kernels: each op's primitive binds a closure to its buffers' views.
 4. The op list is registered with the probes (``op_register``), once.
 
@@ -21,7 +22,7 @@ from msprof.runtime import hooks
 from msprof.runtime.device import Device, get_device
 from msprof.runtime.executor import Executable, Step
 from msprof.runtime.graph import Graph
-from msprof.runtime.planner import plan
+from msprof.runtime.planner import align, plan
 
 
 def _nbytes(shape, dtype) -> int:
@@ -37,6 +38,16 @@ def _param_array(param, device: Device) -> np.ndarray:
     return param.data
 
 
+def _workspace_layout(op) -> tuple[list, int]:
+    """An op's scratch buffers packed into one block (one alloc, one free):
+    [(offset, shape, dtype)] and the block's size."""
+    layout, size = [], 0
+    for shape, dtype in op.prim.workspace(op):
+        layout.append((size, shape, dtype))
+        size += align(_nbytes(shape, dtype))
+    return layout, size
+
+
 def _lifetimes(graph: Graph):
     """Per op: the keys of buffers born there and of buffers dying there."""
     last: dict[int, int] = {}
@@ -48,10 +59,11 @@ def _lifetimes(graph: Graph):
     born, dies = [], [[] for _ in graph.ops]
     for i, op in enumerate(graph.ops):
         here = [(("v", id(v)), v.nbytes) for v in op.outputs]
-        ws = op.prim.workspace(op)
-        here += [(("w", op.id, j), _nbytes(s, d)) for j, (s, d) in enumerate(ws)]
+        _, ws_size = _workspace_layout(op)
+        if ws_size:
+            here.append((("w", op.id), ws_size))
+            dies[i].append((("w", op.id), ws_size))
         born.append(here)
-        dies[i] += [(("w", op.id, j), _nbytes(s, d)) for j, (s, d) in enumerate(ws)]
         for v in op.outputs:          # never read: dies where it is born
             if id(v) not in last and id(v) not in kept:
                 dies[i].append((("v", id(v)), v.nbytes))
@@ -91,11 +103,11 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
         for v in op.outputs:
             arrays[id(v)] = arena.view(offsets[("v", id(v))], v.shape, v.dtype)
             owner[("v", id(v))] = op.id
-        ws = op.prim.workspace(op)
-        workspaces[op.id] = [arena.view(offsets[("w", op.id, j)], s, d)
-                             for j, (s, d) in enumerate(ws)]
-        for j in range(len(ws)):
-            owner[("w", op.id, j)] = op.id
+        layout, _ = _workspace_layout(op)
+        if layout:
+            base = offsets[("w", op.id)]
+            owner[("w", op.id)] = op.id
+        workspaces[op.id] = [arena.view(base + off, shape, dtype) for off, shape, dtype in layout]
 
     steps = []
     for op, here, gone in zip(graph.ops, born, dies):
