@@ -104,9 +104,8 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
             arrays[id(v)] = arena.view(offsets[("v", id(v))], v.shape, v.dtype)
             owner[("v", id(v))] = op.id
         layout, _ = _workspace_layout(op)
-        if layout:
-            base = offsets[("w", op.id)]
-            owner[("w", op.id)] = op.id
+        base = offsets.get(("w", op.id), 0)
+        owner[("w", op.id)] = op.id
         workspaces[op.id] = [arena.view(base + off, shape, dtype) for off, shape, dtype in layout]
 
     steps = []

@@ -142,3 +142,14 @@ def test_parameter_names():
     names = [n for n, _ in net.parameters_and_names()]
     assert names == ["conv1.weight", "conv2.weight", "fc1.weight", "fc1.bias",
                      "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
+
+
+def test_sequential_scopes_and_other_layers():
+    net = nn.SequentialCell(nn.Conv2d(1, 4, 3, pad_mode="same", has_bias=True), nn.ReLU(),
+                            nn.AvgPool2d(2), nn.Flatten(), nn.Dense(4 * 4 * 4, 3))
+    with GraphBuilder("seq", root=net) as b:
+        net(b.input((2, 1, 8, 8)))
+    assert [(op.type, op.scope) for op in b.ops] == [
+        ("Conv2D", "net/0"), ("BiasAdd", "net/0"), ("ReLU", "net/1"), ("AvgPool", "net/2"),
+        ("Reshape", "net/3"), ("MatMul", "net/4"), ("BiasAdd", "net/4")]
+    assert b.ops[0].outputs[0].shape == (2, 4, 8, 8)
