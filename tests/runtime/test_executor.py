@@ -10,7 +10,7 @@ import pytest
 from msprof.runtime import context, functional as F, nn
 from msprof.runtime.device import get_device
 from msprof.runtime.stream import COMPUTE, StreamError
-from nets import lenet_batch, lenet_train_cell
+from .nets import lenet_batch, lenet_train_cell
 
 
 def run_lenet(probes, steps=2):
@@ -100,7 +100,7 @@ def test_kernel_end_times_are_consistent(probes, monkeypatch):
 
 
 def test_inference_runs_are_not_steps(probes):
-    from nets import LeNet5
+    from .nets import LeNet5
     net = LeNet5()
     out = net(np.zeros((3, 1, 32, 32), np.float32))
     assert out.shape == (3, 10)

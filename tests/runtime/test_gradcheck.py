@@ -168,7 +168,7 @@ def test_lenet_end_to_end(inline, rng):
     """The whole LeNet loss against finite differences, on a few weights (a
     smaller step: across a whole network ReLU and max-pool switches are near)."""
     eps = 3e-3
-    from nets import LeNet5
+    from .nets import LeNet5
     net = LeNet5()
     loss_net = nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits())
     x = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)

@@ -12,9 +12,9 @@ import pytest
 from msprof.runtime import functional as F
 from msprof.runtime import nn
 from msprof.runtime.graph import GraphBuilder
-from nets import LeNet5, lenet_batch, lenet_train_cell
+from .nets import LeNet5, lenet_batch, lenet_train_cell
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parent.parent
 
 LENET_FORWARD = [
     ("Conv2D", "net/conv1"), ("ReLU", "net/relu"), ("MaxPool", "net/max_pool2d"),
@@ -72,9 +72,9 @@ def test_op_ids_consecutive_in_capture_order():
 
 def test_op_ids_identical_across_processes():
     """Same script, same graphs: the same ids and scopes in every run (rank)."""
-    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r})\n"
+    code = (f"import sys, json; sys.path.insert(0, {str(TESTS)!r})\n"
             "from msprof.runtime import set_context; set_context(device_target='Null')\n"
-            "from test_graph import train_graph\n"
+            "from runtime.test_graph import train_graph\n"
             "print(json.dumps([[op.id, op.path, op.flops, op.bytes] for op in train_graph().ops]))")
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from msprof.runtime.device import get_device
 from msprof.runtime.planner import ALIGN, FreeList, align
-from nets import lenet_batch, lenet_train_cell
+from .nets import lenet_batch, lenet_train_cell
 
 
 # -- the planner's allocator --------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Tests of msprof.runtime (a package, so its conftest and helpers keep their own names)."""
