@@ -98,7 +98,8 @@ def test_report_names_the_convolutions(profiles, tmp_path):
     r = run_msprof("report", path, "--format", "json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    top = doc["ops"][0]
-    assert top["calls"] >= STEPS
-    assert "Conv2D" in top["type"] or "Conv2D" in top["name"] or "MaxPool" in top["type"]
     assert {"meta", "ops", "devices", "findings"} <= set(doc)
+    # the convolutions of the training step are among the most expensive ops
+    top = doc["ops"][:5]
+    assert any(o["type"].startswith("Conv2D") and o["calls"] == STEPS for o in top), top
+    assert doc["devices"][0]["steps"] == STEPS
