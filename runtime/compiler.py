@@ -11,14 +11,18 @@
 
 Freeing a buffer right after its last reader is *launched* (not finished)
 is safe because everything runs on one in-order stream: the next op to
-reuse the memory cannot start before that reader ends.  Collectives on a
-second stream will need an event before such a reuse.
+reuse the memory cannot start before that reader ends.  Communication ops
+run on a second stream, so every buffer they touch (inputs, outputs,
+workspace) lives until the graph's last op instead: nothing of the compute
+stream can land in it while a collective may still be using it.  Where an
+op reads a value the other stream produces, the step carries ``wait``: the
+executor makes its stream wait for everything launched on the other one.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from msprof.runtime import hooks
+from msprof.runtime import hooks, knobs
 from msprof.runtime.device import Device, get_device
 from msprof.runtime.executor import Executable, Step
 from msprof.runtime.graph import Graph
@@ -73,7 +77,55 @@ def _lifetimes(graph: Graph):
             if v.kind == "op" and last[id(v)] == i and id(v) not in kept and id(v) not in seen:
                 seen.add(id(v))
                 dies[i].append((("v", id(v)), v.nbytes))
+    if any(op.prim.stream for op in graph.ops):
+        _extend_comm_lifetimes(graph, dies)
     return born, dies
+
+
+def _extend_comm_lifetimes(graph: Graph, dies) -> None:
+    """Buffers a comm op touches die at the graph's last op (see above)."""
+    touched = set()
+    for op in graph.ops:
+        if op.prim.stream:
+            touched.update(("v", id(v)) for v in op.inputs + op.outputs if v.kind == "op")
+            touched.add(("w", op.id))
+    late = []
+    for gone in dies:
+        late += [k for k in gone if k[0] in touched]
+        gone[:] = [k for k in gone if k[0] not in touched]
+    dies[-1].extend(late)
+
+
+def _stream_waits(graph: Graph) -> list[bool]:
+    """Per op: must its stream first wait for the other stream?  Only where
+    it reads a value produced there since the last such wait."""
+    producer_at = {}
+    for i, op in enumerate(graph.ops):
+        for v in op.outputs:
+            producer_at[id(v)] = i
+    waited = {0: -1, 1: -1}          # per stream: the other's ops waited for, up to index
+    waits = []
+    for i, op in enumerate(graph.ops):
+        s = op.prim.stream
+        need = [producer_at[id(v)] for v in op.inputs
+                if v.kind == "op" and graph.ops[producer_at[id(v)]].prim.stream != s]
+        wait = any(j > waited[s] for j in need)
+        if wait:
+            waited[s] = i - 1
+        waits.append(wait)
+    return waits
+
+
+def _slowed(kernel, factor: float):
+    """MSRT_SLOW_FACTOR: the kernel, then a sleep of (factor - 1) x its time."""
+    import time
+    now, sleep, extra = time.perf_counter, time.sleep, factor - 1.0
+
+    def slow_kernel():
+        t = now()
+        kernel()
+        sleep((now() - t) * extra)
+    return slow_kernel
 
 
 def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
@@ -108,13 +160,20 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
         owner[("w", op.id)] = op.id
         workspaces[op.id] = [arena.view(base + off, shape, dtype) for off, shape, dtype in layout]
 
-    steps = []
+    steps, streams = [], []
+    slow = knobs.SLOW_FACTOR if knobs.SLOW_RANK == device.rank and knobs.SLOW_FACTOR > 1 else 0
     for op, here, gone in zip(graph.ops, born, dies):
         kernel = op.prim.bind(op, [arrays[id(v)] for v in op.inputs],
                               [arrays[id(v)] for v in op.outputs], workspaces[op.id])
+        if slow and not op.prim.stream:
+            kernel = _slowed(kernel, slow)
         allocs = tuple((arena.base + offsets[k], n) for k, n in here)
         frees = tuple((arena.base + offsets[k], n, owner[k]) for k, n in gone)
         steps.append(Step(op.id, kernel, allocs, frees))
+        streams.append(op.prim.stream)
+    # Multi-stream graphs: (stream, wait) per op beside the steps; a
+    # compute-only graph keeps the executor's single-stream loop.
+    lanes = tuple(zip(streams, _stream_waits(graph))) if any(streams) else None
 
     outputs = []
     for v in graph.outputs:
@@ -124,4 +183,4 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
 
     for op in graph.ops:
         hooks.op_register(op.id, graph.id, op.name, op.type, op.path, op.flops, op.bytes)
-    return Executable(graph, device, steps, [b.array for b in feeds], outputs, arena)
+    return Executable(graph, device, steps, [b.array for b in feeds], outputs, arena, lanes)

@@ -1,6 +1,7 @@
 """A device: one rank's memory pool and streams.
 
-Devices are processes: this process is rank ``rank`` of ``world_size``.
+Devices are processes: this process is rank ``rank`` of ``world_size``
+(from MPI when launched by mpiexec, see comm.py).
 A device owns a compute stream (id 0) and, for collectives, a communication
 stream (id 1, created on first use), so communication can overlap compute.
 The first ``get_device()`` creates it from the context and fires
@@ -66,8 +67,11 @@ _device: Device | None = None
 def get_device() -> Device:
     global _device
     if _device is None:
-        _device = Device(get_context("device_target"), get_context("rank"),
-                         get_context("world_size"))
+        from msprof.runtime.comm import world
+        w = world()
+        rank, size = ((w.rank, w.size) if w.comm is not None else
+                      (get_context("rank"), get_context("world_size")))
+        _device = Device(get_context("device_target"), rank, size)
     return _device
 
 

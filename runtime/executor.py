@@ -9,15 +9,19 @@ synchronize, the outputs copied out and freed, ``step_end``.
 
 This loop is what the profiler's overhead is measured against, so it does
 nothing per op but the probes, the accounting and one queue put; all the
-planning happened at compile time.
+planning happened at compile time.  A graph with communication ops takes a
+second loop (``_launch_streams``): each op goes to its own stream, and where
+the compiler marked a cross-stream dependency an event is recorded on the
+other stream and waited for on this one, as with CUDA events.
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from msprof.runtime import hooks
+from msprof.runtime import hooks, knobs
 
 
 class Step(NamedTuple):
@@ -29,9 +33,11 @@ class Step(NamedTuple):
 
 
 class Executable:
-    def __init__(self, graph, device, steps, feeds, outputs, arena):
+    def __init__(self, graph, device, steps, feeds, outputs, arena, lanes=None):
         self.graph, self.device = graph, device
         self.steps = tuple(steps)
+        self.lanes = lanes              # ((stream id, wait), ...) per op, or None
+        self.leaked: list = []          # MSRT_LEAK_BYTES blocks, never freed
         self.feeds = feeds              # input buffers (pool views), in graph order
         self.outputs = outputs          # (view, addr, size, owner op id)
         self.arena = arena
@@ -52,11 +58,16 @@ class Executable:
                                  f"compiled for {feed.shape}")
         if step is not None:
             hooks.step_begin(step)
+            if knobs.LEAK_BYTES:
+                self._leak()
         for feed, x in zip(self.feeds, inputs):
             np.copyto(feed, x, casting="unsafe")     # host to device
-        self._launch()
-        stream = self.device.compute
-        stream.synchronize()
+        if self.lanes is None:
+            self._launch()
+            self.device.compute.synchronize()
+        else:
+            self._launch_streams()
+            self.device.synchronize()
         results = [view.copy() for view, _, _, _ in self.outputs]
         pool = self.device.pool
         for _, addr, size, owner in self.outputs:
@@ -87,3 +98,38 @@ class Executable:
                     hooks.mem_free(addr, size, owner, in_use)
         finally:
             stream.seq, pool.in_use, pool.peak = seq, in_use, peak
+
+    def _launch_streams(self) -> None:
+        dev = self.device
+        pool, streams = dev.pool, (dev.compute, dev.comm)
+        seqs = [streams[0].seq, streams[1].seq]
+        in_use, peak = pool.in_use, pool.peak
+        try:
+            for (op_id, kernel, allocs, frees), (sid, wait) in zip(self.steps, self.lanes):
+                stream = streams[sid]
+                if wait:
+                    event = threading.Event()
+                    streams[1 - sid].put((-1, 0, 0, event.set))
+                    stream.put((-1, 0, 0, event.wait))
+                for addr, size in allocs:
+                    in_use += size
+                    hooks.mem_alloc(addr, size, op_id, in_use)
+                if in_use > peak:
+                    peak = in_use
+                seqs[sid] += 1
+                t_launch = hooks.now_ns()
+                hooks.kernel_launch(op_id, sid, seqs[sid])
+                stream.put((op_id, seqs[sid], t_launch, kernel))
+                for addr, size, owner in frees:
+                    in_use -= size
+                    hooks.mem_free(addr, size, owner, in_use)
+        finally:
+            streams[0].seq, streams[1].seq = seqs
+            pool.in_use, pool.peak = in_use, peak
+
+    def _leak(self) -> None:
+        """MSRT_LEAK_BYTES: a block per step that is never freed, owned by
+        the graph's last op (what a leak report should name)."""
+        block = self.device.pool.alloc_persistent((knobs.LEAK_BYTES,), np.uint8,
+                                                  op_id=self.steps[-1].op_id)
+        self.leaked.append(block)

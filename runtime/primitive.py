@@ -15,6 +15,7 @@ class Primitive:
     type = ""
     inplace: tuple[int, ...] = ()    # inputs the kernel writes (optimizer updates)
     takes_seed = False               # grad() accepts ONE as an output gradient
+    stream = 0                       # the device stream running the kernel (1: comm)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -2,8 +2,16 @@
 TrainOneStepCell (forward, autodiff and optimizer captured as one graph)."""
 from __future__ import annotations
 
+import os
+import sys
+
+from msprof.runtime import knobs
 from msprof.runtime.autodiff import gradients
+from msprof.runtime.device import get_device
+from msprof.runtime.graph import builder
 from msprof.runtime.nn.cell import Cell
+from msprof.runtime.ops_math import Fill
+from msprof.runtime.parallel import data_parallel
 
 
 class WithLossCell(Cell):
@@ -37,10 +45,34 @@ class TrainOneStepCell(Cell):
     def construct(self, *inputs):
         loss = self.network(*inputs)
         grads = gradients(loss, self.weights)
+        if data_parallel.enabled():
+            grads, loss = data_parallel.reduce_gradients(grads, loss)
+        if knobs.TINY_OPS:
+            _tiny_ops(knobs.TINY_OPS)
         self.optimizer(grads)
         return loss
 
     def _next_step(self):
         step, self.step = self.step, self.step + 1
+        if step == knobs.CRASH_STEP:
+            _maybe_crash(step)
         self.optimizer.before_step(step)
         return step
+
+
+def _tiny_ops(n: int) -> None:
+    """MSRT_TINY_OPS: n one-element ops, all launch overhead and no work."""
+    b = builder()
+    with b.scope_as("net/tiny"):
+        for _ in range(n):
+            b.add(Fill, (), shape=(1,), value=0.0)
+
+
+def _maybe_crash(step: int) -> None:
+    """MSRT_CRASH_RANK / MSRT_CRASH_STEP: that rank dies at once, as on a
+    hardware fault (no cleanup, no MPI_Finalize)."""
+    rank = get_device().rank
+    if rank == knobs.CRASH_RANK:
+        print(f"rank {rank}: crashing at step {step} (MSRT_CRASH_RANK)", file=sys.stderr,
+              flush=True)
+        os._exit(knobs.CRASH_EXIT_CODE)
