@@ -143,9 +143,15 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
         arrays[id(v)] = block.array
 
     born, dies = _lifetimes(graph)
-    events = []
-    for here, gone in zip(born, dies):
-        events += [("alloc", k, n) for k, n in here] + [("free", k, n) for k, n in gone]
+    # A comm op's outputs and workspace are placed as if born before the
+    # graph's first op: memory freed after a compute op's launch may still be
+    # in use by that op when the comm stream gets to write.
+    events = [("alloc", k, n) for op, here in zip(graph.ops, born) if op.prim.stream
+              for k, n in here]
+    for op, here, gone in zip(graph.ops, born, dies):
+        if not op.prim.stream:
+            events += [("alloc", k, n) for k, n in here]
+        events += [("free", k, n) for k, n in gone]
     offsets, arena_size = plan(events)
     arena = pool.reserve(arena_size)
 

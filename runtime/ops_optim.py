@@ -116,3 +116,39 @@ class Adam(Primitive):
             np.multiply(tmp, lr_t, out=tmp)
             np.subtract(var, tmp, out=var)
         return adam
+
+
+class AssignAdd(Primitive):
+    """acc += x: gradient accumulation over micro-batches."""
+    type = "AssignAdd"
+    inplace = (0,)
+
+    @staticmethod
+    def infer(op):
+        acc, x = op.inputs
+        if acc.shape != x.shape:
+            raise ValueError(f"AssignAdd {x.shape} into {acc.shape}")
+        return []
+
+    @staticmethod
+    def flops(op):
+        return op.inputs[0].size
+
+    @staticmethod
+    def bind(op, ins, outs, ws):
+        acc, x = ins
+        return lambda: np.add(acc, x, out=acc)
+
+
+class ZeroFill(Primitive):
+    """acc[...] = 0: an accumulator reset after the update read it."""
+    type = "ZeroFill"
+    inplace = (0,)
+
+    @staticmethod
+    def infer(op):
+        return []
+
+    @staticmethod
+    def bind(op, ins, outs, ws):
+        return lambda: ins[0].fill(0)
