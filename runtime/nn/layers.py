@@ -21,7 +21,18 @@ class Dense(Cell):
                      if has_bias else None)
         self.activation = ReLU() if activation == "relu" else activation
 
+    def shard(self, strategy):
+        """Split this layer's MatMul over the ranks (operator-level model
+        parallel); see parallel/shard.py for the strategies.  Returns self."""
+        from msprof.runtime.parallel.shard import shard_dense
+        shard_dense(self, strategy)
+        return self
+
     def construct(self, x):
+        if getattr(self, "shard_kind", "replicated") != "replicated" or \
+                getattr(self, "shard_error", None) is not None:
+            from msprof.runtime.parallel.shard import sharded_dense
+            return sharded_dense(self, x)
         y = F.matmul(x, self.weight, transpose_b=True)
         if self.bias is not None:
             y = F.bias_add(y, self.bias)
