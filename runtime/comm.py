@@ -21,6 +21,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from msprof.runtime import hooks, knobs
 
 # Collective kinds, as in probes/CATALOG.md (the runtime does not import probes).
@@ -63,12 +65,17 @@ class World:
         return seq
 
     # -- collectives (called by comm kernels on the comm stream) ---------------
-    def allreduce(self, buf, group=WORLD) -> None:
-        """Sum ``buf`` in place over the group."""
+    def allreduce(self, buf, group=WORLD, out=None) -> None:
+        """Sum ``buf`` over the group, in place or into ``out``."""
         seq = self._next((group, -1))
         hooks.comm_begin(ALLREDUCE, buf.nbytes, group, -1, seq)
         if self.size > 1:
-            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+            if out is None:
+                self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+            else:
+                self.comm.Allreduce(buf, out, op=self.MPI.SUM)
+        elif out is not None:
+            np.copyto(out, buf)
         _delay()
         hooks.comm_end(ALLREDUCE, buf.nbytes, group, -1, seq)
 

@@ -32,12 +32,23 @@ class AllReduce(Primitive):
 
     @staticmethod
     def workspace(op):
+        if len(op.inputs) == 1:          # reduced straight into the output
+            return []
         return [((sum(v.size for v in op.inputs),), np.float32)]
 
     @staticmethod
     def bind(op, ins, outs, ws):
-        flat, w, group = ws[0], world(), op.attrs.get("group", WORLD)
+        w, group = world(), op.attrs.get("group", WORLD)
         scale = np.float32(1.0 / w.size) if op.attrs.get("mean") else None
+        if len(ins) == 1:
+            x, y = ins[0], outs[0]
+
+            def allreduce_one():
+                w.allreduce(x, group, out=y)
+                if scale is not None:
+                    np.multiply(y, scale, out=y)
+            return allreduce_one
+        flat = ws[0]
         parts, at = [], 0
         for x, y in zip(ins, outs):
             parts.append((x, y, flat[at:at + x.size].reshape(x.shape)))
