@@ -24,19 +24,62 @@ long ago, so gaps it ends are idle, never host-bound.  Kernels are assigned
 to step windows by time (not by their ``step`` column), so a kernel launched
 in one step and run in the next counts where it ran; see
 :func:`msprof.analysis.intervals.clip_to_windows` for boundary cases.
+
+``busy_ns`` further splits by what ran, so that
+``compute_ns + exposed_comm_ns + bubble_ns + host_gap_ns + idle_ns ==
+step_ns`` exactly:
+
+``compute_ns``
+    Time at least one compute kernel ran (any stream but the
+    communication stream, :data:`COMM_STREAM`).
+``bubble_ns``  (pipeline bubble)
+    Time with no compute in which a send or receive waited for its peer
+    stage (:func:`msprof.analysis.comm.waits`).
+``exposed_comm_ns``
+    The rest of the time communication ran with no compute: transfers,
+    and collectives waiting for the slowest rank (``comm_wait_ns``, a part
+    of it: the cost of load imbalance).
+
+Informational: ``comm_ns`` (time any communication ran) and
+``overlapped_comm_ns`` (the part of it hidden under compute;
+``comm_ns == overlapped_comm_ns + exposed_comm_ns + bubble_ns``).
+Communication is the kernels on the communication stream (and, for a
+rank without any, its ``comms`` rows: see :func:`work`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from msprof.analysis import comm as _comm
 from msprof.analysis.intervals import clip_to_windows, union, windows
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
+COMM_STREAM = _comm.COMM_STREAM
 
 
 def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
     return df if rank is None else df[df["rank"] == rank]
+
+
+def work(kernels: pd.DataFrame, comms: pd.DataFrame | None) -> pd.DataFrame:
+    """What kept each rank's device busy: its kernels (``real`` 1), with
+    ``comm`` telling communication from compute.  A rank with ``comms`` rows
+    but no communication kernel (collectives seen by MPI uprobes only) gets
+    those rows as communication (``real`` 0, launch time unknown, ``op_id``
+    -1); otherwise they lie inside its communication kernels already."""
+    k = kernels[["rank", "op_id", "launch_ns", "start_ns", "dur_ns"]].assign(
+        comm=(kernels["stream"] == COMM_STREAM).to_numpy() if "stream" in kernels else False,
+        real=1)
+    if comms is None or comms.empty:
+        return k
+    comms = comms[~comms["rank"].isin(k.loc[k["comm"], "rank"].unique())]
+    if comms.empty:
+        return k
+    c = pd.DataFrame({"rank": comms["rank"], "op_id": -1, "launch_ns": 0,
+                      "start_ns": comms["start_ns"], "dur_ns": comms["dur_ns"],
+                      "comm": True, "real": 0})
+    return pd.concat([k, c], ignore_index=True)
 
 
 def _intervals(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
@@ -55,7 +98,7 @@ _EMPTY_SEGS = pd.DataFrame({c: pd.Series(dtype="int64") for c in (
 
 def _segments(kernels: pd.DataFrame, win: pd.DataFrame):
     """Busy segments and gaps of every step window."""
-    iv = _intervals(kernels, ["op_id", "launch_ns"])
+    iv = _intervals(kernels, ["op_id", "launch_ns", "real"])
     iv["launch_ns"] = iv["launch_ns"].where(iv["launch_ns"] > 0, _NEVER)
     pieces = clip_to_windows(iv, win)
     if pieces.empty:
@@ -68,7 +111,7 @@ def _segments(kernels: pd.DataFrame, win: pd.DataFrame):
         rank=("rank", "first"), step=("win_step", "first"),
         win_start=("win_start", "first"), win_end=("win_end", "first"),
         s=("s", "first"), e=("e", "max"), pending=("pending", "first"),
-        op_id=("op_id", "first"), kernels=("s", "size"),
+        op_id=("op_id", "first"), kernels=("real", "sum"),
     )
     prev = segs.groupby(["rank", "step"], sort=False)["e"].shift()
     g0 = prev.fillna(segs["win_start"]).astype("int64")
@@ -92,7 +135,8 @@ def _segments(kernels: pd.DataFrame, win: pd.DataFrame):
     return segs, gaps.sort_values(["rank", "step", "start_ns"]).reset_index(drop=True)
 
 
-def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None,
+         comms: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every stretch of a step in which no kernel of the rank ran.
 
     Columns: ``rank``, ``step``, ``start_ns``, ``end_ns``, ``dur_ns``,
@@ -100,11 +144,13 @@ def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None) ->
     ``queued_ns`` (the part in which the next kernel was already launched),
     ``next_op_id`` (the operator of the kernel that ended the gap, -1 for
     the tail) and ``tail`` (after the step's last kernel).  A step with no
-    kernel is one tail gap.
+    kernel is one tail gap.  ``comms`` rows count as device work (see
+    :func:`work`).
     """
     steps = _select(steps, rank)
     win = windows(steps)
-    segs, g = _segments(_select(kernels, rank), win)
+    c = _select(comms, rank) if comms is not None else None
+    segs, g = _segments(work(_select(kernels, rank), c), win)
     busy_steps = segs[["rank", "step"]].drop_duplicates()
     empty = win.merge(busy_steps, left_on=["rank", "win_step"], right_on=["rank", "step"],
                       how="left", indicator=True)
@@ -150,33 +196,59 @@ def _memory_peaks(memory: pd.DataFrame, win: pd.DataFrame) -> pd.Series:
     return peak.astype("int64")
 
 
+def _iv(rank, start, end) -> pd.DataFrame:
+    return pd.DataFrame({"rank": rank, "start_ns": start, "dur_ns": end - start})
+
+
 def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
                    comms: pd.DataFrame | None = None, rank: int | None = None) -> pd.DataFrame:
     """One row per (rank, step) with ``start_ns``, ``step_ns``, ``busy_ns``,
     ``host_gap_ns``, ``idle_ns`` (these three sum to ``step_ns`` exactly),
     ``queued_ns`` (the part of idle_ns in which a launched kernel waited),
-    ``kernels`` (kernels that ran in the step), ``comm_ns`` (time at least
-    one collective was in flight; informational, it overlaps the others) and
-    ``mem_peak`` (highest bytes in use in the pool during the step; <NA>
-    without memory events)."""
+    ``kernels`` (kernels that ran in the step), ``comm_ns``, ``mem_peak``
+    (highest bytes in use in the pool during the step; <NA> without memory
+    events), and the split of busy time described in the module docstring:
+    ``compute_ns``, ``exposed_comm_ns``, ``bubble_ns`` (with host_gap_ns and
+    idle_ns they sum to step_ns), ``overlapped_comm_ns``, ``comm_wait_ns``.
+
+    ``comms`` holds every rank's collectives (waits are found by matching
+    ranks, so pass them all even when ``rank`` selects one)."""
     steps = _select(steps, rank)
     win = windows(steps)
     out = win.rename(columns={"win_step": "step", "win_start": "start_ns", "win_ns": "step_ns"})
     out = out[["rank", "step", "start_ns", "step_ns"]].set_index(["rank", "step"])
-    segs, g = _segments(_select(kernels, rank), win)
+    c = _select(comms, rank) if comms is not None else None
+    w = work(_select(kernels, rank), c)
+    segs, g = _segments(w, win)
     sums = g.groupby(["rank", "step"])[["host_ns", "queued_ns"]].sum()
     busy = (segs["e"] - segs["s"]).groupby([segs["rank"], segs["step"]]).sum()
     nk = segs.groupby(["rank", "step"])["kernels"].sum()
-    out["busy_ns"] = busy.reindex(out.index).fillna(0).astype("int64")
-    out["host_gap_ns"] = sums["host_ns"].reindex(out.index).fillna(0).astype("int64")
+
+    def col(series):
+        return series.reindex(out.index).fillna(0).astype("int64")
+
+    out["busy_ns"] = col(busy)
+    out["host_gap_ns"] = col(sums["host_ns"])
     out["idle_ns"] = out["step_ns"] - out["busy_ns"] - out["host_gap_ns"]
-    out["queued_ns"] = sums["queued_ns"].reindex(out.index).fillna(0).astype("int64")
-    out["kernels"] = nk.reindex(out.index).fillna(0).astype("int64")
-    c = _select(comms, rank) if comms is not None else None
-    comm = _union_ns(c, win) if c is not None else pd.Series(dtype="int64")
-    out["comm_ns"] = comm.reindex(out.index).fillna(0).astype("int64")
+    out["queued_ns"] = col(sums["queued_ns"])
+    out["kernels"] = col(nk)
+    compute_iv = w.loc[~w["comm"], ["rank", "start_ns", "dur_ns"]]
+    out["comm_ns"] = col(_union_ns(w[w["comm"]], win))
     peak = _memory_peaks(_select(memory, rank), win)
     out["mem_peak"] = peak.reindex(out.index).astype("Int64")
+    compute = col(_union_ns(compute_iv, win))
+    out["compute_ns"] = compute
+    if comms is not None and not comms.empty:
+        wt = _select(_comm.waits(comms), rank)
+        wt = _iv(wt["rank"], wt["start_ns"], wt["end_ns"]).assign(p2p=wt["p2p"].to_numpy())
+        bubble = col(_union_ns(pd.concat([compute_iv, wt[wt["p2p"]]]), win)) - compute
+        waited = col(_union_ns(pd.concat([compute_iv, wt]), win)) - compute
+    else:
+        bubble = waited = compute * 0
+    out["bubble_ns"] = bubble
+    out["exposed_comm_ns"] = out["busy_ns"] - compute - bubble
+    out["overlapped_comm_ns"] = compute + out["comm_ns"] - out["busy_ns"]
+    out["comm_wait_ns"] = waited - bubble
     return out.reset_index().sort_values(["rank", "step"], kind="stable").reset_index(drop=True)
 
 
@@ -184,15 +256,17 @@ def device_breakdown(step_df: pd.DataFrame, memory: pd.DataFrame,
                      rank: int | None = None) -> pd.DataFrame:
     """One row per rank: ``steps`` and the mean step of
     :func:`step_breakdown` (``step_ns``, ``busy_ns``, ``host_gap_ns``,
-    ``idle_ns``, ``queued_ns``, ``comm_ns``; busy + host_gap + idle ==
-    step), the fractions ``busy_frac``, ``host_gap_frac``, ``idle_frac`` of
-    the step, and ``mem_peak``: the highest bytes in use on the rank over
+    ``idle_ns``, ``queued_ns``, ``comm_ns`` and the split of busy time;
+    busy + host_gap + idle == step), the fractions ``busy_frac``,
+    ``host_gap_frac``, ``idle_frac``, ``compute_frac``, ``exposed_comm_frac``,
+    ``bubble_frac`` of the step, and ``mem_peak``: the highest bytes in use on the rank over
     the whole profile (<NA> without memory events)."""
-    parts = ["step_ns", "busy_ns", "host_gap_ns", "idle_ns", "queued_ns", "comm_ns"]
+    parts = ["step_ns", "busy_ns", "host_gap_ns", "idle_ns", "queued_ns", "comm_ns",
+             "compute_ns", "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns"]
     g = step_df.groupby("rank")
     out = g[parts].mean()
     out.insert(0, "steps", g.size())
-    for part in ("busy", "host_gap", "idle"):
+    for part in ("busy", "host_gap", "idle", "compute", "exposed_comm", "bubble"):
         out[f"{part}_frac"] = out[f"{part}_ns"] / out["step_ns"]
     mem = _select(memory, rank)
     out["mem_peak"] = mem.groupby("rank")["in_use"].max().reindex(out.index).astype("Int64")

@@ -69,3 +69,44 @@ def union(pieces: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Serie
     before = reach.groupby(gk).shift()
     new = before.isna() | (p["s"] > before)
     return p, new.cumsum() - 1
+
+
+def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
+    """For each query ``[a, b)`` of ``q`` (columns ``rank``, ``a``, ``b``),
+    how much of it lies inside the segments of its rank (``segs``: columns
+    ``rank``, ``s``, ``e``; disjoint, as :func:`union` merges them).  A loop
+    per rank; each rank's queries are answered with a binary search over a
+    prefix sum of its segment lengths."""
+    out = np.zeros(len(q), dtype="int64")
+    if q.empty or segs.empty:
+        return out
+    qr = q["rank"].to_numpy()
+    qa, qb = q["a"].to_numpy(), q["b"].to_numpy()
+    for rank, sg in segs.groupby("rank", sort=False):
+        sel = np.flatnonzero(qr == rank)
+        if not len(sel):
+            continue
+        sg = sg.sort_values("s", kind="stable")
+        s, e = sg["s"].to_numpy(), sg["e"].to_numpy()
+        before = np.concatenate([[0], np.cumsum(e - s)])
+
+        def upto(t):
+            i = np.searchsorted(s, t, side="right") - 1
+            ok = i >= 0
+            ic = np.where(ok, i, 0)
+            part = np.clip(np.minimum(t, e[ic]) - s[ic], 0, None)
+            return np.where(ok, before[ic] + part, 0)
+
+        out[sel] = upto(qb[sel]) - upto(qa[sel])
+    return out
+
+
+def segments(iv: pd.DataFrame) -> pd.DataFrame:
+    """The union of intervals ``[start_ns, end_ns)`` per rank, as disjoint
+    segments with columns ``rank``, ``s``, ``e``."""
+    if iv.empty:
+        return pd.DataFrame({"rank": pd.Series(dtype="int64"), "s": pd.Series(dtype="int64"),
+                             "e": pd.Series(dtype="int64")})
+    p, seg = union(pd.DataFrame({"rank": iv["rank"].to_numpy(), "s": iv["start_ns"].to_numpy(),
+                                 "e": iv["end_ns"].to_numpy()}), ["rank"])
+    return p.groupby(seg).agg(rank=("rank", "first"), s=("s", "first"), e=("e", "max"))

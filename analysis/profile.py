@@ -19,8 +19,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msprof.analysis import breakdown as _breakdown
+from msprof.analysis import comm as _comm
+from msprof.analysis import critical_path as _cpath
 from msprof.analysis import findings as _findings
+from msprof.analysis import hostbound as _hostbound
+from msprof.analysis import imbalance as _imbalance
+from msprof.analysis import memory as _memory
 from msprof.analysis import opstats as _opstats
+from msprof.analysis import pipeline as _pipeline
 from msprof.analysis import report as _report
 from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, REQUIRED
 from msprof.errors import MsprofError
@@ -167,6 +173,14 @@ class Profile:
         self.meta = meta
         self._paths = paths
         self._cache: dict[str, pd.DataFrame] = {}
+        self._memo: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, compute):
+        """Analyses used by several others are computed once per profile
+        (callers must not modify the frames they get)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def __repr__(self) -> str:
         return f"<Profile {', '.join(self.meta.get('sources', []))} ranks={self.ranks}>"
@@ -222,7 +236,8 @@ class Profile:
         """Per rank and step: busy, host gaps, idle, memory peak
         (:func:`msprof.analysis.breakdown.step_breakdown`)."""
         self.check_rank(rank)
-        return _breakdown.step_breakdown(self.kernels, self.steps, self.memory, self.comms, rank=rank)
+        return self._once(("steps", rank), lambda: _breakdown.step_breakdown(
+            self.kernels, self.steps, self.memory, self.comms, rank=rank)).copy()
 
     def device_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank, the mean step's breakdown
@@ -234,7 +249,122 @@ class Profile:
         """Every stretch of a step with no kernel running
         (:func:`msprof.analysis.breakdown.gaps`)."""
         self.check_rank(rank)
-        return _breakdown.gaps(self.kernels, self.steps, rank=rank)
+        return self._once(("gaps", rank), lambda: _breakdown.gaps(
+            self.kernels, self.steps, rank=rank, comms=self.comms)).copy()
+
+    # Communication (:mod:`msprof.analysis.comm`).
+
+    def collectives(self) -> pd.DataFrame:
+        """Every collective instance matched across ranks, with skew and
+        bandwidth (:func:`msprof.analysis.comm.collectives`)."""
+        return self._once(("coll",), lambda: _comm.collectives(self.comms)).copy()
+
+    def messages(self) -> pd.DataFrame:
+        """Send/recv pairs (:func:`msprof.analysis.comm.messages`)."""
+        return _comm.messages(self.comms)
+
+    def comm_stats(self, rank: int | None = None) -> pd.DataFrame:
+        """Per collective kind and size: count, time, algbw, busbw, wait, skew
+        (:func:`msprof.analysis.comm.collective_stats`)."""
+        self.check_rank(rank)
+        return _comm.collective_stats(self.comms, rank=rank)
+
+    def comm_matrix(self) -> pd.DataFrame:
+        """Rank x rank bytes, time and bandwidth (:func:`msprof.analysis.comm.matrix`)."""
+        return _comm.matrix(self.comms)
+
+    def comm_ops(self, rank: int | None = None) -> pd.DataFrame:
+        """Exposed time per communication operator per step
+        (:func:`msprof.analysis.comm.by_op`)."""
+        self.check_rank(rank)
+        k = self.kernels if rank is None else self.kernels[self.kernels["rank"] == rank]
+        return _comm.by_op(k, self.ops, self.comms, self.steps)
+
+    def overlap(self, rank: int | None = None) -> pd.DataFrame:
+        """Comm/compute overlap ratio per rank (:func:`msprof.analysis.comm.overlap`)."""
+        return _comm.overlap(self.step_breakdown(rank))
+
+    # Imbalance (:mod:`msprof.analysis.imbalance`).
+
+    def imbalance(self) -> pd.DataFrame:
+        """Load-imbalance index per step (:func:`msprof.analysis.imbalance.per_step`)."""
+        return _imbalance.per_step(self.step_breakdown())
+
+    def slow_ranks(self) -> pd.DataFrame:
+        """Compute excess and the waits it causes, per rank
+        (:func:`msprof.analysis.imbalance.ranks`)."""
+        return self._once(("slow",), lambda: _imbalance.ranks(self.step_breakdown(), self.comms)).copy()
+
+    def links(self) -> pd.DataFrame:
+        """Point-to-point bandwidth per pair (:func:`msprof.analysis.imbalance.links`)."""
+        return _imbalance.links(self.comms)
+
+    def groups(self) -> pd.DataFrame:
+        """Bus bandwidth per communication group (:func:`msprof.analysis.imbalance.groups`)."""
+        return _imbalance.groups(self.comms)
+
+    # Pipeline (:mod:`msprof.analysis.pipeline`).
+
+    def bubble_waits(self) -> pd.DataFrame:
+        """Every send/recv wait with its phase (:func:`msprof.analysis.pipeline.bubble_waits`)."""
+        return self._once(("bw",), lambda: _pipeline.bubble_waits(
+            self.kernels, self.comms, self.steps)).copy()
+
+    def pipeline(self) -> pd.DataFrame:
+        """Bubble per stage (:func:`msprof.analysis.pipeline.stage_stats`)."""
+        return _pipeline.stage_stats(self.step_breakdown(), self.comms, self.bubble_waits())
+
+    def bubble_causes(self) -> pd.DataFrame:
+        """Bubble per stage, phase and peer (:func:`msprof.analysis.pipeline.causes`)."""
+        return _pipeline.causes(self.bubble_waits(), self.steps.groupby("rank").size())
+
+    # Memory (:mod:`msprof.analysis.memory`).
+
+    def memory_timeline(self, rank: int | None = None, points: int = 200) -> pd.DataFrame:
+        """Bytes in use over time (:func:`msprof.analysis.memory.timeline`)."""
+        self.check_rank(rank)
+        return _memory.timeline(self.memory, rank=rank, points=points)
+
+    def memory_peaks(self, rank: int | None = None) -> pd.DataFrame:
+        """Peak per device (:func:`msprof.analysis.memory.peaks`)."""
+        self.check_rank(rank)
+        return _memory.peaks(self.memory, rank=rank)
+
+    def live_at_peak(self, rank: int | None = None) -> pd.DataFrame:
+        """What was live at each peak (:func:`msprof.analysis.memory.live_at_peak`)."""
+        self.check_rank(rank)
+        return _memory.live_at_peak(self.memory, self.ops, rank=rank)
+
+    def leaks(self, rank: int | None = None) -> pd.DataFrame:
+        """Allocations never freed, leaks first (:func:`msprof.analysis.memory.never_freed`)."""
+        self.check_rank(rank)
+        return self._once(("leaks", rank), lambda: _memory.never_freed(
+            self.memory, self.ops, self.steps, rank=rank)).copy()
+
+    # Host-bound (:mod:`msprof.analysis.hostbound`).
+
+    def launch_stats(self, rank: int | None = None) -> pd.DataFrame:
+        """Queue delay and tiny kernels per operator (:func:`msprof.analysis.hostbound.launch_stats`)."""
+        self.check_rank(rank)
+        return _hostbound.launch_stats(self.kernels, self.ops, rank=rank)
+
+    def host_summary(self, rank: int | None = None) -> pd.DataFrame:
+        """Launch cost, tiny kernels, host gaps per rank (:func:`msprof.analysis.hostbound.rank_summary`)."""
+        self.check_rank(rank)
+        return _hostbound.rank_summary(self.kernels, self.step_breakdown(rank), rank=rank)
+
+    def host_gaps(self, rank: int | None = None) -> pd.DataFrame:
+        """Host-bound gaps per operator that ended them (:func:`msprof.analysis.hostbound.host_gaps_by_op`)."""
+        steps = self.step_breakdown(rank)
+        return _hostbound.host_gaps_by_op(self.gaps(rank), self.ops, len(steps))
+
+    # Critical path (:mod:`msprof.analysis.critical_path`).
+
+    def critical_path(self, step: int | None = None) -> pd.DataFrame:
+        """Segments of one step's critical path across ranks
+        (:func:`msprof.analysis.critical_path.path`)."""
+        return self._once(("cp", step), lambda: _cpath.path(
+            self.kernels, self.ops, self.comms, self.steps, step=step)).copy()
 
     def findings(self, rank: int | None = None) -> list[dict]:
         """Bottlenecks, most important first (:mod:`msprof.analysis.findings`)."""

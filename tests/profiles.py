@@ -168,6 +168,149 @@ def clean(root, ranks=(0, 1)) -> Path:
     return write_profile(root, base_meta(ranks), kernels=kernels, ops=ops, steps=steps)
 
 
+def _dp_ops(rank):
+    return [
+        {"rank": rank, "op_id": 1, "name": "MatMul-op1", "type": "MatMul",
+         "scope": "net/dense/MatMul-op1", "flops": 6_000_000, "bytes": 600_000},
+        {"rank": rank, "op_id": 2, "name": "MatMulGrad-op2", "type": "MatMulGrad",
+         "scope": "Gradients/net/dense/MatMulGrad-op2", "flops": 8_000_000, "bytes": 800_000},
+        {"rank": rank, "op_id": 4, "name": "BiasGrad-op4", "type": "BiasGrad",
+         "scope": "Gradients/net/dense/BiasGrad-op4", "flops": 0, "bytes": 4_000},
+        {"rank": rank, "op_id": 3, "name": "AllReduce-op3", "type": "AllReduce",
+         "scope": "Gradients/AllReduce/AllReduce-op3", "flops": 0, "bytes": 1_000_000},
+    ]
+
+
+DP_BYTES = 1_000_000
+
+
+def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000,
+                  leak_rank=None, leak_bytes=256) -> Path:
+    """Data parallel over ``n`` ranks, ``steps`` steps starting every 10 us.
+
+    Each rank computes C = 4000 ns per step (``slow_rank``: C + slow_extra):
+    forward MatMul-op1 [0, C-2000), MatMulGrad-op2 [C-2000,
+    C-1000), BiasGrad-op4 [C-1000, C).  The gradient bucket's allreduce
+    (AllReduce-op3, stream 1, DP_BYTES) is entered when MatMulGrad ends (C -
+    1000): the last arrival is A = max(C) - 1000, the transfer takes
+    ``xfer`` and every rank leaves at A + xfer, which ends the step window.
+    All kernels are launched 100 ns before the step starts (no host gap).
+
+    With the defaults and no slow rank: step 4000, compute 4000, comm
+    [3000, 4000) fully overlapped, exposed 0, skew 0, algbw 1000 GB/s,
+    busbw 1500 GB/s (n = 4).  With slow_rank s (C = 6000): step 6000;
+    other ranks: compute 4000, comm [3000, 6000) = 3000 of which 1000
+    overlapped and 2000 exposed, waiting [3000, 5000) (exposed part 1000:
+    comm_wait_ns 1000); rank s: compute 6000, comm 1000 overlapped.  Skew
+    2000 per instance.  Critical path: MatMul-op1 and MatMulGrad-op2 on
+    rank s (5000), then the allreduce (1000).
+
+    Memory: 10_000 bytes of parameters at t=0 (op -1, never freed); each
+    step MatMul-op1 allocates 1000 bytes at its start, freed at C;
+    ``leak_rank``'s BiasGrad-op4 also allocates ``leak_bytes`` per step,
+    never freed.
+    """
+    kernels, comms, stp, memory, ops = [], [], [], [], []
+    C = {r: 4000 + (slow_extra if r == slow_rank else 0) for r in range(n)}
+    last = max(C.values()) - 1000
+    for r in range(n):
+        ops += _dp_ops(r)
+        used = 10_000
+        memory.append({"rank": r, "ts_ns": 0, "addr": 1 << 20, "size": 10_000, "op_id": -1,
+                       "in_use": used})
+        for st in range(steps):
+            t0 = 10_000 * (st + 1)
+            end = t0 + last + xfer
+            stp.append({"rank": r, "pid": 100 + r, "step": st, "start_ns": t0, "dur_ns": end - t0})
+            c = C[r]
+            for op, a, b in ((1, 0, c - 2000), (2, c - 2000, c - 1000), (4, c - 1000, c)):
+                kernels.append(_k(r, op, t0 - 100, t0 + a, b - a, st))
+            arrive = t0 + c - 1000
+            kernels.append(_k(r, 3, t0 - 100, arrive, end - arrive, st, stream=1))
+            comms.append({"rank": r, "pid": 100 + r, "kind": "allreduce", "bytes": DP_BYTES,
+                          "seq": st, "step": st, "start_ns": arrive, "dur_ns": end - arrive})
+            used += 1000
+            memory.append({"rank": r, "ts_ns": t0, "addr": 4096, "size": 1000, "op_id": 1,
+                           "in_use": used})
+            if r == leak_rank:
+                used += leak_bytes
+                memory.append({"rank": r, "ts_ns": t0 + c - 500, "addr": 8192 + 512 * st,
+                               "size": leak_bytes, "op_id": 4, "in_use": used})
+            used -= 1000
+            memory.append({"rank": r, "ts_ns": t0 + c, "addr": 4096, "size": -1000, "op_id": 1,
+                           "in_use": used})
+    devices = [{"rank": r, "pid": 100 + r, "world_size": n} for r in range(n)]
+    meta = base_meta(tuple(range(n)), end_ns=10_000 * (steps + 1))
+    return write_profile(root, meta, kernels=kernels, comms=comms, steps=stp, memory=memory,
+                         ops=ops, devices=devices)
+
+
+def _pp_ops(rank):
+    return [
+        {"rank": rank, "op_id": 1, "name": "Fwd-op1", "type": "MatMul", "scope": f"stage{rank}/Fwd-op1"},
+        {"rank": rank, "op_id": 2, "name": "Bwd-op2", "type": "MatMulGrad", "scope": f"Gradients/stage{rank}/Bwd-op2"},
+        {"rank": rank, "op_id": 5, "name": "Send-op5", "type": "Send", "scope": f"stage{rank}/Send-op5"},
+        {"rank": rank, "op_id": 6, "name": "Recv-op6", "type": "Receive", "scope": f"stage{rank}/Recv-op6"},
+    ]
+
+
+def pipeline(root, steps=2) -> Path:
+    """Two stages (ranks 0, 1), two micro-batches, GPipe; forward 1000 ns
+    and backward 2000 ns per micro-batch and stage; messages of 1000 bytes
+    take 100 ns.  Times within a step (t0 = 20 us x (step + 1)):
+
+      rank 0: F0 [0,1000) F1 [1000,2000) B1 [5200,7200) B0 [7200,9200);
+              sends [1000,1100) [2000,2100); recvs of gradients posted at
+              2000 -> [2000,5200) and 5200 -> [5200,7200); window 9200.
+      rank 1: recvs of activations [0,1100) [1100,2100); F0 [1100,2100)
+              F1 [2100,3100) B1 [3100,5100) B0 [5100,7100); sends
+              [5100,5200) [7100,7200); window 7200.
+
+    Breakdown per step (compute, exposed comm, bubble, host, idle):
+      rank 0: 6000, 100, 3100, 0, 0   (bubble: drain, waiting for rank 1)
+      rank 1: 6000, 200, 1000, 0, 0   (bubble: fill, waiting for rank 0)
+    Each message: 1000 bytes in 100 ns = 10 GB/s.  Critical path: F0 F1
+    on rank 0, recv on rank 1 [2000,2100), F1 B1 B0 on rank 1, recv on
+    rank 0 [7100,7200), B0 on rank 0: 9000 compute + 200 comm.
+    """
+    kernels, comms, stp = [], [], []
+
+    def msg(st, t0, src, dst, seq, s_send, s_recv, end):
+        comms.append({"rank": src, "kind": "send", "bytes": 1000, "peer": dst, "seq": seq,
+                      "step": st, "start_ns": t0 + s_send, "dur_ns": end - s_send})
+        comms.append({"rank": dst, "kind": "recv", "bytes": 1000, "peer": src, "seq": seq,
+                      "step": st, "start_ns": t0 + s_recv, "dur_ns": end - s_recv})
+        kernels.append(_k(src, 5, t0 - 50, t0 + s_send, end - s_send, st, stream=1))
+        kernels.append(_k(dst, 6, t0 - 50, t0 + s_recv, end - s_recv, st, stream=1))
+
+    for st in range(steps):
+        t0 = 20_000 * (st + 1)
+        for op, a, b in ((1, 0, 1000), (1, 1000, 2000), (2, 5200, 7200), (2, 7200, 9200)):
+            kernels.append(_k(0, op, t0 - 50, t0 + a, b - a, st))
+        for op, a, b in ((1, 1100, 2100), (1, 2100, 3100), (2, 3100, 5100), (2, 5100, 7100)):
+            kernels.append(_k(1, op, t0 - 50, t0 + a, b - a, st))
+        # activations 0 -> 1 (seq per channel: 2 per step), gradients 1 -> 0
+        msg(st, t0, 0, 1, 2 * st, 1000, 0, 1100)
+        msg(st, t0, 0, 1, 2 * st + 1, 2000, 1100, 2100)
+        msg(st, t0, 1, 0, 2 * st, 5100, 2000, 5200)
+        msg(st, t0, 1, 0, 2 * st + 1, 7100, 5200, 7200)
+        stp.append({"rank": 0, "step": st, "start_ns": t0, "dur_ns": 9200})
+        stp.append({"rank": 1, "step": st, "start_ns": t0, "dur_ns": 7200})
+    ops = _pp_ops(0) + _pp_ops(1)
+    return write_profile(root, base_meta(), kernels=kernels, comms=comms, steps=stp, ops=ops)
+
+
+def tiny(root) -> Path:
+    """One rank, one step [0, 2000): ten 50 ns kernels of Add-op1, launched
+    every 200 ns from 100 (launch cost 200) and started 10 ns after their
+    launch.  Busy 500; host gaps 100 + 9 x 140 = 1360; idle 140 (queued 10
+    before each kernel, tail 40)."""
+    kernels = [_k(0, 1, 100 + 200 * i, 110 + 200 * i, 50, 0) for i in range(10)]
+    ops = [{"rank": 0, "op_id": 1, "name": "Add-op1", "type": "Add", "scope": "net/Add-op1"}]
+    steps = [{"rank": 0, "step": 0, "start_ns": 0, "dur_ns": 2000}]
+    return write_profile(root, base_meta((0,)), kernels=kernels, ops=ops, steps=steps)
+
+
 # Fixtures over these scenarios; test modules import them by name.
 
 import pytest  # noqa: E402
@@ -191,3 +334,21 @@ def ref(ref_dir):
 def clean_profile(tmp_path):
     """The ``clean`` profile, loaded."""
     return msprof.load(clean(tmp_path / "clean"))
+
+
+@pytest.fixture
+def dp_clean(tmp_path):
+    """Balanced data parallel on 4 ranks, communication fully overlapped."""
+    return msprof.load(data_parallel(tmp_path / "dp_clean"))
+
+
+@pytest.fixture
+def dp_slow(tmp_path):
+    """Data parallel on 4 ranks, rank 2 computing 2000 ns longer per step."""
+    return msprof.load(data_parallel(tmp_path / "dp_slow", slow_rank=2))
+
+
+@pytest.fixture
+def pp(tmp_path):
+    """The two-stage pipeline."""
+    return msprof.load(pipeline(tmp_path / "pp"))

@@ -45,7 +45,7 @@ def test_json_document(ref_dir, capsys):
     assert d0["busy_ns"] + d0["host_gap_ns"] + d0["idle_ns"] == d0["step_ns"] == 1000
     assert d0["mem_peak"] == 4000
     assert [s["busy_ns"] for s in doc["steps"]] == [600, 500, 300, 0]
-    assert [f["kind"] for f in doc["findings"]][:2] == ["device_idle", "host_bound"]
+    assert [f["kind"] for f in doc["findings"]][:2] == ["device_idle", "slow_rank"]
     for f in doc["findings"]:
         assert {"kind", "ranks", "ops", "impact_ns", "message"} <= set(f)
 

@@ -1,0 +1,106 @@
+"""Host-bound analysis: is the host (Python, the framework, the launch path)
+keeping the device fed?
+
+``queue_ns``     launch-to-execute delay of a kernel (``start_ns -
+                 launch_ns``): long when the host runs ahead (healthy),
+                 near zero when the device eats kernels as fast as they come
+``launch_cost``  per rank, the median time between two consecutive
+                 kernel launches by the host: what issuing one kernel costs
+``tiny``         a kernel shorter than its rank's launch cost: the device
+                 finishes it before the host can issue the next one, so a
+                 run of them leaves the device waiting on the host
+host gaps        stretches where no kernel ran or was queued
+                 (:func:`msprof.analysis.breakdown.gaps`), charged to the
+                 operator whose kernel ended them
+
+Kernels with an unknown launch time (``launch_ns`` <= 0) are left out of
+the launch statistics.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from msprof.analysis.opstats import with_ops
+
+
+def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
+    return df if rank is None else df[df["rank"] == rank]
+
+
+def launch_cost(kernels: pd.DataFrame) -> pd.Series:
+    """Per rank: median ns between consecutive kernel launches."""
+    k = kernels.loc[kernels["launch_ns"] > 0, ["rank", "launch_ns"]]
+    if k.empty:
+        return pd.Series(dtype="float64")
+    k = k.sort_values(["rank", "launch_ns"], kind="stable")
+    d = k["launch_ns"].diff().where(k["rank"].eq(k["rank"].shift()))
+    return d.groupby(k["rank"]).median()
+
+
+def launch_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """Per operator (aggregated over ranks): ``calls`` with a known launch,
+    ``queue_mean_ns``, ``queue_p50_ns``, ``queue_p99_ns``, ``mean_ns``
+    (duration), ``tiny`` (calls shorter than their rank's launch cost) and
+    ``tiny_share``; most tiny calls first."""
+    k = _select(kernels, rank)
+    k = k[k["launch_ns"] > 0]
+    cols = ["name", "type", "calls", "queue_mean_ns", "queue_p50_ns", "queue_p99_ns",
+            "mean_ns", "tiny", "tiny_share"]
+    if k.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    cost = launch_cost(k)
+    k = with_ops(k, ops)
+    k = k.assign(queue_ns=(k["start_ns"] - k["launch_ns"]).clip(lower=0),
+                 tiny=k["dur_ns"] < k["rank"].map(cost).fillna(0))
+    g = k.groupby(["name", "type"], sort=False)
+    out = g.agg(calls=("dur_ns", "size"), queue_mean_ns=("queue_ns", "mean"),
+                mean_ns=("dur_ns", "mean"), tiny=("tiny", "sum"))
+    out["queue_p50_ns"] = g["queue_ns"].quantile(0.5)
+    out["queue_p99_ns"] = g["queue_ns"].quantile(0.99)
+    out = out.reset_index()
+    out["tiny_share"] = out["tiny"] / out["calls"]
+    return out[cols].sort_values(["tiny", "calls"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def rank_summary(kernels: pd.DataFrame, step_df: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """Per rank: ``launch_cost_ns``, ``kernels`` (with a known launch),
+    ``tiny`` and ``tiny_share``, ``queue_p50_ns`` and ``host_gap_ns`` (mean
+    per step, from the step breakdown)."""
+    k = _select(kernels, rank)
+    k = k[k["launch_ns"] > 0]
+    cost = launch_cost(k)
+    k = k.assign(queue_ns=(k["start_ns"] - k["launch_ns"]).clip(lower=0),
+                 tiny=k["dur_ns"] < k["rank"].map(cost).fillna(0))
+    g = k.groupby("rank")
+    out = pd.DataFrame({"launch_cost_ns": cost, "kernels": g.size(), "tiny": g["tiny"].sum(),
+                        "queue_p50_ns": g["queue_ns"].median()})
+    out["tiny_share"] = out["tiny"] / out["kernels"]
+    hg = step_df.groupby("rank")["host_gap_ns"].mean() if len(step_df) else pd.Series(dtype=float)
+    out = out.join(hg.rename("host_gap_ns"), how="outer")
+    out.index.name = "rank"
+    return out.reset_index()
+
+
+def host_gaps_by_op(gaps: pd.DataFrame, ops: pd.DataFrame, n_steps: int) -> pd.DataFrame:
+    """Host-bound gaps per operator that ended them: ``gaps``, ``host_ns``
+    (total) and ``per_step_ns`` (over ``n_steps`` rank-steps), largest
+    first."""
+    g = gaps[gaps["host_ns"] > 0]
+    cols = ["name", "gaps", "host_ns", "per_step_ns"]
+    if g.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    g = g.rename(columns={"next_op_id": "op_id"}).assign(dur_ns=g["host_ns"])
+    g = with_ops(g[["rank", "op_id", "dur_ns"]], ops)
+    out = g.groupby("name").agg(gaps=("dur_ns", "size"), host_ns=("dur_ns", "sum")).reset_index()
+    out["per_step_ns"] = out["host_ns"] / max(n_steps, 1)
+    return out[cols].sort_values("host_ns", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def verdict(summary: pd.DataFrame, step_df: pd.DataFrame) -> str:
+    if summary.empty or not len(step_df):
+        return "no launch times recorded"
+    frac = (step_df["host_gap_ns"].sum() / step_df["step_ns"].sum()) if len(step_df) else np.nan
+    tiny = summary["tiny"].sum() / max(summary["kernels"].sum(), 1)
+    return (f"device waited on the host {frac:.0%} of step time; {tiny:.0%} of kernels were "
+            f"shorter than their launch cost")

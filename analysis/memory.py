@@ -1,0 +1,150 @@
+"""Device memory: the pool's bytes in use over time per device, its peak and
+what was live at the peak, and allocations never freed (leaks).
+
+Allocations and frees pair by ``(rank, addr)`` in time order: a free ends
+the latest allocation of its address before it.  An allocation with no
+free is *never freed*; one made before the first step (parameters,
+persistent buffers) is expected to live for the whole run, and so is one
+an operator makes in a single step (optimizer state created lazily).  A
+*leak* is an operator that leaves never-freed blocks behind in two steps
+or more: its pool use grows with every step.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+_INF = np.iinfo("int64").max
+
+
+def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
+    return df if rank is None else df[df["rank"] == rank]
+
+
+def blocks(memory: pd.DataFrame) -> pd.DataFrame:
+    """One row per allocation: ``rank``, ``addr``, ``size``, ``op_id``,
+    ``alloc_ns``, ``free_ns`` (int64 max when never freed), ``freed``."""
+    m = memory[["rank", "ts_ns", "addr", "size", "op_id"]].sort_values(
+        ["rank", "addr", "ts_ns"], kind="stable").reset_index(drop=True)
+    ts, rk, ad, sz = (m[c].to_numpy() for c in ("ts_ns", "rank", "addr", "size"))
+    freed = np.zeros(len(m), dtype=bool)
+    freed[:-1] = (rk[1:] == rk[:-1]) & (ad[1:] == ad[:-1]) & (sz[1:] < 0)
+    free_ns = np.full(len(m), _INF, dtype="int64")
+    free_ns[:-1] = np.where(freed[:-1], ts[1:], _INF)
+    a = sz > 0
+    return pd.DataFrame({"rank": rk[a], "addr": ad[a], "size": sz[a],
+                         "op_id": m["op_id"].to_numpy()[a], "alloc_ns": ts[a],
+                         "free_ns": free_ns[a], "freed": freed[a]})
+
+
+def timeline(memory: pd.DataFrame, rank: int | None = None, points: int = 200) -> pd.DataFrame:
+    """Bytes in use per device over time, at most ``points`` rows per rank:
+    the profile's span cut into equal bins, each with the highest
+    ``in_use`` reached in it (``ts_ns`` = bin start) so peaks survive the
+    thinning."""
+    m = _select(memory, rank)
+    if m.empty:
+        return pd.DataFrame({"rank": pd.Series(dtype="int32"), "ts_ns": pd.Series(dtype="int64"),
+                             "in_use": pd.Series(dtype="int64")})
+    t0, t1 = m["ts_ns"].min(), m["ts_ns"].max()
+    width = max((t1 - t0) // max(points, 1) + 1, 1)
+    b = (m["ts_ns"] - t0) // width
+    out = m.groupby([m["rank"], b])["in_use"].max().reset_index()
+    out = out.rename(columns={"ts_ns": "bin"})
+    out["ts_ns"] = t0 + out["bin"] * width
+    return out[["rank", "ts_ns", "in_use"]]
+
+
+def peaks(memory: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """Per rank: ``peak`` bytes in use, ``peak_ns`` (its first time),
+    ``live_blocks`` at that moment, ``final`` bytes in use at the end."""
+    m = _select(memory, rank)
+    cols = ["rank", "peak", "peak_ns", "live_blocks", "final"]
+    if m.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+    m = m.sort_values("ts_ns", kind="stable")
+    i = m.groupby("rank")["in_use"].idxmax()
+    out = m.loc[i, ["rank", "in_use", "ts_ns"]].rename(columns={"in_use": "peak", "ts_ns": "peak_ns"})
+    out["final"] = m.groupby("rank")["in_use"].last().reindex(out["rank"]).to_numpy()
+    b = blocks(m)
+    b = b.merge(out[["rank", "peak_ns"]], on="rank")
+    live = b[(b["alloc_ns"] <= b["peak_ns"]) & (b["free_ns"] > b["peak_ns"])]
+    out["live_blocks"] = out["rank"].map(live.groupby("rank").size()).fillna(0).astype("int64")
+    return out[cols].reset_index(drop=True)
+
+
+def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """What held the memory at each rank's peak: one row per (rank,
+    operator) with ``blocks``, ``bytes`` and ``share`` of the peak, largest
+    first; ``name``/``scope`` of the allocating operator (``op-1`` for
+    blocks allocated outside any operator)."""
+    m = _select(memory, rank)
+    pk = peaks(m)
+    b = blocks(m).merge(pk[["rank", "peak_ns", "peak"]], on="rank")
+    live = b[(b["alloc_ns"] <= b["peak_ns"]) & (b["free_ns"] > b["peak_ns"])]
+    g = live.groupby(["rank", "op_id"]).agg(blocks=("size", "size"), bytes=("size", "sum"),
+                                            peak=("peak", "first")).reset_index()
+    g = _name(g, ops)
+    g["share"] = g["bytes"] / g["peak"]
+    cols = ["rank", "op_id", "name", "scope", "blocks", "bytes", "share"]
+    return g[cols].sort_values(["rank", "bytes"], ascending=[True, False],
+                               kind="stable").reset_index(drop=True)
+
+
+def _name(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
+    """Adds the allocating operator's ``name`` and ``scope`` (by rank and
+    op_id, else op_id alone; ``op<id>`` when unregistered)."""
+    reg = ops.drop_duplicates(["rank", "op_id"], keep="last")
+    out = df.merge(reg[["rank", "op_id", "name", "scope"]], on=["rank", "op_id"], how="left")
+    anyrank = reg.drop_duplicates("op_id", keep="last").set_index("op_id")
+    miss = out["name"].isna()
+    out.loc[miss, "name"] = out.loc[miss, "op_id"].map(anyrank["name"])
+    out.loc[miss, "scope"] = out.loc[miss, "op_id"].map(anyrank["scope"])
+    miss = out["name"].isna()
+    out.loc[miss, "name"] = "op" + out.loc[miss, "op_id"].astype(str)
+    out["scope"] = out["scope"].fillna("")
+    return out
+
+
+def never_freed(memory: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
+                rank: int | None = None) -> pd.DataFrame:
+    """Allocations never freed, grouped by (rank, operator): ``blocks``,
+    ``bytes``, ``first_ns``/``last_ns`` (allocation times), ``steps_hit``
+    (steps in which the operator left such a block), ``per_step`` (bytes
+    per step over the rank's steps), ``leak`` (steps_hit >= 2: grows every
+    step) and ``name``/``scope``.  Leaks first, then by bytes."""
+    m, st = _select(memory, rank), _select(steps, rank)
+    b = blocks(m)
+    b = b[~b["freed"]]
+    cols = ["rank", "op_id", "name", "scope", "blocks", "bytes", "first_ns", "last_ns",
+            "steps_hit", "per_step", "leak"]
+    if b.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+    w = st[["rank", "step", "start_ns", "dur_ns"]].sort_values("start_ns", kind="stable")
+    b = pd.merge_asof(b.sort_values("alloc_ns", kind="stable"), w, left_on="alloc_ns",
+                      right_on="start_ns", by="rank", direction="backward")
+    inside = b["start_ns"].notna() & (b["alloc_ns"] < b["start_ns"] + b["dur_ns"])
+    b["step"] = b["step"].where(inside)
+    g = b.groupby(["rank", "op_id"]).agg(blocks=("size", "size"), bytes=("size", "sum"),
+                                         first_ns=("alloc_ns", "min"), last_ns=("alloc_ns", "max"),
+                                         steps_hit=("step", "nunique")).reset_index()
+    nsteps = g["rank"].map(st.groupby("rank").size()).fillna(0)
+    in_steps = b[inside].groupby(["rank", "op_id"])["size"].sum()
+    g["per_step"] = (g.set_index(["rank", "op_id"]).index.map(in_steps).fillna(0).to_numpy()
+                     / nsteps.where(nsteps > 0)).fillna(0)
+    g["leak"] = g["steps_hit"] >= 2
+    g = _name(g, ops)
+    return g[cols].sort_values(["leak", "bytes"], ascending=[False, False],
+                               kind="stable").reset_index(drop=True)
+
+
+def verdict(pk: pd.DataFrame, nf: pd.DataFrame) -> str:
+    if pk.empty:
+        return "no memory events recorded"
+    leaks = nf[nf["leak"]] if not nf.empty else nf
+    top = pk.loc[pk["peak"].idxmax()]
+    line = f"peak {int(top['peak']):,} bytes on rank {int(top['rank'])}"
+    if len(leaks):
+        return line + f"; {len(leaks)} leaking operator(s), {leaks['per_step'].sum():,.0f} bytes/step"
+    return line + "; no leak"
