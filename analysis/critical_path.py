@@ -92,7 +92,9 @@ def path(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame, steps: p
     named = with_ops(out[out["op_id"] >= 0][["rank", "op_id"]].assign(dur_ns=0), ops)
     out["name"] = ""
     out.loc[out["op_id"] >= 0, "name"] = named["name"].to_numpy()
-    return out[_COLS]
+    out = out[_COLS]
+    out.attrs["step"] = int(step)
+    return out
 
 
 def _jumps(k: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:

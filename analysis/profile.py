@@ -371,10 +371,12 @@ class Profile:
         self.check_rank(rank)
         return _findings.findings(self, rank=rank)
 
-    def report(self, rank: int | None = None, top: int | None = None) -> dict:
-        """Everything ``msprof report`` shows, as data (:mod:`msprof.analysis.report`)."""
+    def report(self, rank: int | None = None, top: int | None = None,
+               sections=None) -> dict:
+        """Everything ``msprof report`` shows, as data (:mod:`msprof.analysis.report`);
+        ``sections`` picks some of :data:`msprof.analysis.report.SECTIONS`."""
         self.check_rank(rank)
-        return _report.build(self, rank=rank, top=top)
+        return _report.build(self, rank=rank, top=top, sections=sections)
 
 
 def load(path: PathLike | Iterable[PathLike]) -> Profile:

@@ -63,7 +63,7 @@ def _register(name: str) -> None:
     mod.register(app)
 
 
-for _name in ("run", "report", "doctor"):
+for _name in ("run", "report", "diff", "doctor"):
     _register(_name)
 
 

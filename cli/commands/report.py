@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 import msprof
+from msprof.analysis.report import SECTIONS
 from msprof.cli.reporters import json as json_reporter
 from msprof.cli.reporters import table as table_reporter
 from msprof.errors import MsprofError
@@ -32,12 +33,20 @@ def report(
         "--top", "-k", help="Operators to list, by total time (0: all).")] = 15,
     steps: Annotated[bool, typer.Option(
         "--steps", help="Also list every step's breakdown (table format).")] = False,
+    section: Annotated[Optional[list[str]], typer.Option(
+        "--section", "-s", help="Only these sections (repeat, or comma-separated): "
+        + ", ".join(SECTIONS) + ".")] = None,
 ) -> None:
-    """Bottleneck report: operators, per-device step breakdown, findings."""
+    """Bottleneck report: operators, per-device breakdown, communication,
+    imbalance, pipeline, memory, host-bound, critical path, findings."""
     if top < 0:
         raise MsprofError(f"--top must be 0 or more, not {top}")
+    wanted = [w.strip() for s in section or [] for w in s.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in SECTIONS]
+    if unknown:
+        raise MsprofError(f"no report section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
     profile = msprof.load(dirs[0] if len(dirs) == 1 else dirs)
-    doc = profile.report(rank=rank, top=top or None)
+    doc = profile.report(rank=rank, top=top or None, sections=wanted or None)
     if format is Format.json:
         json_reporter.render(doc, sys.stdout)
     else:

@@ -139,14 +139,144 @@ def findings_table(findings: list[dict]) -> RenderableType:
     return t
 
 
+def _gbps(x) -> str:
+    return fmt_rate(x)
+
+
+def frame_table(title: str, df: pd.DataFrame, columns: list[tuple], limit: int = 12) -> RenderableType:
+    """A table of ``df``'s first ``limit`` rows; ``columns`` are
+    ``(header, column, formatter)``; the first column may be cut, numbers
+    never are."""
+    if df is None or not len(df):
+        return Text(f"{title}: none.", style="dim")
+    t = _table(title)
+    rows = [[fmt(getattr(r, col)) for _, col, fmt in columns]
+            for r in df.head(limit).itertuples(index=False)]
+    for i, (head, _, _) in enumerate(columns):
+        if i == 0:
+            t.add_column(head, overflow="ellipsis", min_width=8)
+        else:
+            width = max([len(head)] + [len(row[i]) for row in rows])
+            t.add_column(head, justify="right", no_wrap=True, min_width=width)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def _int(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{int(x):,}"
+
+
+def _str(x) -> str:
+    return "" if x is None or (isinstance(x, float) and pd.isna(x)) else str(x)
+
+
+def breakdown_table(devices: pd.DataFrame) -> RenderableType:
+    """Per rank, the mean step split into compute, exposed communication,
+    pipeline bubble, host gaps and idle (they sum to the step)."""
+    if not len(devices):
+        return Text("Breakdown: no steps recorded.", style="dim")
+    t = _table("Step breakdown (mean step; the parts sum to the step)")
+    for name in ("rank", "step", "compute", "exp.comm", "bubble", "host", "idle", "overlap"):
+        t.add_column(name, justify="right", no_wrap=True)
+    for r in devices.itertuples(index=False):
+        ratio = r.overlapped_comm_ns / r.comm_ns if r.comm_ns else float("nan")
+        t.add_row(str(r.rank), _ns(r.step_ns), _ns(r.compute_ns), _ns(r.exposed_comm_ns),
+                  _ns(r.bubble_ns), _ns(r.host_gap_ns), _ns(r.idle_ns), _pct(ratio))
+    return t
+
+
+def _verdict(title: str, sec: dict) -> Text:
+    return Text.assemble((f"{title}: ", "bold"), sec.get("verdict", ""))
+
+
+def section(name: str, data) -> list[RenderableType]:
+    """The renderables of one report section."""
+    if name == "ops":
+        return [ops_table(data)]
+    if name == "types":
+        return [frame_table("Operator types", data, [
+            ("type", "type", _str), ("ops", "ops", _int), ("calls", "calls", _int),
+            ("total", "total_ns", _ns), ("share", "share", _pct), ("GFLOP/s", "gflops", fmt_rate),
+            ("GB/s", "gbps", fmt_rate)])]
+    if name == "scopes":
+        return [frame_table("Scopes (subtree time)", data.sort_values("total_ns", ascending=False), [
+            ("scope", "scope", _str), ("calls", "calls", _int), ("total", "total_ns", _ns),
+            ("self", "self_ns", _ns), ("share", "share", _pct)])]
+    if name == "devices":
+        return [devices_table(data), "", breakdown_table(data)]
+    if name == "steps":
+        return [steps_table(data)]
+    if name == "comm":
+        return [_verdict("Communication", data), frame_table("Collectives (per kind and size)", data["collectives"], [
+            ("kind", "kind", _str), ("size", "bytes", _bytes), ("count", "count", _int),
+            ("time", "time_ns", _ns), ("wait", "wait_ns", _ns), ("skew", "skew_ns", _ns),
+            ("algbw", "algbw", _gbps), ("busbw", "busbw", _gbps)]),
+            frame_table("Communication matrix (GB/s)", data["matrix"], [
+                ("src", "src", _int), ("dst", "dst", _int), ("bytes", "bytes", _bytes),
+                ("time", "time_ns", _ns), ("GB/s", "gbps", _gbps)]),
+            frame_table("Communication ops (per step)", data["ops"], [
+                ("op", "name", _str), ("time", "dur_ns", _ns), ("exposed", "exposed_ns", _ns),
+                ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)])]
+    if name == "imbalance":
+        return [_verdict("Imbalance", data), frame_table("Ranks (per step)", data["ranks"], [
+            ("rank", "rank", _int), ("compute", "compute_ns", _ns), ("excess", "excess_ns", _ns),
+            ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)]),
+            frame_table("Load imbalance per step", data["steps"], [
+                ("step", "step", _int), ("max", "compute_max_ns", _ns),
+                ("mean", "compute_mean_ns", _ns), ("slowest", "slowest_rank", _int),
+                ("index", "imbalance", _pct)])]
+    if name == "pipeline":
+        return [_verdict("Pipeline", data), frame_table("Stages (per step)", data["stages"], [
+            ("stage", "stage", _int), ("rank", "rank", _int), ("step", "step_ns", _ns),
+            ("bubble", "bubble_ns", _ns), ("ratio", "bubble_ratio", _pct), ("fill", "fill_ns", _ns),
+            ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns), ("ideal", "ideal_ratio", _pct)])]
+    if name == "memory":
+        return [_verdict("Memory", data), frame_table("Peaks", data["peaks"], [
+            ("rank", "rank", _int), ("peak", "peak", _bytes), ("live blocks", "live_blocks", _int),
+            ("final", "final", _bytes)]),
+            frame_table("Live at the peak", data["live_at_peak"], [
+                ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
+                ("bytes", "bytes", _bytes), ("share", "share", _pct)], limit=8),
+            frame_table("Never freed", data["never_freed"], [
+                ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
+                ("bytes", "bytes", _bytes), ("per step", "per_step", _bytes),
+                ("leak", "leak", lambda x: "LEAK" if x else "")], limit=8)]
+    if name == "hostbound":
+        return [_verdict("Host-bound", data), frame_table("Launches per rank", data["ranks"], [
+            ("rank", "rank", _int), ("launch", "launch_cost_ns", _ns), ("kernels", "kernels", _int),
+            ("tiny", "tiny_share", _pct), ("queue p50", "queue_p50_ns", _ns),
+            ("host gap", "host_gap_ns", _ns)]),
+            frame_table("Host gaps before", data["gaps"], [
+                ("operator", "name", _str), ("gaps", "gaps", _int), ("per step", "per_step_ns", _ns)],
+                limit=8)]
+    if name == "critical_path":
+        title = f"Critical path of step {data['step']}" if data.get("step") is not None else "Critical path"
+        return [_verdict("Critical path", data), frame_table(title, data["summary"], [
+            ("kind", "kind", _str), ("rank", "rank", _int), ("time", "dur_ns", _ns),
+            ("share", "share", _pct)]),
+            frame_table("On the path", data["ops"], [
+                ("operator", "name", _str), ("kind", "kind", _str), ("time", "dur_ns", _ns),
+                ("share", "share", _pct)], limit=8)]
+    if name == "findings":
+        return [findings_table(data)]
+    return []
+
+
 def render(doc: dict, console: Console, steps: bool = False) -> None:
-    """Prints the report ``doc`` (from :func:`msprof.analysis.report.build`)."""
+    """Prints the report ``doc`` (from :func:`msprof.analysis.report.build`):
+    the header, then every section it holds (``steps`` only when asked
+    for, or when it is the only section)."""
+    from msprof.analysis.report import SECTIONS
+
     parts: list[RenderableType] = [header(doc["meta"], doc.get("rank"))]
     banner = lost_banner(doc["meta"])
     if banner is not None:
         parts.append(banner)
-    parts += ["", ops_table(doc["ops"]), "", devices_table(doc["devices"])]
-    if steps:
-        parts += ["", steps_table(doc["steps"])]
-    parts += ["", findings_table(doc["findings"])]
+    present = [s for s in SECTIONS if s in doc]
+    for name in present:
+        if name == "steps" and not steps and len(present) > 1:
+            continue
+        parts.append("")
+        parts += section(name, doc[name])
     console.print(Group(*parts))

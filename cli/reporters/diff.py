@@ -1,0 +1,63 @@
+"""``msprof diff`` as rich tables (data in, text out into the Console given)."""
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from msprof.cli.reporters.table import _ns, _pct, _table, findings_table
+
+
+def _signed(ns) -> str:
+    if ns is None or pd.isna(ns):
+        return ""
+    return ("+" if ns > 0 else "-" if ns < 0 else "") + _ns(abs(ns))
+
+
+def step_line(step: dict) -> Text:
+    pct = step.get("pct")
+    return Text.assemble(("Step time: ", "bold"), f"{_ns(step['a_ns'])} -> {_ns(step['b_ns'])} ",
+                         (f"({_signed(step['delta_ns'])}"
+                          + (f", {pct:+.1%})" if pct is not None and pct == pct else ")"),
+                          "red" if step["delta_ns"] > 0 else "green"))
+
+
+def ops_table(ops: pd.DataFrame) -> RenderableType:
+    if not len(ops):
+        return Text("Operators: no kernels in either profile.", style="dim")
+    t = _table("Operators (time per step, B - A)")
+    rows = [(str(r.name), _ns(r.a_ns), _ns(r.b_ns), _signed(r.delta_ns), _pct(r.pct))
+            for r in ops.itertuples(index=False)]
+    t.add_column("operator", overflow="ellipsis", min_width=10)
+    for i, name in enumerate(("A", "B", "delta", "change"), start=1):
+        t.add_column(name, justify="right", no_wrap=True,
+                     min_width=max([len(name)] + [len(r[i]) for r in rows]))
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def devices_table(dev: pd.DataFrame) -> RenderableType:
+    if not len(dev):
+        return Text("Devices: no steps in either profile.", style="dim")
+    t = _table("Devices (mean step, B - A)")
+    parts = [("step", "step_ns"), ("compute", "compute_ns"), ("exp.comm", "exposed_comm_ns"),
+             ("bubble", "bubble_ns"), ("host", "host_gap_ns"), ("idle", "idle_ns")]
+    t.add_column("rank", justify="right")
+    for name, _ in parts:
+        t.add_column(name, justify="right", no_wrap=True)
+    for r in dev.to_dict("records"):
+        t.add_row(str(r["rank"]), *[_signed(r.get(f"{c}_delta")) for _, c in parts])
+    return t
+
+
+def render(doc: dict, console: Console) -> None:
+    a, b = ", ".join(doc["a"]["sources"]), ", ".join(doc["b"]["sources"])
+    parts: list[RenderableType] = [Text(f"A: {a}\nB: {b}"), "", step_line(doc["step"]), "",
+                                   ops_table(doc["ops"]), "", devices_table(doc["devices"]), ""]
+    appeared = [f for f in doc["findings"] if f.get("change") == "appeared"]
+    parts.append(findings_table(appeared) if appeared else Text("Findings: none appeared.", style="green"))
+    if doc["vanished"]:
+        parts += ["", Text("Vanished: " + "; ".join(f"{f['kind']} ({f['message']})"
+                                                     for f in doc["vanished"]), style="green")]
+    console.print(Group(*parts))

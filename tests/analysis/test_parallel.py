@@ -1,0 +1,209 @@
+"""Multi-rank analyses on synthetic profiles whose answers are known by
+construction (tests/profiles.py: data_parallel, pipeline, tiny)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import profiles
+import msprof
+from msprof.analysis import comm
+from profiles import dp_clean, dp_slow, pp, ref, ref_dir  # noqa: F401  (fixtures)
+
+SUM = ["compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns", "idle_ns"]
+COLS = ["rank", "step_ns"] + SUM + ["overlapped_comm_ns", "comm_wait_ns", "comm_ns"]
+
+
+def _per_rank(b):
+    return b.groupby("rank")[COLS[1:]].mean().astype(int).reset_index().values.tolist()
+
+
+def test_breakdown_parts_sum_to_the_step(dp_slow, pp, ref):
+    for p in (dp_slow, pp, ref):
+        b = p.step_breakdown()
+        assert (b[SUM].sum(axis=1) == b["step_ns"]).all()
+        assert (b["busy_ns"] == b[["compute_ns", "exposed_comm_ns", "bubble_ns"]].sum(axis=1)).all()
+        assert (b["comm_ns"] == b[["overlapped_comm_ns", "exposed_comm_ns", "bubble_ns"]].sum(axis=1)).all()
+        assert (b[SUM + ["overlapped_comm_ns", "comm_wait_ns"]] >= 0).all().all()
+
+
+def test_dp_slow_breakdown(dp_slow):
+    assert _per_rank(dp_slow.step_breakdown()) == [
+        [0, 6000, 4000, 2000, 0, 0, 0, 1000, 1000, 3000],
+        [1, 6000, 4000, 2000, 0, 0, 0, 1000, 1000, 3000],
+        [2, 6000, 6000, 0, 0, 0, 0, 1000, 0, 1000],
+        [3, 6000, 4000, 2000, 0, 0, 0, 1000, 1000, 3000],
+    ]
+    ov = dp_slow.overlap().set_index("rank")["overlap_ratio"]
+    assert ov[2] == 1.0 and ov[0] == pytest.approx(1 / 3)
+
+
+def test_dp_clean_is_fully_overlapped(dp_clean):
+    b = dp_clean.step_breakdown()
+    assert set(b["step_ns"]) == {4000} and set(b["compute_ns"]) == {4000}
+    assert set(b["exposed_comm_ns"]) == {0} and set(b["overlapped_comm_ns"]) == {1000}
+
+
+def test_collective_bandwidth_and_skew(dp_slow):
+    c = dp_slow.collectives()
+    assert len(c) == 3 and set(c["ranks"]) == {4} and set(c["last_rank"]) == {2}
+    assert set(c["skew_ns"]) == {2000} and set(c["time_ns"]) == {1000}
+    assert set(c["algbw"]) == {1000.0} and set(c["busbw"]) == {1500.0}  # 1e6 B / 1 us; x 2*3/4
+    s = dp_slow.comm_stats()
+    row = s.iloc[0]
+    assert (row["kind"], row["bytes"], row["count"]) == ("allreduce", profiles.DP_BYTES, 3)
+    # per rank and instance: three ranks wait 2000, rank 2 none
+    assert row["wait_ns"] == 1500 and row["busbw"] == 1500 and row["skew_max_ns"] == 2000
+
+
+@pytest.mark.parametrize("kind, n, factor", [
+    ("allreduce", 8, 2 * 7 / 8), ("allgather", 4, 3 / 4), ("reduce_scatter", 2, 0.5),
+    ("broadcast", 8, 1.0), ("send", 2, 1.0), ("recv", 2, 1.0)])
+def test_bus_factor_is_nccl_tests(kind, n, factor):
+    assert comm.bus_factor(pd.Series([kind]), pd.Series([n]))[0] == pytest.approx(factor)
+
+
+def test_matrix_spreads_collectives_over_pairs(dp_clean):
+    m = dp_clean.comm_matrix()
+    assert len(m) == 12  # 4 x 3 ordered pairs
+    # each rank moves 1e6 x 1.5 bytes per allreduce, a third to each peer, 3 steps
+    assert set(m["bytes"]) == {1_500_000} and set(m["time_ns"]) == {3000}
+
+
+def test_slow_rank_and_imbalance(dp_slow):
+    r = dp_slow.slow_ranks()
+    top = r.iloc[0]
+    assert (top["rank"], top["compute_ns"], top["excess_ns"], top["caused_wait_ns"]) == (
+        2, 6000, 2000, 2000)
+    i = dp_slow.imbalance()
+    assert list(i["slowest_rank"]) == [2, 2, 2]
+    assert i["imbalance"].iloc[0] == pytest.approx(6000 / 4500 - 1)
+
+
+def test_slow_rank_is_the_top_finding(dp_slow):
+    fs = dp_slow.findings()
+    assert fs[0]["kind"] == "slow_rank" and fs[0]["ranks"] == [2]
+    assert fs[0]["impact_ns"] == 2000 and fs[0]["recommendation"]
+    assert "-33%" in fs[0]["message"]
+
+
+def test_clean_dp_raises_no_alarm(dp_clean):
+    assert all(f["severity"] == "info" for f in dp_clean.findings())
+
+
+def test_exposed_comm_what_if(tmp_path):
+    p = msprof.load(profiles.data_parallel(tmp_path / "x", xfer=3000))
+    # allreduce [3000, 6000): 1000 hidden under BiasGrad, 2000 exposed, no wait
+    fs = p.findings()
+    assert fs[0]["kind"] == "exposed_comm" and fs[0]["ops"] == ["AllReduce-op3"]
+    assert fs[0]["impact_ns"] == 2000 and "perfect overlap of AllReduce-op3: -2 us/step (-33%)" in fs[0]["message"]
+    ops = p.comm_ops()
+    assert ops.iloc[0][["exposed_ns", "wait_ns", "transfer_ns"]].tolist() == [2000, 0, 2000]
+
+
+def test_comm_bound_strategy_hint(tmp_path):
+    p = msprof.load(profiles.data_parallel(tmp_path / "x", xfer=6000))
+    kinds = [f["kind"] for f in p.findings()]
+    assert "exposed_comm" in kinds and "strategy" in kinds
+    hint = next(f for f in p.findings() if f["kind"] == "strategy")
+    assert "communication-bound" in hint["message"]
+
+
+def test_pipeline_breakdown_and_bubble(pp):
+    assert _per_rank(pp.step_breakdown()) == [
+        [0, 9200, 6000, 100, 3100, 0, 0, 2100, 0, 5300],
+        [1, 7200, 6000, 200, 1000, 0, 0, 1100, 0, 2300],
+    ]
+    st = pp.pipeline().set_index("stage")
+    assert st.loc[0, ["bubble_ns", "drain_ns", "fill_ns", "steady_ns"]].tolist() == [3100, 3100, 0, 0]
+    assert st.loc[1, ["bubble_ns", "fill_ns"]].tolist() == [1000, 1000]
+    assert st.loc[0, "micro_batches"] == 2 and st.loc[0, "ideal_ratio"] == pytest.approx(1 / 3)
+    causes = pp.bubble_causes()
+    assert causes.iloc[0][["rank", "phase", "waited_for", "per_step_ns"]].tolist() == [0, "drain", 1, 3100]
+    f = pp.findings()[0]
+    assert f["kind"] == "pipeline_bubble" and f["impact_ns"] == 3100
+    assert "micro-batches" in f["recommendation"]
+
+
+def test_pipeline_messages(pp):
+    m = pp.messages()
+    assert len(m) == 8 and set(m["time_ns"]) == {100} and set(m["gbps"]) == {10.0}
+    mx = pp.comm_matrix().set_index(["src", "dst"])
+    assert mx.loc[(0, 1), "bytes"] == 4000 and mx.loc[(0, 1), "gbps"] == 10.0
+
+
+def test_critical_path_dp(dp_slow):
+    p = dp_slow.critical_path()
+    assert p[["rank", "kind", "name", "dur_ns"]].values.tolist() == [
+        [2, "compute", "MatMul-op1", 4000], [2, "compute", "MatMulGrad-op2", 1000],
+        [0, "comm", "AllReduce-op3", 1000]]
+    assert p["dur_ns"].sum() == 6000
+    assert (p["start_ns"].iloc[1:].to_numpy() == p["end_ns"].iloc[:-1].to_numpy()).all()
+
+
+def test_critical_path_pipeline(pp):
+    p = pp.critical_path(step=0)
+    assert p[["rank", "kind", "dur_ns"]].values.tolist() == [
+        [0, "compute", 1000], [0, "compute", 1000], [1, "comm", 100], [1, "compute", 1000],
+        [1, "compute", 2000], [1, "compute", 2000], [0, "comm", 100], [0, "compute", 2000]]
+    assert p["start_ns"].iloc[0] == 20_000 and p["end_ns"].iloc[-1] == 29_200
+
+
+def test_slow_link(tmp_path):
+    """Three pipeline-like pairs; messages 1 -> 2 take 10x longer."""
+    comms = []
+    for i, (src, dst, t) in enumerate([(0, 1, 100), (1, 2, 1000), (2, 3, 100)] * 2):
+        comms += [{"rank": src, "kind": "send", "bytes": 1000, "peer": dst, "seq": i,
+                   "start_ns": 1000 * i, "dur_ns": t},
+                  {"rank": dst, "kind": "recv", "bytes": 1000, "peer": src, "seq": i,
+                   "start_ns": 1000 * i, "dur_ns": t}]
+    p = msprof.load(profiles.write_profile(tmp_path / "l", profiles.base_meta((0, 1, 2, 3)),
+                                           comms=comms))
+    links = p.links()
+    assert links.iloc[0][["src", "dst", "gbps", "slow"]].tolist() == [1, 2, 1.0, True]
+    assert links["slow"].sum() == 1
+
+
+def test_memory_peak_live_and_leak(tmp_path):
+    p = msprof.load(profiles.data_parallel(tmp_path / "m", leak_rank=1))
+    pk = p.memory_peaks().set_index("rank")
+    assert pk.loc[0, "peak"] == 11_000 and pk.loc[1, "peak"] == 11_000 + 3 * 256
+    live = p.live_at_peak(rank=1)
+    assert live[["name", "blocks", "bytes"]].values.tolist() == [
+        ["op-1", 1, 10_000], ["MatMul-op1", 1, 1000], ["BiasGrad-op4", 3, 768]]
+    nf = p.leaks()
+    top = nf.iloc[0]
+    assert (top["rank"], top["name"], top["per_step"], top["leak"]) == (1, "BiasGrad-op4", 256, True)
+    assert not nf["leak"].iloc[1:].any()  # parameters: never freed, but no leak
+    f = p.findings()[0]
+    assert f["kind"] == "memory_leak" and f["ranks"] == [1] and f["ops"] == ["BiasGrad-op4"]
+    assert "256 bytes/step" in f["message"]
+    tl = p.memory_timeline(rank=1, points=10)
+    assert tl["in_use"].max() == 11_768 and len(tl) <= 11
+
+
+def test_host_bound_tiny_kernels(tmp_path):
+    p = msprof.load(profiles.tiny(tmp_path / "t"))
+    b = p.step_breakdown()
+    assert b[["compute_ns", "host_gap_ns", "idle_ns", "queued_ns"]].values.tolist() == [[500, 1360, 140, 100]]
+    h = p.host_summary().iloc[0]
+    assert (h["launch_cost_ns"], h["kernels"], h["tiny"], h["queue_p50_ns"]) == (200, 10, 10, 10)
+    ls = p.launch_stats().iloc[0]
+    assert (ls["name"], ls["tiny_share"], ls["queue_p99_ns"]) == ("Add-op1", 1.0, 10)
+    assert p.host_gaps().iloc[0][["name", "gaps", "host_ns"]].tolist() == ["Add-op1", 10, 1360]
+    f = p.findings()[0]
+    assert f["kind"] == "host_bound" and "shorter than the 200 ns" in f["message"]
+    assert f["impact_ns"] == 1360
+
+
+def test_report_sections_are_json(dp_slow):
+    import json
+
+    from msprof.analysis.report import SECTIONS, to_json
+    doc = to_json(dp_slow.report())
+    assert set(SECTIONS) <= set(doc)
+    json.dumps(doc, allow_nan=False)
+    assert doc["comm"]["collectives"][0]["busbw"] == 1500
+    assert doc["critical_path"]["step"] == 1
+    only = dp_slow.report(sections=["comm", "findings"])
+    assert set(only) == {"meta", "rank", "comm", "findings"}
