@@ -63,7 +63,7 @@ def _register(name: str) -> None:
     mod.register(app)
 
 
-for _name in ("run", "report", "diff", "doctor"):
+for _name in ("run", "report", "diff", "flame", "export", "doctor"):
     _register(_name)
 
 

@@ -1,0 +1,1 @@
+"""Exports of a profile to formats other tools read: one module per format."""

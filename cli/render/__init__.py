@@ -1,0 +1,1 @@
+"""Terminal renderers that take data and a width and return rich Text."""
