@@ -87,6 +87,14 @@ def _step_label(step: pd.Series, per_step: bool, steps_seen: np.ndarray) -> pd.S
     return pd.Series(np.where(step.to_numpy() >= 0, all_label, "outside steps"), index=step.index)
 
 
+def _steps_of(profile, rank: Optional[int]) -> np.ndarray:
+    """The step numbers of the profile (of ``rank``), which name the root frame."""
+    st = profile.steps
+    if rank is not None:
+        st = st[st["rank"] == rank]
+    return st["step"].unique()
+
+
 def _memory_steps(memory: pd.DataFrame, steps: pd.DataFrame) -> pd.Series:
     """The step whose window holds each memory event (-1 outside steps)."""
     out = pd.Series(-1, index=memory.index, dtype="int64")
@@ -149,7 +157,7 @@ def stacks(profile, metric: str = "device", rank: Optional[int] = None,
             lambda o: ("(unregistered op)", f"op {o}") if o >= 0 else ("(no op)",))
         g.loc[missing, "cls"] = OTHER
     g.loc[g["comm"], "cls"] = COMM
-    label = _step_label(g["step"], per_step or step is not None, g["step"].unique())
+    label = _step_label(g["step"], per_step or step is not None, _steps_of(profile, rank))
     g["stack"] = [(s,) + p for s, p in zip(label, g["path"])]
     g["rank"] = g["rank"] if (by_rank or rank is not None) else -2
     out = g.groupby(["rank", "stack", "cls"], sort=False)["value"].sum().reset_index()
@@ -162,7 +170,7 @@ def _comm_table_stacks(profile, rank, step, per_step, by_rank) -> pd.DataFrame:
         c = c[c["rank"] == rank]
     if step is not None:
         c = c[c["step"] == step]
-    label = _step_label(c["step"], per_step or step is not None, c["step"].unique())
+    label = _step_label(c["step"], per_step or step is not None, _steps_of(profile, rank))
     df = pd.DataFrame({"rank": c["rank"] if (by_rank or rank is not None) else -2,
                        "stack": [(s, "collectives", str(kd)) for s, kd in zip(label, c["kind"])],
                        "cls": COMM, "value": c["dur_ns"]})
