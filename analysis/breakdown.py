@@ -151,6 +151,10 @@ def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None,
     win = windows(steps)
     c = _select(comms, rank) if comms is not None else None
     segs, g = _segments(work(_select(kernels, rank), c), win)
+    return _with_empty_steps(segs, g, win)
+
+
+def _with_empty_steps(segs: pd.DataFrame, g: pd.DataFrame, win: pd.DataFrame) -> pd.DataFrame:
     busy_steps = segs[["rank", "step"]].drop_duplicates()
     empty = win.merge(busy_steps, left_on=["rank", "win_step"], right_on=["rank", "step"],
                       how="left", indicator=True)
@@ -196,6 +200,13 @@ def _memory_peaks(memory: pd.DataFrame, win: pd.DataFrame) -> pd.Series:
     return peak.astype("int64")
 
 
+def breakdown_and_gaps(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
+                       comms: pd.DataFrame | None = None, rank: int | None = None):
+    """``(step_breakdown(...), gaps(...))`` computed together (they share
+    the costly part)."""
+    return _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=True)
+
+
 def _iv(rank, start, end) -> pd.DataFrame:
     return pd.DataFrame({"rank": rank, "start_ns": start, "dur_ns": end - start})
 
@@ -213,6 +224,10 @@ def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFr
 
     ``comms`` holds every rank's collectives (waits are found by matching
     ranks, so pass them all even when ``rank`` selects one)."""
+    return _step_breakdown(kernels, steps, memory, comms, rank)
+
+
+def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False):
     steps = _select(steps, rank)
     win = windows(steps)
     out = win.rename(columns={"win_step": "step", "win_start": "start_ns", "win_ns": "step_ns"})
@@ -249,7 +264,8 @@ def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFr
     out["exposed_comm_ns"] = out["busy_ns"] - compute - bubble
     out["overlapped_comm_ns"] = compute + out["comm_ns"] - out["busy_ns"]
     out["comm_wait_ns"] = waited - bubble
-    return out.reset_index().sort_values(["rank", "step"], kind="stable").reset_index(drop=True)
+    out = out.reset_index().sort_values(["rank", "step"], kind="stable").reset_index(drop=True)
+    return (out, _with_empty_steps(segs, g, win)) if with_gaps else out
 
 
 def device_breakdown(step_df: pd.DataFrame, memory: pd.DataFrame,

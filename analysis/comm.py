@@ -260,13 +260,14 @@ def verdict(stats: pd.DataFrame, ov: pd.DataFrame) -> str:
 
 
 def by_op(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame,
-          steps: pd.DataFrame) -> pd.DataFrame:
+          steps: pd.DataFrame, per_rank: bool = False) -> pd.DataFrame:
     """Per communication operator (kernels on :data:`COMM_STREAM`, e.g. one
     gradient bucket's allreduce): ``calls``, ``ranks``, ``dur_ns``,
     ``exposed_ns`` (time with no compute kernel running), ``wait_ns`` (the
     exposed part spent waiting for peers) and ``transfer_ns`` (exposed -
     wait: what perfect overlap would hide), each per step (mean over the
-    rank-steps of the ranks that ran it); largest transfer first."""
+    rank-steps of the ranks that ran it; per rank, with a ``rank`` column,
+    when ``per_rank``); largest transfer first."""
     from msprof.analysis.opstats import with_ops
 
     cols = ["name", "type", "calls", "ranks", "dur_ns", "exposed_ns", "wait_ns", "transfer_ns"]
@@ -296,13 +297,19 @@ def by_op(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame,
         k.loc[add.index, "wait_ns"] = add.to_numpy()
     k["wait_ns"] = np.minimum(k["wait_ns"], k["exposed_ns"])
     k = with_ops(k, ops)
-    g = k.groupby(["name", "type"], sort=False)
+    keys = ["name", "type"] + (["rank"] if per_rank else [])
+    g = k.groupby(keys, sort=False)
     out = g.agg(calls=("dur_ns", "size"), ranks=("rank", "nunique"), dur_ns=("dur_ns", "sum"),
                 exposed_ns=("exposed_ns", "sum"), wait_ns=("wait_ns", "sum"))
-    ranks_of = k.groupby(["name", "type"], sort=False)["rank"].unique()
     per_rank_steps = steps.groupby("rank").size()
-    n = ranks_of.map(lambda rs: max(int(per_rank_steps.reindex(rs).fillna(0).sum()), 1))
+    if per_rank:
+        n = out.index.get_level_values("rank").map(per_rank_steps).fillna(0).to_numpy()
+        n = pd.Series(np.maximum(n, 1), index=out.index)
+    else:
+        ranks_of = g["rank"].unique()  # one row per operator
+        n = ranks_of.map(lambda rs: max(int(per_rank_steps.reindex(rs).fillna(0).sum()), 1))
     out = out.div(n.astype("float64"), axis=0).assign(calls=out["calls"], ranks=out["ranks"])
     out["transfer_ns"] = out["exposed_ns"] - out["wait_ns"]
+    cols = cols[:2] + (["rank"] if per_rank else []) + cols[2:]
     return out.reset_index()[cols].sort_values("transfer_ns", ascending=False,
                                                kind="stable").reset_index(drop=True)

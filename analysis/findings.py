@@ -337,19 +337,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             out += slow_link(profile.links(), profile.groups(), devices["steps"].median())
             out += pipeline_bubble(profile.pipeline())
         if len(comms):
-            k = profile.kernels if rank is None else profile.kernels[profile.kernels["rank"] == rank]
-            per_rank = _comm_by_rank(k, profile)
+            per_rank = profile.comm_ops_per_rank(rank)
             out += exposed_comm(per_rank, devices, profile.steps)
             out += comm_bound(devices, per_rank, set(comms["kind"].unique()))
     out += dominant_op(ops)
     return rank_order(out)
-
-
-def _comm_by_rank(kernels: pd.DataFrame, profile) -> pd.DataFrame:
-    from msprof.analysis.comm import by_op
-
-    parts = [by_op(g, profile.ops, profile.comms, profile.steps).assign(rank=r)
-             for r, g in kernels.groupby("rank")]  # a loop per rank
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["name", "type", "rank", "dur_ns", "exposed_ns", "wait_ns", "transfer_ns"])

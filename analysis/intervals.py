@@ -22,38 +22,42 @@ def clip_to_windows(iv: pd.DataFrame, win: pd.DataFrame) -> pd.DataFrame:
 
     An interval is matched with the window holding its start and the window
     holding its end (two pieces when it crosses a step boundary; one that
-    spans three or more steps loses its middle).  Returns one row per
-    non-empty piece with ``iv``'s columns, the window's columns and the
-    clipped ``s``, ``e``.
+    spans three or more steps loses its middle).  "Holding" means the
+    latest window of the rank starting at or before the time.  Returns one
+    row per non-empty piece with ``iv``'s columns, the window's columns and
+    the clipped ``s``, ``e``.  Binary searches per rank (a loop over ranks).
     """
     cols = list(iv.columns)
+    wcols = ("win_step", "win_start", "win_ns", "win_end")
     if iv.empty or win.empty:
         empty = iv.iloc[0:0].copy()
-        for c, dt in (("win_step", "int64"), ("win_start", "int64"), ("win_ns", "int64"),
-                      ("win_end", "int64"), ("s", "int64"), ("e", "int64")):
-            empty[c] = pd.Series(dtype=dt)
+        for c in wcols + ("s", "e"):
+            empty[c] = pd.Series(dtype="int64")
         return empty
-    iv = iv.assign(_row=np.arange(len(iv)))
-    by_start = pd.merge_asof(
-        iv.sort_values("start_ns", kind="stable"), win,
-        left_on="start_ns", right_on="win_start", by="rank", direction="backward",
-    )
-    last = iv.assign(_last=iv["end_ns"] - 1).sort_values("_last", kind="stable")
-    by_end = pd.merge_asof(
-        last, win, left_on="_last", right_on="win_start", by="rank", direction="backward",
-    ).drop(columns="_last")
-    by_end = by_end.merge(by_start[["_row", "win_step"]], on="_row", how="left",
-                          suffixes=("", "_first"))
-    by_end = by_end[by_end["win_step"] != by_end["win_step_first"]].drop(columns="win_step_first")
-    pieces = pd.concat([by_start, by_end], ignore_index=True)
-    pieces = pieces[pieces["win_start"].notna()]
-    for c in ("win_step", "win_start", "win_ns", "win_end"):
-        pieces[c] = pieces[c].astype("int64")
+    ranks = iv["rank"].to_numpy()
+    starts, ends = iv["start_ns"].to_numpy(), iv["end_ns"].to_numpy()
+    first = np.full(len(iv), -1, dtype="int64")
+    last = np.full(len(iv), -1, dtype="int64")
+    w = win.sort_values(["rank", "win_start"], kind="stable").reset_index(drop=True)
+    wr, ws = w["rank"].to_numpy(), w["win_start"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, wr[1:] != wr[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = np.flatnonzero(ranks == wr[a])
+        if not len(sel):
+            continue
+        i = np.searchsorted(ws[a:b], starts[sel], side="right") - 1
+        j = np.searchsorted(ws[a:b], ends[sel] - 1, side="right") - 1
+        first[sel] = np.where(i >= 0, i + a, -1)
+        last[sel] = np.where(j >= 0, j + a, -1)
+    rows = np.concatenate([np.flatnonzero(first >= 0), np.flatnonzero((last >= 0) & (last != first))])
+    widx = np.concatenate([first[first >= 0], last[(last >= 0) & (last != first)]])
+    pieces = iv.iloc[rows].reset_index(drop=True)
+    for c in wcols:
+        pieces[c] = w[c].to_numpy()[widx].astype("int64")
     s = np.maximum(pieces["start_ns"].to_numpy(), pieces["win_start"].to_numpy())
     e = np.minimum(pieces["end_ns"].to_numpy(), pieces["win_end"].to_numpy())
-    pieces = pieces.assign(s=s, e=e)
-    pieces = pieces[pieces["e"] > pieces["s"]]
-    return pieces[cols + ["win_step", "win_start", "win_ns", "win_end", "s", "e"]].reset_index(drop=True)
+    pieces["s"], pieces["e"] = s, e
+    return pieces[pieces["e"] > pieces["s"]][cols + list(wcols) + ["s", "e"]].reset_index(drop=True)
 
 
 def union(pieces: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:

@@ -38,27 +38,48 @@ OP_KEYS = ["op_id", "name", "type", "scope"]
 def with_ops(kernels: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     """Kernels with their operator's ``name``, ``type``, ``scope``, ``flops``
     and ``bytes`` (joined on rank and op_id; operators registered without a
-    rank, or by another rank only, match on op_id alone)."""
+    rank, or by another rank only, match on op_id alone).  Kernels that
+    carry those columns already are returned as they are."""
+    if {"name", "type", "scope", "flops", "bytes"} <= set(kernels.columns):
+        return kernels
     meta = ops[["rank", "op_id", "name", "type", "scope", "flops", "bytes"]]
-    meta = meta.drop_duplicates(["rank", "op_id"], keep="last")
-    k = kernels.merge(meta, on=["rank", "op_id"], how="left")
-    miss = k["name"].isna()
+    meta = meta.drop_duplicates(["rank", "op_id"], keep="last").reset_index(drop=True)
+    # Positions into ``meta`` by integer lookups (no string-column merge of
+    # the big table).
+    keys = pd.MultiIndex.from_arrays([meta["rank"].astype("int64"), meta["op_id"].astype("int64")])
+    pos = keys.get_indexer(pd.MultiIndex.from_arrays(
+        [kernels["rank"].astype("int64"), kernels["op_id"].astype("int64")]))
+    miss = pos < 0
     if miss.any():
-        anyrank = meta.drop_duplicates("op_id", keep="last").drop(columns="rank")
-        filled = k.loc[miss, kernels.columns].merge(anyrank, on="op_id", how="left")
-        filled.index = k.index[miss]
-        k.loc[miss, filled.columns] = filled
-    unknown = k["name"].isna()
-    k.loc[unknown, "name"] = "op" + k.loc[unknown, "op_id"].astype(str)
-    k["type"] = k["type"].fillna("?")
-    k["scope"] = k["scope"].fillna("")
-    k["flops"] = k["flops"].fillna(0).astype("int64")
-    k["bytes"] = k["bytes"].fillna(0).astype("int64")
+        anyrank = meta.drop_duplicates("op_id", keep="last")
+        alt = pd.Index(anyrank["op_id"].astype("int64")).get_indexer(
+            kernels["op_id"].to_numpy()[miss].astype("int64"))
+        pos[miss] = np.where(alt >= 0, anyrank.index.to_numpy()[np.maximum(alt, 0)], -1)
+    found = pos >= 0
+    take = np.maximum(pos, 0)
+    k = kernels.copy()
+    for col, empty in (("name", None), ("type", "?"), ("scope", "")):
+        v = meta[col].to_numpy(dtype=object)[take] if len(meta) else np.full(len(k), None, object)
+        if empty is None:
+            v = np.where(found, v, "op" + kernels["op_id"].astype(str).to_numpy(dtype=object))
+        else:
+            v = np.where(found, v, empty)
+        k[col] = v
+    for col in ("flops", "bytes"):
+        v = meta[col].to_numpy(dtype="int64")[take] if len(meta) else np.zeros(len(k), "int64")
+        k[col] = np.where(found, v, 0).astype("int64")
     return k
 
 
 def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
     return df if rank is None else df[df["rank"] == rank]
+
+
+def prepared(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """Kernels with their operator columns and ``in_step_ns`` (duration when
+    the kernel started inside a step of its rank, else 0): what the
+    functions here compute first, for callers that reuse it."""
+    return _prepare(kernels, ops, steps, None)
 
 
 def _in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.Series:
@@ -127,6 +148,8 @@ _ORDER = ["calls", "total_ns", "self_ns", "mean_ns", "p50_ns", "p99_ns", "min_ns
 
 def _prepare(kernels, ops, steps, rank):
     k = with_ops(_select(kernels, rank), ops)
+    if "in_step_ns" in k.columns:
+        return k
     inside = _in_step(k, _select(steps, rank))
     return k.assign(in_step_ns=k["dur_ns"].where(inside, 0))
 

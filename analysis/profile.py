@@ -216,28 +216,38 @@ class Profile:
 
     # Analyses: thin wrappers over the pure functions of their modules.
 
+    @property
+    def _k(self) -> pd.DataFrame:
+        """Kernels joined with their operators (and in-step time), once."""
+        return self._once(("kernels+ops",), lambda: _opstats.prepared(
+            self.kernels, self.ops, self.steps))
+
     def op_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
         """Per-operator statistics (see :func:`msprof.analysis.opstats.op_stats`)."""
         self.check_rank(rank)
-        return _opstats.op_stats(self.kernels, self.ops, self.steps, rank=rank, per_rank=per_rank)
+        return self._once(("ops", rank, per_rank), lambda: _opstats.op_stats(
+            self._k, self.ops, self.steps, rank=rank, per_rank=per_rank)).copy()
 
     def type_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
         """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`)."""
         self.check_rank(rank)
-        return _opstats.type_stats(self.kernels, self.ops, self.steps, rank=rank, per_rank=per_rank)
+        return _opstats.type_stats(self._k, self.ops, self.steps, rank=rank, per_rank=per_rank)
 
     def scope_stats(self, rank: int | None = None, per_rank: bool = False,
                     depth: int | None = None) -> pd.DataFrame:
         """Self and subtree time per scope prefix (:func:`msprof.analysis.opstats.scope_stats`)."""
         self.check_rank(rank)
-        return _opstats.scope_stats(self.kernels, self.ops, rank=rank, per_rank=per_rank, depth=depth)
+        return _opstats.scope_stats(self._k, self.ops, rank=rank, per_rank=per_rank, depth=depth)
 
     def step_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank and step: busy, host gaps, idle, memory peak
         (:func:`msprof.analysis.breakdown.step_breakdown`)."""
         self.check_rank(rank)
-        return self._once(("steps", rank), lambda: _breakdown.step_breakdown(
-            self.kernels, self.steps, self.memory, self.comms, rank=rank)).copy()
+        return self._both(rank)[0].copy()
+
+    def _both(self, rank):
+        return self._once(("steps", rank), lambda: _breakdown.breakdown_and_gaps(
+            self.kernels, self.steps, self.memory, self.comms, rank=rank))
 
     def device_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank, the mean step's breakdown
@@ -249,8 +259,7 @@ class Profile:
         """Every stretch of a step with no kernel running
         (:func:`msprof.analysis.breakdown.gaps`)."""
         self.check_rank(rank)
-        return self._once(("gaps", rank), lambda: _breakdown.gaps(
-            self.kernels, self.steps, rank=rank, comms=self.comms)).copy()
+        return self._both(rank)[1].copy()
 
     # Communication (:mod:`msprof.analysis.comm`).
 
@@ -277,8 +286,17 @@ class Profile:
         """Exposed time per communication operator per step
         (:func:`msprof.analysis.comm.by_op`)."""
         self.check_rank(rank)
-        k = self.kernels if rank is None else self.kernels[self.kernels["rank"] == rank]
-        return _comm.by_op(k, self.ops, self.comms, self.steps)
+        return self._by_op(rank, False).copy()
+
+    def _by_op(self, rank, per_rank):
+        k = self._k if rank is None else self._k[self._k["rank"] == rank]
+        return self._once(("byop", rank, per_rank), lambda: _comm.by_op(
+            k, self.ops, self.comms, self.steps, per_rank=per_rank))
+
+    def comm_ops_per_rank(self, rank: int | None = None) -> pd.DataFrame:
+        """:meth:`comm_ops` per rank (column ``rank``)."""
+        self.check_rank(rank)
+        return self._by_op(rank, True).copy()
 
     def overlap(self, rank: int | None = None) -> pd.DataFrame:
         """Comm/compute overlap ratio per rank (:func:`msprof.analysis.comm.overlap`)."""
@@ -346,7 +364,7 @@ class Profile:
     def launch_stats(self, rank: int | None = None) -> pd.DataFrame:
         """Queue delay and tiny kernels per operator (:func:`msprof.analysis.hostbound.launch_stats`)."""
         self.check_rank(rank)
-        return _hostbound.launch_stats(self.kernels, self.ops, rank=rank)
+        return _hostbound.launch_stats(self._k, self.ops, rank=rank)
 
     def host_summary(self, rank: int | None = None) -> pd.DataFrame:
         """Launch cost, tiny kernels, host gaps per rank (:func:`msprof.analysis.hostbound.rank_summary`)."""
