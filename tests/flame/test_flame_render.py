@@ -69,7 +69,6 @@ def test_narrow_frames_truncate_never_overlap(dp_slow):
         for line in lines:
             assert len(line) <= width
         body = lines[2:]
-        pw = (width - 3) // 4
         for line in body:
             for x0, x1, text in _segments(line):
                 assert len(text) <= x1 - x0 - 1
