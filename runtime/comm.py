@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -144,8 +145,15 @@ def _abort_on_uncaught(comm) -> None:
     previous = sys.excepthook
 
     def hook(*exc):
-        previous(*exc)
+        if previous is sys.__excepthook__:
+            # One write, so the launcher forwards the whole traceback before
+            # the abort tears its output pipes down (piecewise writes lost
+            # everything after the first line now and then).
+            sys.stderr.write("".join(traceback.format_exception(*exc)))
+        else:
+            previous(*exc)
         sys.stderr.flush()
+        time.sleep(0.2)  # let the launcher drain this rank's output
         comm.Abort(1)
     sys.excepthook = hook
 

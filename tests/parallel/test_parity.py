@@ -24,8 +24,6 @@ def reference():
     ("shard", "mlp", ()),
 ])
 def test_n_ranks_match_one_rank(reference, n, mode, model, extra):
-    if n == 4 and extra:
-        pytest.skip("overlap off is covered with 2 ranks")
     out = json_lines(mpirun(n, SCRIPT, mode, "--model", model, "--steps", STEPS, *extra))
     assert len(out) == 1 and out[0]["ranks"] == n
     np.testing.assert_allclose(out[0]["losses"], reference[model], rtol=2e-5, atol=1e-6)
