@@ -22,6 +22,7 @@ from msprof.analysis import breakdown as _breakdown
 from msprof.analysis import comm as _comm
 from msprof.analysis import critical_path as _cpath
 from msprof.analysis import findings as _findings
+from msprof.analysis import flame as _flame
 from msprof.analysis import hostbound as _hostbound
 from msprof.analysis import imbalance as _imbalance
 from msprof.analysis import memory as _memory
@@ -395,6 +396,18 @@ class Profile:
         ``sections`` picks some of :data:`msprof.analysis.report.SECTIONS`."""
         self.check_rank(rank)
         return _report.build(self, rank=rank, top=top, sections=sections)
+
+    def flame(self, metric: str = "device", rank: int | None = None, step: int | None = None,
+              per_step: bool = False, focus: str | None = None,
+              min_share: float = 0.0) -> "_flame.Frame":
+        """The frame tree ``msprof flame`` draws, for one rank or all ranks
+        merged: a :class:`~msprof.analysis.flame.Frame` (``name``, ``value``,
+        ``cls``, ``children``, ``walk()``) along step -> scopes -> op type ->
+        op; ``metric`` is one of :data:`msprof.analysis.flame.METRICS`
+        (:func:`msprof.analysis.flame.trees`)."""
+        ((_, root),) = _flame.trees(self, metric, rank=rank, step=step, per_step=per_step,
+                                    focus_scope=focus, min_share=min_share)
+        return root
 
 
 def load(path: PathLike | Iterable[PathLike]) -> Profile:
