@@ -410,18 +410,63 @@ class Profile:
         return root
 
 
+JOB_FILE = "job.json"      # written by a multi-machine run (msprof.profiler.nodes)
+
+
+def _job_roots(root: Path) -> tuple[list[Path], dict | None]:
+    """The profile directories ``root`` stands for, and its job.json (or None).
+
+    A directory with its own meta.json is one profile.  A job directory of a
+    multi-machine run stands for the ``nodes`` its job.json lists, or,
+    without one, for every subdirectory holding a meta.json (node
+    directories copied into one folder).  Anything else is a one-line error.
+    """
+    if not root.is_dir() or (root / "meta.json").exists():
+        return [root], None                    # _read_meta words its errors
+    job_path = root / JOB_FILE
+    if job_path.is_file():
+        try:
+            job = json.loads(job_path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise MsprofError(f"cannot read {job_path}: {e.strerror or e}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise MsprofError(f"corrupt {JOB_FILE} in {root}: {_first_line(e)}") from None
+        nodes = job.get("nodes") if isinstance(job, dict) else None
+        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+            raise MsprofError(f"corrupt {JOB_FILE} in {root}: no list of nodes")
+        if not nodes:
+            raise MsprofError(f"job directory {root} holds no node profile "
+                              f"(exit status {job.get('exit_status', '?')})")
+        return [root / n for n in nodes], job
+    nodes = sorted(d for d in root.iterdir() if (d / "meta.json").is_file())
+    if not nodes:
+        raise MsprofError(f"not a profile directory: {root} (no meta.json), nor a job "
+                          f"directory (no {JOB_FILE}, no subdirectory with a meta.json)")
+    return nodes, None
+
+
 def load(path: PathLike | Iterable[PathLike]) -> Profile:
     """Opens a profile directory, or several (one per node) as one profile.
 
-    Raises :class:`~msprof.errors.MsprofError` with one line for anything
-    that is not a readable profile of a supported format version.
+    A job directory of a multi-machine run (``msprof run --hosts``: job.json
+    and one profile directory per node) opens as its nodes merged by rank;
+    ``meta["job"]`` is its job.json, whose command and exit status are the
+    profile's.  Raises :class:`~msprof.errors.MsprofError` with one line for
+    anything that is not a readable profile of a supported format version.
     """
-    if isinstance(path, (str, os.PathLike)):
-        roots = [Path(path)]
-    else:
-        roots = [Path(p) for p in path]
-        if not roots:
-            raise MsprofError("no profile directory given")
+    given = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not given:
+        raise MsprofError("no profile directory given")
+    found = [_job_roots(Path(p)) for p in given]
+    roots = [r for rs, _ in found for r in rs]
+    jobs = [job for _, job in found if job is not None]
     metas = [_read_meta(root) for root in roots]
     paths = {name: [_check_table(root, name) for root in roots] for name in COLUMNS}
-    return Profile(_merge_meta(metas, roots), paths)
+    meta = _merge_meta(metas, roots)
+    if len(jobs) == 1 and len(given) == 1:     # the job's own command, not a node's proxy
+        job = meta["job"] = jobs[0]
+        if isinstance(job.get("command"), list):
+            meta["command"] = job["command"]
+        if isinstance(job.get("exit_status"), int):
+            meta["exit_status"] = job["exit_status"]
+    return Profile(meta, paths)

@@ -56,7 +56,9 @@ def test_file_is_not_a_profile(tmp_path):
 
 
 def test_no_meta(tmp_path):
-    assert _err(tmp_path) == f"not a profile directory: {tmp_path} (no meta.json)"
+    (tmp_path / "sub").mkdir()
+    assert _err(tmp_path) == (f"not a profile directory: {tmp_path} (no meta.json), nor a "
+                              "job directory (no job.json, no subdirectory with a meta.json)")
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -98,7 +100,7 @@ def _split_by_rank(src, tmp_path):
     dirs = []
     for r in (0, 1):
         d = tmp_path / f"node{r}"
-        d.mkdir()
+        d.mkdir(parents=True)
         meta = json.loads((src / "meta.json").read_text())
         meta["ranks"] = [x for x in meta["ranks"] if x["rank"] == r]
         meta["host"] = f"node{r}"
@@ -119,6 +121,55 @@ def test_directories_merge_by_rank(ref, ref_dir, tmp_path):
     assert len(merged.meta["sources"]) == 2
     pd.testing.assert_frame_equal(merged.op_stats(), ref.op_stats())
     pd.testing.assert_frame_equal(merged.step_breakdown(), ref.step_breakdown())
+
+
+def _job(ref_dir, tmp_path, nodes=("node0", "node1")) -> "Path":
+    """A multi-machine job directory: job.json and one directory per node."""
+    job = tmp_path / "job"
+    _split_by_rank(ref_dir, job)
+    (job / "job.json").write_text(json.dumps({"command": ["train.py"], "nodes": list(nodes),
+                                              "exit_status": 0}))
+    return job
+
+
+def test_job_directory_loads_its_nodes_merged_by_rank(ref, ref_dir, tmp_path):
+    job = _job(ref_dir, tmp_path)
+    merged = msprof.load(job)
+    assert merged.ranks == [0, 1]
+    assert merged.meta["sources"] == [str(job / "node0"), str(job / "node1")]
+    assert merged.meta["host"] == "node0,node1"
+    # the job's command (not a node's hydra proxy) and its exit status
+    assert merged.meta["command"] == ["train.py"] and merged.meta["exit_status"] == 0
+    assert merged.meta["job"]["nodes"] == ["node0", "node1"]
+    pd.testing.assert_frame_equal(merged.op_stats(), ref.op_stats())
+    pd.testing.assert_frame_equal(merged.step_breakdown(), ref.step_breakdown())
+    assert msprof.load([job]).meta["sources"] == merged.meta["sources"]
+
+
+def test_job_directory_reads_only_the_nodes_job_json_lists(ref_dir, tmp_path):
+    job = _job(ref_dir, tmp_path, nodes=["node1"])
+    assert msprof.load(job).ranks == [1]
+
+
+def test_node_directories_copied_into_one_folder_load_without_job_json(ref, ref_dir, tmp_path):
+    job = _job(ref_dir, tmp_path)
+    (job / "job.json").unlink()
+    (job / "notes").mkdir()                      # not a node: no meta.json
+    merged = msprof.load(job)
+    assert merged.meta["sources"] == [str(job / "node0"), str(job / "node1")]
+    pd.testing.assert_frame_equal(merged.op_stats(), ref.op_stats())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("{not json", "corrupt job.json in {job}: "),
+    ('{"nodes": "node0"}', "corrupt job.json in {job}: no list of nodes"),
+    ('{"nodes": [], "exit_status": 3}', "job directory {job} holds no node profile (exit status 3)"),
+    ('{"nodes": ["node0", "nodeX"]}', "no such profile directory: {job}/nodeX"),
+])
+def test_bad_job_directory(ref_dir, tmp_path, text, expected):
+    job = _job(ref_dir, tmp_path)
+    (job / "job.json").write_text(text)
+    assert _err(job).startswith(expected.format(job=job))
 
 
 def test_overlapping_ranks_refuse_to_merge(ref_dir, tmp_path):

@@ -34,6 +34,18 @@ def test_two_collectors_one_directory_each_merged_by_rank(ebpf_ready, tmp_path):
     # the same allreduce, matched across ranks by seq, same size on both
     assert comms.groupby("seq")["rank"].apply(list).tolist() == [[0, 1]] * 3
     assert (comms["bytes"] == 4096).all()
+    # the job directory itself opens as the same merged profile
+    whole = msprof.load(out)
+    assert whole.meta["sources"] == [str(out / "nodeA"), str(out / "nodeB")]
+    assert whole.ranks == [0, 1] and len(whole.kernels) == 2 * 3
+    assert whole.meta["command"] == [str(SCRIPTS / "mpi_toy.py"), "3"]
+    assert len(whole.collectives()) == 3
+    r = run_msprof("report", out, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["meta"]["sources"] == whole.meta["sources"]
+    assert sorted(r["rank"] for r in doc["meta"]["ranks"]) == [0, 1]
+    assert sorted(d["rank"] for d in doc["devices"]) == [0, 1]
 
 
 @pytest.mark.ebpf
@@ -48,6 +60,9 @@ def test_a_failing_rank_on_one_machine_fails_the_job(ebpf_ready, tmp_path):
     failed = [f for n in job["nodes"]
               for f in json.loads((out / n / "meta.json").read_text())["failed_ranks"]]
     assert [(f["rank"], f["exit_status"]) for f in failed] == [(1, 5)]
+    whole = msprof.load(out)
+    assert whole.meta["exit_status"] == r.returncode
+    assert [(f["rank"], f["exit_status"]) for f in whole.meta["failed_ranks"]] == [(1, 5)]
 
 
 def test_hostfile_must_exist(tmp_path):
