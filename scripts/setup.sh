@@ -2,12 +2,15 @@
 # Sets up a bare Debian machine (as root) to build, run and test msprof with
 # its eBPF backend. Idempotent: every step checks before it acts.
 #   - Debian packages: BCC (python3-bpfcc, bpfcc-tools), kernel headers,
-#     <sys/sdt.h> (systemtap-sdt-dev)
+#     <sys/sdt.h> (systemtap-sdt-dev); for the tests: chromium, tmux, and
+#     nodejs + npm where no node is installed already
 #   - /lib/modules/$(uname -r)/{build,source} linked to the installed headers
 #     (found at run time: their version changes with Debian's updates)
 #   - tracefs and debugfs mounted
 #   - a virtualenv in .venv that sees BCC's Python package (and nothing else
 #     of Debian's dist-packages), with msprof and its dependencies installed
+#   - speedscope and playwright-core from the npm registry, pinned by
+#     tests/browser/package-lock.json, in tests/browser/node_modules
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,8 +19,14 @@ PYTHON=${PYTHON:-python3}
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# chromium and node drive speedscope in the browser tests (tests/browser),
+# tmux gives the terminal tests a real terminal.  Node.js may come from
+# elsewhere (NodeSource): Debian's only where there is none.
+apt_pkgs=(python3-bpfcc bpfcc-tools linux-headers-amd64 systemtap-sdt-dev chromium tmux)
+command -v node >/dev/null || apt_pkgs+=(nodejs)
+command -v npm >/dev/null || apt_pkgs+=(npm)
 need_pkgs=()
-for pkg in python3-bpfcc bpfcc-tools linux-headers-amd64 systemtap-sdt-dev; do
+for pkg in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
         || need_pkgs+=("$pkg")
 done
@@ -73,5 +82,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,mpi]"
     touch "$stamp"
+fi
+# The browser tests' npm packages (speedscope's built app, playwright-core to
+# drive Debian's chromium; no browser download).
+BROWSER=$ROOT/tests/browser
+npm_stamp=$BROWSER/node_modules/.msprof-installed
+if [ ! -f "$npm_stamp" ] || [ "$BROWSER/package-lock.json" -nt "$npm_stamp" ] \
+   || [ "$BROWSER/package.json" -nt "$npm_stamp" ]; then
+    log "installing speedscope and playwright-core into tests/browser/node_modules"
+    (cd "$BROWSER" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$npm_stamp"
 fi
 log "ready: $VENV/bin/msprof"
