@@ -114,14 +114,14 @@ class World:
         seq = self._next((group, "send", peer))
         hooks.comm_begin(SEND, buf.nbytes, group, peer, seq)
         self.comm.Send(buf, dest=peer, tag=seq & 0x7FFF)
-        _delay()
+        _delay(peer)
         hooks.comm_end(SEND, buf.nbytes, group, peer, seq)
 
     def recv(self, buf, peer: int, group=WORLD) -> None:
         seq = self._next((group, "recv", peer))
         hooks.comm_begin(RECV, buf.nbytes, group, peer, seq)
         self.comm.Recv(buf, source=peer, tag=seq & 0x7FFF)
-        _delay()
+        _delay(peer)
         hooks.comm_end(RECV, buf.nbytes, group, peer, seq)
 
     def barrier(self, group=WORLD) -> None:
@@ -132,11 +132,18 @@ class World:
         hooks.comm_end(BARRIER, 0, group, -1, seq)
 
 
-def _delay() -> None:
+def _delay(peer: int = -1) -> None:
     # MSRT_COMM_DELAY_US: every collective takes this much longer (comm made
-    # the bottleneck).  One global read when off.
+    # the bottleneck).  MSRT_SLOW_LINK: a message to or from ``peer`` over
+    # the slow pair, or a collective (peer -1) of a group holding both ranks
+    # of it, takes MSRT_SLOW_LINK_US longer.  One global read each when off.
     if knobs.COMM_DELAY_S:
         time.sleep(knobs.COMM_DELAY_S)
+    if knobs.SLOW_LINK_S:
+        w = world()
+        if ({w.rank, peer} == knobs.SLOW_LINK if peer >= 0 else
+                all(r < w.size for r in knobs.SLOW_LINK)):
+            time.sleep(knobs.SLOW_LINK_S)
 
 
 def _abort_on_uncaught(comm) -> None:

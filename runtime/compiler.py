@@ -116,15 +116,32 @@ def _stream_waits(graph: Graph) -> list[bool]:
     return waits
 
 
+# MSRT_SLOW_FACTOR's sleep still owed by this process's slowed kernels (the
+# compute stream's thread is the only one that runs them).
+_owed = [0.0]
+
+
 def _slowed(kernel, factor: float):
-    """MSRT_SLOW_FACTOR: the kernel, then a sleep of (factor - 1) x its time."""
+    """MSRT_SLOW_FACTOR: the kernel, then a sleep of (factor - 1) x its time.
+
+    A sleep overshoots by tens of microseconds (timer slack), as much as a
+    small kernel lasts, so sleeping per kernel would slow a graph of small
+    kernels far more than ``factor``.  The sleep owed is carried from kernel
+    to kernel instead, and what a sleep overshot is paid back by the next
+    ones: the slowed rank's kernels take ``factor`` x their time in total,
+    per step to within one overshoot."""
     import time
-    now, sleep, extra = time.perf_counter, time.sleep, factor - 1.0
+    now, sleep, extra, owed = time.perf_counter, time.sleep, factor - 1.0, _owed
 
     def slow_kernel():
         t = now()
         kernel()
-        sleep((now() - t) * extra)
+        t1 = now()
+        debt = owed[0] + (t1 - t) * extra
+        if debt > 0:
+            sleep(debt)
+            debt -= now() - t1
+        owed[0] = debt
     return slow_kernel
 
 

@@ -58,15 +58,19 @@ class Executable:
                                  f"compiled for {feed.shape}")
         if step is not None:
             hooks.step_begin(step)
-            if knobs.LEAK_BYTES:
-                self._leak()
         for feed, x in zip(self.feeds, inputs):
             np.copyto(feed, x, casting="unsafe")     # host to device
+        launch = self._launch if self.lanes is None else self._launch_streams
+        if step is not None and knobs.LEAK_BYTES and self.steps:
+            last = len(self.steps) - 1
+            launch(0, last)
+            self._leak()                               # while launching the last op
+            launch(last, last + 1)
+        else:
+            launch(0, len(self.steps))
         if self.lanes is None:
-            self._launch()
             self.device.compute.synchronize()
         else:
-            self._launch_streams()
             self.device.synchronize()
         results = [view.copy() for view, _, _, _ in self.outputs]
         pool = self.device.pool
@@ -78,12 +82,14 @@ class Executable:
             hooks.step_end(step)
         return results
 
-    def _launch(self) -> None:
+    def _launch(self, lo: int, hi: int) -> None:
+        """Launch ops ``lo`` to ``hi`` (exclusive) of the schedule."""
         stream, pool = self.device.compute, self.device.pool
         put, sid, seq, in_use = stream.put, stream.id, stream.seq, pool.in_use
         peak = pool.peak
+        steps = self.steps if lo == 0 and hi == len(self.steps) else self.steps[lo:hi]
         try:
-            for op_id, kernel, allocs, frees in self.steps:
+            for op_id, kernel, allocs, frees in steps:
                 for addr, size in allocs:
                     in_use += size
                     hooks.mem_alloc(addr, size, op_id, in_use)
@@ -99,13 +105,14 @@ class Executable:
         finally:
             stream.seq, pool.in_use, pool.peak = seq, in_use, peak
 
-    def _launch_streams(self) -> None:
+    def _launch_streams(self, lo: int, hi: int) -> None:
         dev = self.device
         pool, streams = dev.pool, (dev.compute, dev.comm)
         seqs = [streams[0].seq, streams[1].seq]
         in_use, peak = pool.in_use, pool.peak
         try:
-            for (op_id, kernel, allocs, frees), (sid, wait) in zip(self.steps, self.lanes):
+            for (op_id, kernel, allocs, frees), (sid, wait) in zip(self.steps[lo:hi],
+                                                                    self.lanes[lo:hi]):
                 stream = streams[sid]
                 if wait:
                     event = threading.Event()
@@ -128,8 +135,10 @@ class Executable:
             pool.in_use, pool.peak = in_use, peak
 
     def _leak(self) -> None:
-        """MSRT_LEAK_BYTES: a block per step that is never freed, owned by
-        the graph's last op (what a leak report should name)."""
+        """MSRT_LEAK_BYTES: a block per step that is never freed, allocated
+        while the graph's last op is launched (after the ops before it,
+        before its own buffers) and carrying that op's id: the allocating
+        op a leak report should name."""
         block = self.device.pool.alloc_persistent((knobs.LEAK_BYTES,), np.uint8,
                                                   op_id=self.steps[-1].op_id)
         self.leaked.append(block)

@@ -6,6 +6,10 @@ environment so the hot paths only test a module constant.
     MSRT_LEAK_BYTES=65536                   a persistent block per step, never freed
     MSRT_TINY_OPS=50                        50 tiny (host-bound) ops per training step
     MSRT_CRASH_RANK=1 MSRT_CRASH_STEP=3     rank 1 dies (exit 13) at step 3's start
+    MSRT_SLOW_LINK=1-2 MSRT_SLOW_LINK_US=500
+                                            messages between ranks 1 and 2 (either way)
+                                            take 500 us longer, and so does every
+                                            collective of a group holding both
 
 Pipeline bubbles need no knob: fewer micro-batches make bigger ones.
 """
@@ -27,3 +31,14 @@ TINY_OPS = _get("MSRT_TINY_OPS", int, 0)
 CRASH_RANK = _get("MSRT_CRASH_RANK", int, -1)
 CRASH_STEP = _get("MSRT_CRASH_STEP", int, -1)
 CRASH_EXIT_CODE = 13
+
+
+def _pair(raw: str) -> frozenset:
+    a, sep, b = raw.partition("-")
+    if not sep or int(a) == int(b) or int(a) < 0 or int(b) < 0:
+        raise ValueError(f"MSRT_SLOW_LINK={raw!r}: expected two different ranks, like 0-1")
+    return frozenset((int(a), int(b)))
+
+
+SLOW_LINK = _get("MSRT_SLOW_LINK", _pair, frozenset())
+SLOW_LINK_S = _get("MSRT_SLOW_LINK_US", float, 1000.0) * 1e-6 if SLOW_LINK else 0.0
