@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
-from msprof.analysis.intervals import clip_to_windows, union, windows
+from msprof.analysis import memo
+from msprof.analysis.intervals import Timeline, Windows, pieces, union_line, windows
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
 COMM_STREAM = _comm.COMM_STREAM
@@ -62,77 +63,165 @@ def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
     return df if rank is None else df[df["rank"] == rank]
 
 
+def _i64(df: pd.DataFrame, col: str) -> np.ndarray:
+    return df[col].to_numpy(dtype="int64")
+
+
+def _extra_comms(kernels: pd.DataFrame, comm: np.ndarray, comms: pd.DataFrame | None):
+    """The ``comms`` rows of ranks without a communication kernel (see
+    :func:`work`), or None."""
+    if comms is None or comms.empty:
+        return None
+    c = comms[~comms["rank"].isin(np.unique(kernels["rank"].to_numpy()[comm]))]
+    return None if c.empty else c
+
+
+def _is_comm(kernels: pd.DataFrame) -> np.ndarray:
+    if "stream" not in kernels:
+        return np.zeros(len(kernels), dtype=bool)
+    return (kernels["stream"] == COMM_STREAM).to_numpy()
+
+
 def work(kernels: pd.DataFrame, comms: pd.DataFrame | None) -> pd.DataFrame:
     """What kept each rank's device busy: its kernels (``real`` 1), with
     ``comm`` telling communication from compute.  A rank with ``comms`` rows
     but no communication kernel (collectives seen by MPI uprobes only) gets
     those rows as communication (``real`` 0, launch time unknown, ``op_id``
     -1); otherwise they lie inside its communication kernels already."""
-    k = kernels[["rank", "op_id", "launch_ns", "start_ns", "dur_ns"]].assign(
-        comm=(kernels["stream"] == COMM_STREAM).to_numpy() if "stream" in kernels else False,
-        real=1)
-    if comms is None or comms.empty:
+    comm = _is_comm(kernels)
+    k = kernels[["rank", "op_id", "launch_ns", "start_ns", "dur_ns"]].assign(comm=comm, real=1)
+    c = _extra_comms(kernels, comm, comms)
+    if c is None:
         return k
-    comms = comms[~comms["rank"].isin(k.loc[k["comm"], "rank"].unique())]
-    if comms.empty:
-        return k
-    c = pd.DataFrame({"rank": comms["rank"], "op_id": -1, "launch_ns": 0,
-                      "start_ns": comms["start_ns"], "dur_ns": comms["dur_ns"],
+    c = pd.DataFrame({"rank": c["rank"], "op_id": -1, "launch_ns": 0,
+                      "start_ns": c["start_ns"], "dur_ns": c["dur_ns"],
                       "comm": True, "real": 0})
     return pd.concat([k, c], ignore_index=True)
 
 
-def _intervals(df: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
-    iv = df[["rank"] + extra + ["start_ns"]].copy()
-    iv["end_ns"] = df["start_ns"] + df["dur_ns"]
-    return iv
+class _Work:
+    """:func:`work` as arrays sorted by rank then start (ties keep the
+    table's order, the ``comms`` rows after the kernels): ``rank``,
+    ``start``, ``end``, and ``row`` (position in :func:`work`'s rows; rows
+    from ``n_real`` on are ``comms`` rows)."""
+
+    def __init__(self, kernels: pd.DataFrame, comms: pd.DataFrame | None):
+        self.comm = _is_comm(kernels)
+        self.op, self.launch = _i64(kernels, "op_id"), _i64(kernels, "launch_ns")
+        rank, start = kernels["rank"].to_numpy(), _i64(kernels, "start_ns")
+        dur = _i64(kernels, "dur_ns")
+        self.n_real = len(kernels)
+        c = _extra_comms(kernels, self.comm, comms)
+        if c is None:
+            # The kernels' order is the same for every analysis: once per table.
+            self.row = memo.once("rank_start_order", (kernels,), lambda: np.lexsort((start, rank)))
+        else:
+            n = len(c)
+            rank = np.concatenate([rank, c["rank"].to_numpy()])
+            start = np.concatenate([start, _i64(c, "start_ns")])
+            dur = np.concatenate([dur, _i64(c, "dur_ns")])
+            self.comm = np.concatenate([self.comm, np.ones(n, dtype=bool)])
+            self.op = np.concatenate([self.op, np.full(n, -1, dtype="int64")])
+            self.launch = np.concatenate([self.launch, np.zeros(n, dtype="int64")])
+            self.row = np.lexsort((start, rank))
+        self.rank = rank[self.row]
+        self.start = start[self.row]
+        self.end = self.start + dur[self.row]
 
 
 _GAP_DTYPES = {"rank": "int32", "step": "int64", "start_ns": "int64", "end_ns": "int64",
                "dur_ns": "int64", "host_ns": "int64", "queued_ns": "int64",
                "next_op_id": "int64", "tail": bool}
-_EMPTY_GAPS = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _GAP_DTYPES.items()})
-_EMPTY_SEGS = pd.DataFrame({c: pd.Series(dtype="int64") for c in (
-    "rank", "step", "win_start", "win_end", "s", "e", "pending", "op_id", "kernels")})
 
 
-def _segments(kernels: pd.DataFrame, win: pd.DataFrame):
-    """Busy segments and gaps of every step window."""
-    iv = _intervals(kernels, ["op_id", "launch_ns", "real"])
-    iv["launch_ns"] = iv["launch_ns"].where(iv["launch_ns"] > 0, _NEVER)
-    pieces = clip_to_windows(iv, win)
-    if pieces.empty:
-        return _EMPTY_SEGS.copy(), _EMPTY_GAPS.copy()
-    p, seg = union(pieces, ["rank", "win_step"])
-    gk = p.groupby(["rank", "win_step"], sort=False).ngroup()
-    rev = p["launch_ns"].iloc[::-1]
-    p["pending"] = rev.groupby(gk.iloc[::-1]).cummin().iloc[::-1]
-    segs = p.groupby(seg).agg(
-        rank=("rank", "first"), step=("win_step", "first"),
-        win_start=("win_start", "first"), win_end=("win_end", "first"),
-        s=("s", "first"), e=("e", "max"), pending=("pending", "first"),
-        op_id=("op_id", "first"), kernels=("real", "sum"),
-    )
-    prev = segs.groupby(["rank", "step"], sort=False)["e"].shift()
-    g0 = prev.fillna(segs["win_start"]).astype("int64")
-    g1 = segs["s"]
-    host = np.clip(segs["pending"], g0, g1) - g0
-    gaps = pd.DataFrame({
-        "rank": segs["rank"], "step": segs["step"], "start_ns": g0, "end_ns": g1,
-        "host_ns": host, "queued_ns": (g1 - g0) - host, "next_op_id": segs["op_id"],
-        "tail": False,
-    })
-    last = segs.groupby(["rank", "step"], sort=False).tail(1)
-    tails = pd.DataFrame({
-        "rank": last["rank"], "step": last["step"], "start_ns": last["e"],
-        "end_ns": last["win_end"], "host_ns": 0, "queued_ns": 0, "next_op_id": -1,
-        "tail": True,
-    })
-    gaps = pd.concat([gaps, tails], ignore_index=True)
-    gaps["dur_ns"] = gaps["end_ns"] - gaps["start_ns"]
-    gaps = gaps[gaps["dur_ns"] > 0]
-    gaps = gaps[list(_GAP_DTYPES)].astype(_GAP_DTYPES)
-    return segs, gaps.sort_values(["rank", "step", "start_ns"]).reset_index(drop=True)
+def _per_window(win: Windows, w: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(win), dtype="int64")
+    np.add.at(out, w, values)
+    return out
+
+
+def _union_per_window(win: Windows, w, s, e):
+    """Per window, the time covered by pieces sorted by ``s`` (line
+    coordinates); and the merged segments as ``(w, s, e)``."""
+    first, end = union_line(s, e)
+    ws, ss = w[first], s[first]
+    return _per_window(win, ws, end - ss), (ws, ss, end)
+
+
+class _Timeline:
+    """Busy segments, gaps and per-window totals of one set of work
+    pieces: the costly part shared by :func:`step_breakdown` and
+    :func:`gaps`."""
+
+    def __init__(self, wk: _Work, win: Windows):
+        src, w, s, e = pieces(win, wk.rank, wk.start, wk.end, by_rank=True)
+        row = wk.row[src]
+        del src
+        comm = wk.comm[row]
+        self.win = win
+        self.kernels = np.bincount(w[row < wk.n_real], minlength=len(win)).astype("int64")
+        self.comm_ns = _union_per_window(win, w[comm], s[comm], e[comm])[0]
+        self.compute_ns, self.compute = _union_per_window(win, w[~comm], s[~comm], e[~comm])
+        del comm
+        # Launch times, clipped to the piece's window (which leaves the
+        # host-gap formula unchanged, as gaps lie inside their window), on
+        # the line: a running minimum from the end then restarts by itself
+        # at each window and gives, at each piece, the earliest launch of
+        # the pieces from there to the end of its window.
+        launch = wk.launch[row]
+        launch = np.where(launch > 0, launch, _NEVER)
+        sh = win.shift(w)
+        launch = np.clip(launch, win.start[w], win.end[w]) + sh
+        del sh
+        pending = np.minimum.accumulate(launch[::-1])[::-1]
+        del launch
+        first, end = union_line(s, e)
+        self.seg_w, self.seg_s, self.seg_e = w[first], s[first], end
+        self.seg_pending = pending[first]
+        self.seg_op = wk.op[row[first]]
+        self.busy_ns = _per_window(win, self.seg_w, end - self.seg_s)
+
+    def gaps(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """The gaps of :func:`gaps`; and per window, their ``host_ns`` and
+        ``queued_ns``."""
+        win, w, s, e = self.win, self.seg_w, self.seg_s, self.seg_e
+        same = np.zeros(len(w), dtype=bool)
+        same[1:] = w[1:] == w[:-1]
+        g0 = np.where(same, np.roll(e, 1), win.off[w])  # all on the line
+        host = np.clip(self.seg_pending, g0, s) - g0
+        last = np.ones(len(w), dtype=bool)
+        last[:-1] = ~same[1:]
+        tw = w[last]                                   # a tail after the last segment
+        empty = np.ones(len(win), dtype=bool)
+        empty[w] = False
+        ew = np.flatnonzero(empty)                     # the whole of a window without work
+        n = len(tw) + len(ew)
+        gw = np.concatenate([w, tw, ew])
+        start = np.concatenate([g0, e[last], win.off[ew]])
+        end = np.concatenate([s, win.off[tw] + win.ns[tw], win.off[ew] + win.ns[ew]])
+        host = np.concatenate([host, np.zeros(n, dtype="int64")])
+        nxt = np.concatenate([self.seg_op, np.full(n, -1, dtype="int64")])
+        tail = np.concatenate([np.zeros(len(w), dtype=bool), np.ones(n, dtype=bool)])
+        keep = end > start
+        gw, start, end, host, nxt, tail = (a[keep] for a in (gw, start, end, host, nxt, tail))
+        sh = win.shift(gw)
+        start, end = start - sh, end - sh
+        queued = np.where(tail, 0, (end - start) - host)
+        g = pd.DataFrame({
+            "rank": win.rank[gw], "step": win.step[gw], "start_ns": start, "end_ns": end,
+            "dur_ns": end - start, "host_ns": host, "queued_ns": queued,
+            "next_op_id": nxt, "tail": tail,
+        }).astype(_GAP_DTYPES)
+        order = np.lexsort((start, win.step[gw], win.rank[gw]))
+        return (g.take(order).reset_index(drop=True), _per_window(win, gw, host),
+                _per_window(win, gw, queued))
+
+
+def _timeline(kernels, steps, comms, rank):
+    steps = _select(steps, rank)
+    c = _select(comms, rank) if comms is not None else None
+    win = Windows(steps)
+    return _Timeline(_Work(_select(kernels, rank), c), win)
 
 
 def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None,
@@ -147,57 +236,29 @@ def gaps(kernels: pd.DataFrame, steps: pd.DataFrame, rank: int | None = None,
     kernel is one tail gap.  ``comms`` rows count as device work (see
     :func:`work`).
     """
-    steps = _select(steps, rank)
-    win = windows(steps)
-    c = _select(comms, rank) if comms is not None else None
-    segs, g = _segments(work(_select(kernels, rank), c), win)
-    return _with_empty_steps(segs, g, win)
+    return _timeline(kernels, steps, comms, rank).gaps()[0]
 
 
-def _with_empty_steps(segs: pd.DataFrame, g: pd.DataFrame, win: pd.DataFrame) -> pd.DataFrame:
-    busy_steps = segs[["rank", "step"]].drop_duplicates()
-    empty = win.merge(busy_steps, left_on=["rank", "win_step"], right_on=["rank", "step"],
-                      how="left", indicator=True)
-    empty = empty[empty["_merge"] == "left_only"]
-    whole = pd.DataFrame({
-        "rank": empty["rank"], "step": empty["win_step"], "start_ns": empty["win_start"],
-        "end_ns": empty["win_end"], "dur_ns": empty["win_ns"], "host_ns": 0,
-        "queued_ns": 0, "next_op_id": -1, "tail": True,
-    })
-    whole = whole[whole["dur_ns"] > 0]
-    out = pd.concat([g, whole.astype(_GAP_DTYPES)], ignore_index=True)
-    return out.sort_values(["rank", "step", "start_ns"], kind="stable").reset_index(drop=True)
-
-
-def _union_ns(df: pd.DataFrame, win: pd.DataFrame) -> pd.Series:
-    """Per (rank, step): time covered by at least one interval of ``df``."""
-    if df.empty:
-        return pd.Series(dtype="int64")
-    pieces = clip_to_windows(_intervals(df, []), win)
-    if pieces.empty:
-        return pd.Series(dtype="int64")
-    p, seg = union(pieces, ["rank", "win_step"])
-    segs = p.groupby(seg).agg(rank=("rank", "first"), step=("win_step", "first"),
-                              s=("s", "first"), e=("e", "max"))
-    return (segs["e"] - segs["s"]).groupby([segs["rank"], segs["step"]]).sum()
-
-
-def _memory_peaks(memory: pd.DataFrame, win: pd.DataFrame) -> pd.Series:
-    """Per (rank, step): the highest ``in_use`` during the step, counting the
-    level carried in from before it."""
-    if memory.empty or win.empty:
-        return pd.Series(dtype="int64")
-    mem = memory[["rank", "ts_ns", "in_use"]].sort_values("ts_ns", kind="stable")
-    inside = pd.merge_asof(mem, win, left_on="ts_ns", right_on="win_start", by="rank",
-                           direction="backward")
-    inside = inside[inside["win_start"].notna() & (inside["ts_ns"] < inside["win_end"])]
-    during = inside.groupby(["rank", "win_step"])["in_use"].max()
-    carried = pd.merge_asof(win, mem, left_on="win_start", right_on="ts_ns", by="rank",
-                            direction="backward").dropna(subset=["in_use"])
-    carried = carried.set_index(["rank", "win_step"])["in_use"]
-    peak = pd.concat([during, carried]).groupby(level=[0, 1]).max()
-    peak.index.names = ["rank", "step"]
-    return peak.astype("int64")
+def _memory_peaks(memory: pd.DataFrame, win: Windows) -> pd.arrays.IntegerArray:
+    """Per window: the highest ``in_use`` during it, counting the level
+    carried in from before it (<NA> without memory events)."""
+    peak = np.zeros(len(win), dtype="int64")
+    has = np.zeros(len(win), dtype=bool)
+    if not memory.empty and len(win):
+        rank, ts, in_use = (_i64(memory, c) for c in ("rank", "ts_ns", "in_use"))
+        w = win.holding(rank, ts)
+        inside = w >= 0
+        inside[inside] = ts[inside] < win.end[w[inside]]
+        during = np.full(len(win), np.iinfo("int64").min)
+        np.maximum.at(during, w[inside], in_use[inside])
+        has[w[inside]] = True
+        events = Timeline(rank, ts)
+        # The level at the window's start: the latest event at or before it.
+        i = events.latest(win.rank, win.start, by_rank=True)
+        carried = np.where(i >= 0, in_use[events.order[i]], np.iinfo("int64").min)
+        has |= i >= 0
+        peak = np.maximum(during, carried)
+    return pd.arrays.IntegerArray(np.where(has, peak, 0), ~has)
 
 
 def breakdown_and_gaps(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
@@ -205,10 +266,6 @@ def breakdown_and_gaps(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.Da
     """``(step_breakdown(...), gaps(...))`` computed together (they share
     the costly part)."""
     return _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=True)
-
-
-def _iv(rank, start, end) -> pd.DataFrame:
-    return pd.DataFrame({"rank": rank, "start_ns": start, "dur_ns": end - start})
 
 
 def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
@@ -227,45 +284,47 @@ def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFr
     return _step_breakdown(kernels, steps, memory, comms, rank)
 
 
+def _with_compute(tl: _Timeline, iv: pd.DataFrame) -> np.ndarray:
+    """Per window, the time covered by compute or by the intervals ``iv``
+    (``rank``, ``start_ns``, ``end_ns``): the compute segments are few, so
+    merging them with the intervals' pieces is cheap."""
+    win = tl.win
+    _, w, s, e = pieces(win, iv["rank"].to_numpy(), _i64(iv, "start_ns"), _i64(iv, "end_ns"))
+    cw, cs, ce = tl.compute
+    w, s, e = np.concatenate([cw, w]), np.concatenate([cs, s]), np.concatenate([ce, e])
+    order = np.argsort(s, kind="stable")
+    return _union_per_window(win, w[order], s[order], e[order])[0]
+
+
 def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False):
-    steps = _select(steps, rank)
-    win = windows(steps)
-    out = win.rename(columns={"win_step": "step", "win_start": "start_ns", "win_ns": "step_ns"})
-    out = out[["rank", "step", "start_ns", "step_ns"]].set_index(["rank", "step"])
-    c = _select(comms, rank) if comms is not None else None
-    w = work(_select(kernels, rank), c)
-    segs, g = _segments(w, win)
-    sums = g.groupby(["rank", "step"])[["host_ns", "queued_ns"]].sum()
-    busy = (segs["e"] - segs["s"]).groupby([segs["rank"], segs["step"]]).sum()
-    nk = segs.groupby(["rank", "step"])["kernels"].sum()
-
-    def col(series):
-        return series.reindex(out.index).fillna(0).astype("int64")
-
-    out["busy_ns"] = col(busy)
-    out["host_gap_ns"] = col(sums["host_ns"])
-    out["idle_ns"] = out["step_ns"] - out["busy_ns"] - out["host_gap_ns"]
-    out["queued_ns"] = col(sums["queued_ns"])
-    out["kernels"] = col(nk)
-    compute_iv = w.loc[~w["comm"], ["rank", "start_ns", "dur_ns"]]
-    out["comm_ns"] = col(_union_ns(w[w["comm"]], win))
-    peak = _memory_peaks(_select(memory, rank), win)
-    out["mem_peak"] = peak.reindex(out.index).astype("Int64")
-    compute = col(_union_ns(compute_iv, win))
-    out["compute_ns"] = compute
+    tl = _timeline(kernels, steps, comms, rank)
+    win = tl.win
+    g, host, queued = tl.gaps()
+    compute = tl.compute_ns
     if comms is not None and not comms.empty:
         wt = _select(_comm.waits(comms), rank)
-        wt = _iv(wt["rank"], wt["start_ns"], wt["end_ns"]).assign(p2p=wt["p2p"].to_numpy())
-        bubble = col(_union_ns(pd.concat([compute_iv, wt[wt["p2p"]]]), win)) - compute
-        waited = col(_union_ns(pd.concat([compute_iv, wt]), win)) - compute
+        bubble = _with_compute(tl, wt[wt["p2p"]]) - compute
+        waited = _with_compute(tl, wt) - compute
     else:
         bubble = waited = compute * 0
+    steps = _select(steps, rank)
+    out = steps[["rank", "step", "start_ns", "dur_ns"]].take(win.order).rename(
+        columns={"dur_ns": "step_ns"}).reset_index(drop=True)
+    out["busy_ns"] = tl.busy_ns
+    out["host_gap_ns"] = host
+    out["idle_ns"] = win.ns - tl.busy_ns - host
+    out["queued_ns"] = queued
+    out["kernels"] = tl.kernels
+    out["comm_ns"] = tl.comm_ns
+    out["mem_peak"] = _memory_peaks(_select(memory, rank), win)
+    out["compute_ns"] = compute
     out["bubble_ns"] = bubble
-    out["exposed_comm_ns"] = out["busy_ns"] - compute - bubble
-    out["overlapped_comm_ns"] = compute + out["comm_ns"] - out["busy_ns"]
+    out["exposed_comm_ns"] = tl.busy_ns - compute - bubble
+    out["overlapped_comm_ns"] = compute + tl.comm_ns - tl.busy_ns
     out["comm_wait_ns"] = waited - bubble
-    out = out.reset_index().sort_values(["rank", "step"], kind="stable").reset_index(drop=True)
-    return (out, _with_empty_steps(segs, g, win)) if with_gaps else out
+    order = np.lexsort((win.step, win.rank))
+    out = out.take(order).reset_index(drop=True)
+    return (out, g) if with_gaps else out
 
 
 def device_breakdown(step_df: pd.DataFrame, memory: pd.DataFrame,

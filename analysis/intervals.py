@@ -1,6 +1,16 @@
-"""Vectorised interval arithmetic shared by the analyses: attributing
-intervals (kernels, collectives) to the step windows they overlap, and
-merging overlapping intervals into their union, per group."""
+"""Vectorised interval arithmetic shared by the analyses: placing intervals
+(kernels, collectives, waits) in the step windows of their rank, and
+merging overlapping intervals into their union.
+
+The step windows of all ranks are laid end to end on one number line
+(:class:`Windows`): window ``i`` occupies ``[off[i], off[i] + ns[i]]``, with a
+gap of at least 1 between windows.  A piece of an interval cut to its
+window maps onto that line by a shift, so a single sort, a single running
+maximum (the union) or a single running minimum covers every window of
+every rank at once: the windows' ranges are disjoint and in order, so the
+running values restart by themselves at each window, with no per-group
+loop and no pandas ``groupby``.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -16,69 +26,136 @@ def windows(steps: pd.DataFrame) -> pd.DataFrame:
     return w.sort_values("win_start", kind="stable").reset_index(drop=True)
 
 
-def clip_to_windows(iv: pd.DataFrame, win: pd.DataFrame) -> pd.DataFrame:
-    """Cuts intervals ``[start_ns, end_ns)`` (columns of ``iv``, plus ``rank``)
-    to the step windows of their rank.
+def _i64(df: pd.DataFrame, col: str) -> np.ndarray:
+    return df[col].to_numpy(dtype="int64")
+
+
+class Timeline:
+    """Points ``(rank, t)`` sorted by rank then time (ties keep their
+    order): ``order`` (their positions as given), ``rank``, ``t``."""
+
+    def __init__(self, rank, t):
+        rank, t = np.asarray(rank, dtype="int64"), np.asarray(t, dtype="int64")
+        self.order = np.lexsort((t, rank))
+        self.rank, self.t = rank[self.order], t[self.order]
+        self.ranks, first = np.unique(self.rank, return_index=True)
+        self._bounds = np.append(first, len(self.rank))
+
+    def __len__(self) -> int:
+        return len(self.rank)
+
+    def latest(self, rank, t, by_rank: bool = False) -> np.ndarray:
+        """For each query ``(rank, t)``: the position (in sorted order) of
+        the latest point of the same rank at or before ``t``, -1 when none.
+        A binary search per rank; ``by_rank`` says the queries are sorted by
+        rank already (no sort needed)."""
+        t = np.asarray(t)
+        out = np.full(len(t), -1, dtype="int64")
+        if not len(t) or not len(self):
+            return out
+        rank = np.asarray(rank)
+        order = None if by_rank else np.argsort(rank, kind="stable")
+        r = rank if order is None else rank[order]
+        tt = t if order is None else t[order]
+        res = out if order is None else np.full(len(t), -1, dtype="int64")
+        lo = np.searchsorted(r, self.ranks, side="left")
+        hi = np.searchsorted(r, self.ranks, side="right")
+        for j in np.flatnonzero(hi > lo):
+            a, b = self._bounds[j], self._bounds[j + 1]
+            i = np.searchsorted(self.t[a:b], tt[lo[j]:hi[j]], side="right") - 1
+            res[lo[j]:hi[j]] = np.where(i >= 0, i + a, -1)
+        if order is not None:
+            out[order] = res
+        return out
+
+
+class Windows(Timeline):
+    """The step windows of ``steps``, sorted by rank then start (ties keep
+    the table's order): ``order`` (rows of ``steps``), ``rank``, ``step``,
+    ``start``, ``ns``, ``end`` and ``off`` (where each window starts on the
+    shared line), as arrays."""
+
+    def __init__(self, steps: pd.DataFrame):
+        super().__init__(_i64(steps, "rank"), _i64(steps, "start_ns"))
+        self.start = self.t
+        self.step = _i64(steps, "step")[self.order]
+        self.ns = _i64(steps, "dur_ns")[self.order]
+        self.end = self.start + self.ns
+        width = np.maximum(self.ns, 0) + 1
+        self.off = (np.cumsum(width) - width).astype("int64")
+
+    def holding(self, rank, t, by_rank: bool = False) -> np.ndarray:
+        """For each time ``t`` of rank ``rank``: the window holding it, i.e.
+        the latest window of that rank starting at or before ``t`` (-1 when
+        none)."""
+        return self.latest(rank, t, by_rank)
+
+    def shift(self, w: np.ndarray) -> np.ndarray:
+        """What to add to a time in window ``w`` to put it on the line."""
+        return self.off[w] - self.start[w]
+
+
+def pieces(win: Windows, rank, start, end, by_rank: bool = False):
+    """Cuts intervals ``[start, end)`` to the step windows of their rank.
 
     An interval is matched with the window holding its start and the window
     holding its end (two pieces when it crosses a step boundary; one that
-    spans three or more steps loses its middle).  "Holding" means the
-    latest window of the rank starting at or before the time.  Returns one
-    row per non-empty piece with ``iv``'s columns, the window's columns and
-    the clipped ``s``, ``e``.  Binary searches per rank (a loop over ranks).
-    """
-    cols = list(iv.columns)
-    wcols = ("win_step", "win_start", "win_ns", "win_end")
-    if iv.empty or win.empty:
-        empty = iv.iloc[0:0].copy()
-        for c in wcols + ("s", "e"):
-            empty[c] = pd.Series(dtype="int64")
-        return empty
-    ranks = iv["rank"].to_numpy()
-    starts, ends = iv["start_ns"].to_numpy(), iv["end_ns"].to_numpy()
-    first = np.full(len(iv), -1, dtype="int64")
-    last = np.full(len(iv), -1, dtype="int64")
-    w = win.sort_values(["rank", "win_start"], kind="stable").reset_index(drop=True)
-    wr, ws = w["rank"].to_numpy(), w["win_start"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, wr[1:] != wr[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        sel = np.flatnonzero(ranks == wr[a])
-        if not len(sel):
-            continue
-        i = np.searchsorted(ws[a:b], starts[sel], side="right") - 1
-        j = np.searchsorted(ws[a:b], ends[sel] - 1, side="right") - 1
-        first[sel] = np.where(i >= 0, i + a, -1)
-        last[sel] = np.where(j >= 0, j + a, -1)
-    rows = np.concatenate([np.flatnonzero(first >= 0), np.flatnonzero((last >= 0) & (last != first))])
-    widx = np.concatenate([first[first >= 0], last[(last >= 0) & (last != first)]])
-    pieces = iv.iloc[rows].reset_index(drop=True)
-    for c in wcols:
-        pieces[c] = w[c].to_numpy()[widx].astype("int64")
-    s = np.maximum(pieces["start_ns"].to_numpy(), pieces["win_start"].to_numpy())
-    e = np.minimum(pieces["end_ns"].to_numpy(), pieces["win_end"].to_numpy())
-    pieces["s"], pieces["e"] = s, e
-    return pieces[pieces["e"] > pieces["s"]][cols + list(wcols) + ["s", "e"]].reset_index(drop=True)
+    spans three or more steps loses its middle).  Returns ``(src, w, s, e)``
+    for every non-empty piece: the interval it came from, its window, and
+    its ends on the line, sorted by ``s`` (ties keep the intervals' order,
+    a second piece before the pieces starting in its window).  ``by_rank``:
+    the intervals are sorted by rank then start, so the first pieces come
+    sorted and only the few second pieces need placing."""
+    first = win.holding(rank, start, by_rank)
+    last = win.holding(rank, end - 1, by_rank)
+    src2 = np.flatnonzero((last >= 0) & (last != first))
+    w2 = last[src2]
+    del last
+    src1 = np.flatnonzero(first >= 0)
+    w1 = first[src1]
+    del first
+    sh1 = win.shift(w1)
+    s1 = start[src1] + sh1
+    e1 = np.minimum(end[src1], win.end[w1]) + sh1
+    keep = e1 > s1
+    src1, w1, s1, e1 = src1[keep], w1[keep], s1[keep], e1[keep]
+    del sh1, keep
+    sh2 = win.shift(w2)
+    s2 = np.maximum(start[src2], win.start[w2]) + sh2
+    e2 = np.minimum(end[src2], win.end[w2]) + sh2
+    keep = e2 > s2
+    src2, w2, s2, e2 = src2[keep], w2[keep], s2[keep], e2[keep]
+    if not by_rank:
+        o = np.argsort(s1, kind="stable")
+        src1, w1, s1, e1 = src1[o], w1[o], s1[o], e1[o]
+    if not len(src2):
+        return src1, w1, s1, e1
+    o = np.argsort(s2, kind="stable")
+    src2, w2, s2, e2 = src2[o], w2[o], s2[o], e2[o]
+    at = np.searchsorted(s1, s2, side="left")
+    return (np.insert(src1, at, src2), np.insert(w1, at, w2), np.insert(s1, at, s2),
+            np.insert(e1, at, e2))
 
 
-def union(pieces: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """Merges overlapping ``[s, e)`` intervals within each ``keys`` group.
-
-    Returns ``(sorted, seg)``: the pieces sorted by group then ``s``, and for
-    each of their rows the id of the merged segment it belongs to (segments
-    are numbered in that order; touching intervals merge).
-    """
-    p = pieces.sort_values(keys + ["s"], kind="stable").reset_index(drop=True)
-    gk = p.groupby(keys, sort=False).ngroup()
-    reach = p["e"].groupby(gk).cummax()
-    before = reach.groupby(gk).shift()
-    new = before.isna() | (p["s"] > before)
-    return p, new.cumsum() - 1
+def union_line(s: np.ndarray, e: np.ndarray):
+    """Merges intervals sorted by ``s`` into their union (touching
+    intervals merge).  Returns ``(first, end)``: the position of each merged
+    segment's first interval, and the segment's end."""
+    if not len(s):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype="int64")
+    reach = np.maximum.accumulate(e)
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    np.greater(s[1:], reach[:-1], out=new[1:])
+    first = np.flatnonzero(new)
+    last = np.append(first[1:] - 1, len(s) - 1)
+    return first, reach[last]
 
 
 def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
     """For each query ``[a, b)`` of ``q`` (columns ``rank``, ``a``, ``b``),
     how much of it lies inside the segments of its rank (``segs``: columns
-    ``rank``, ``s``, ``e``; disjoint, as :func:`union` merges them).  A loop
+    ``rank``, ``s``, ``e``; disjoint, as :func:`segments` gives them).  A loop
     per rank; each rank's queries are answered with a binary search over a
     prefix sum of its segment lengths."""
     out = np.zeros(len(q), dtype="int64")
@@ -107,10 +184,21 @@ def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
 
 def segments(iv: pd.DataFrame) -> pd.DataFrame:
     """The union of intervals ``[start_ns, end_ns)`` per rank, as disjoint
-    segments with columns ``rank``, ``s``, ``e``."""
+    segments with columns ``rank``, ``s``, ``e``, sorted by rank and ``s``."""
     if iv.empty:
         return pd.DataFrame({"rank": pd.Series(dtype="int64"), "s": pd.Series(dtype="int64"),
                              "e": pd.Series(dtype="int64")})
-    p, seg = union(pd.DataFrame({"rank": iv["rank"].to_numpy(), "s": iv["start_ns"].to_numpy(),
-                                 "e": iv["end_ns"].to_numpy()}), ["rank"])
-    return p.groupby(seg).agg(rank=("rank", "first"), s=("s", "first"), e=("e", "max"))
+    rank = iv["rank"].to_numpy()
+    s, e = _i64(iv, "start_ns"), _i64(iv, "end_ns")
+    order = np.lexsort((s, rank))
+    rank, s, e = rank[order], s[order], e[order]
+    # Each rank on its own stretch of one line: [lo_r, hi_r] shifted to
+    # start after the previous rank's, so one running maximum serves all.
+    bounds = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
+    lo = np.minimum.reduceat(np.minimum(s, e), bounds)
+    hi = np.maximum.reduceat(np.maximum(e, s), bounds)
+    base = np.concatenate([[0], np.cumsum(hi - lo + 1)[:-1]])
+    sizes = np.diff(np.append(bounds, len(s)))
+    sh = np.repeat(base - lo, sizes)
+    first, end = union_line(s + sh, e + sh)
+    return pd.DataFrame({"rank": rank[first], "s": s[first], "e": end - sh[first]})
