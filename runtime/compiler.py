@@ -9,6 +9,13 @@
 3. Kernels: each op's primitive binds a closure to its buffers' views.
 4. The op list is registered with the probes (``op_register``), once.
 
+An op whose primitive sets ``may_alias`` (AllReduce) writes its output into
+the storage of the input at the same position when that input is an
+intermediate value that nothing else reads and that is not a graph output:
+the two values are one buffer (one alloc, one free, the producer's), and
+the kernel, bound to the same array for both, works in place (a collective
+with ``MPI.IN_PLACE``: no copy, no second buffer).
+
 Freeing a buffer right after its last reader is *launched* (not finished)
 is safe because everything runs on one in-order stream: the next op to
 reuse the memory cannot start before that reader ends.  Communication ops
@@ -52,42 +59,65 @@ def _workspace_layout(op) -> tuple[list, int]:
     return layout, size
 
 
-def _lifetimes(graph: Graph):
-    """Per op: the keys of buffers born there and of buffers dying there."""
-    last: dict[int, int] = {}
+def _aliases(graph: Graph) -> dict[int, object]:
+    """id(output) -> the value whose buffer it shares (see the module
+    docstring): the input at its position, or that input's own root."""
+    readers: dict[int, int] = {}
+    for op in graph.ops:
+        for v in op.inputs:
+            readers[id(v)] = readers.get(id(v), 0) + 1
+    kept = {id(v) for v in graph.outputs}
+    root: dict[int, object] = {}
+    for op in graph.ops:
+        if not op.prim.may_alias:
+            continue
+        for x, y in zip(op.inputs, op.outputs):
+            if (x.kind == "op" and readers[id(x)] == 1 and id(x) not in kept
+                    and x.shape == y.shape and x.dtype == y.dtype):
+                root[id(y)] = root.get(id(x), x)
+    return root
+
+
+def _lifetimes(graph: Graph, alias: dict):
+    """Per op: the keys of buffers born there and of buffers dying there
+    (a buffer is keyed by its root value, so aliases are one buffer)."""
+    def key(v):
+        return ("v", id(alias.get(id(v), v)))
+    last: dict[tuple, int] = {}
     for i, op in enumerate(graph.ops):
         for v in op.inputs:
             if v.kind == "op":
-                last[id(v)] = i
-    kept = {id(v) for v in graph.outputs}
+                last[key(v)] = i
+    kept = {key(v) for v in graph.outputs}
     born, dies = [], [[] for _ in graph.ops]
     for i, op in enumerate(graph.ops):
-        here = [(("v", id(v)), v.nbytes) for v in op.outputs]
+        here = [(key(v), v.nbytes) for v in op.outputs if id(v) not in alias]
         _, ws_size = _workspace_layout(op)
         if ws_size:
             here.append((("w", op.id), ws_size))
             dies[i].append((("w", op.id), ws_size))
         born.append(here)
         for v in op.outputs:          # never read: dies where it is born
-            if id(v) not in last and id(v) not in kept:
-                dies[i].append((("v", id(v)), v.nbytes))
+            if id(v) not in alias and key(v) not in last and key(v) not in kept:
+                dies[i].append((key(v), v.nbytes))
     for i, op in enumerate(graph.ops):
         seen = set()
         for v in op.inputs:
-            if v.kind == "op" and last[id(v)] == i and id(v) not in kept and id(v) not in seen:
-                seen.add(id(v))
-                dies[i].append((("v", id(v)), v.nbytes))
+            k = key(v)
+            if v.kind == "op" and last[k] == i and k not in kept and k not in seen:
+                seen.add(k)
+                dies[i].append((k, v.nbytes))
     if any(op.prim.stream for op in graph.ops):
-        _extend_comm_lifetimes(graph, dies)
+        _extend_comm_lifetimes(graph, dies, key)
     return born, dies
 
 
-def _extend_comm_lifetimes(graph: Graph, dies) -> None:
+def _extend_comm_lifetimes(graph: Graph, dies, key) -> None:
     """Buffers a comm op touches die at the graph's last op (see above)."""
     touched = set()
     for op in graph.ops:
         if op.prim.stream:
-            touched.update(("v", id(v)) for v in op.inputs + op.outputs if v.kind == "op")
+            touched.update(key(v) for v in op.inputs + op.outputs if v.kind == "op")
             touched.add(("w", op.id))
     late = []
     for gone in dies:
@@ -159,7 +189,8 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
     for v, block in zip(graph.inputs, feeds):
         arrays[id(v)] = block.array
 
-    born, dies = _lifetimes(graph)
+    alias = _aliases(graph)
+    born, dies = _lifetimes(graph, alias)
     # A comm op's outputs and workspace are placed as if born before the
     # graph's first op: memory freed after a compute op's launch may still be
     # in use by that op when the comm stream gets to write.
@@ -176,6 +207,9 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
     workspaces: dict[int, list[np.ndarray]] = {}
     for op in graph.ops:
         for v in op.outputs:
+            if id(v) in alias:        # its root's buffer (produced earlier)
+                arrays[id(v)] = arrays[id(alias[id(v)])]
+                continue
             arrays[id(v)] = arena.view(offsets[("v", id(v))], v.shape, v.dtype)
             owner[("v", id(v))] = op.id
         layout, _ = _workspace_layout(op)
@@ -200,7 +234,7 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
 
     outputs = []
     for v in graph.outputs:
-        key = ("v", id(v))
+        key = ("v", id(alias.get(id(v), v)))
         addr = arena.base + offsets[key] if key in offsets else -1
         outputs.append((arrays[id(v)], addr, v.nbytes if addr >= 0 else 0, owner.get(key, -1)))
 

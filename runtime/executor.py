@@ -12,11 +12,12 @@ nothing per op but the probes, the accounting and one queue put; all the
 planning happened at compile time.  A graph with communication ops takes a
 second loop (``_launch_streams``): each op goes to its own stream, and where
 the compiler marked a cross-stream dependency an event is recorded on the
-other stream and waited for on this one, as with CUDA events.
+other stream and waited for on this one, as with CUDA events (none where the
+other stream has already run every kernel launched on it).
 """
 from __future__ import annotations
 
-import threading
+from _thread import allocate_lock
 from typing import NamedTuple
 
 import numpy as np
@@ -114,10 +115,13 @@ class Executable:
             for (op_id, kernel, allocs, frees), (sid, wait) in zip(self.steps[lo:hi],
                                                                     self.lanes[lo:hi]):
                 stream = streams[sid]
-                if wait:
-                    event = threading.Event()
-                    streams[1 - sid].put((-1, 0, 0, event.set))
-                    stream.put((-1, 0, 0, event.wait))
+                if wait and streams[1 - sid].done != seqs[1 - sid]:
+                    # the other stream still has launched kernels to run:
+                    # this one waits for them (a lock it releases at the marker)
+                    ready = allocate_lock()
+                    ready.acquire()
+                    streams[1 - sid].put((-1, 0, 0, ready.release))
+                    stream.put((-1, 0, 0, ready.acquire))
                 for addr, size in allocs:
                     in_use += size
                     hooks.mem_alloc(addr, size, op_id, in_use)

@@ -22,9 +22,12 @@ def _add(prim, ins, **attrs):
 
 class AllReduce(Primitive):
     """Sum (or mean) each input over the group: the inputs travel as one
-    packed buffer (a gradient bucket), one collective per op."""
+    packed buffer (a gradient bucket), one collective per op.  A single
+    input is reduced straight into the output, in place (``MPI.IN_PLACE``)
+    where the compiler gave the output the input's buffer."""
     type = "AllReduce"
     stream = COMM
+    may_alias = True
 
     @staticmethod
     def infer(op):
@@ -42,9 +45,18 @@ class AllReduce(Primitive):
         scale = np.float32(1.0 / w.size) if op.attrs.get("mean") else None
         if len(ins) == 1:
             x, y = ins[0], outs[0]
+            allreduce = w.allreduce
+            if np.may_share_memory(x, y):          # one buffer: reduce in place
+                if scale is None:
+                    return lambda: allreduce(y, group)
+
+                def allreduce_in_place():
+                    allreduce(y, group)
+                    np.multiply(y, scale, out=y)
+                return allreduce_in_place
 
             def allreduce_one():
-                w.allreduce(x, group, out=y)
+                allreduce(x, group, out=y)
                 if scale is not None:
                     np.multiply(y, scale, out=y)
             return allreduce_one

@@ -16,6 +16,7 @@ class Primitive:
     inplace: tuple[int, ...] = ()    # inputs the kernel writes (optimizer updates)
     takes_seed = False               # grad() accepts ONE as an output gradient
     stream = 0                       # the device stream running the kernel (1: comm)
+    may_alias = False                # output i may take input i's buffer (see compiler)
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

@@ -9,11 +9,18 @@ time travels with it so ``kernel_end`` carries the whole kernel in one
 probe hit.  Items with a negative op id are control items (a sync marker,
 a stop) and fire no probe.
 
+``synchronize`` waits on a lock the stream's worker releases when it gets
+to the marker (one wake-up of the host thread, no Python-level condition);
+a stream whose last launched kernel has already run returns at once, so a
+device synchronize costs no round trip through an idle stream (the compute
+stream of a graph of collectives).
+
 ``InlineStream`` runs each kernel inside the launch call (no thread): the
 same probe sequence, for debugging and for the null device.
 """
 from __future__ import annotations
 
+import _thread
 import queue
 import threading
 
@@ -30,6 +37,7 @@ class Stream:
     def __init__(self, stream_id: int, name: str = "compute"):
         self.id, self.name = stream_id, name
         self.seq = 0                       # per-stream kernel counter (launches)
+        self.done = 0                      # seq of the last kernel run without error
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._failed_op = -1
@@ -57,12 +65,16 @@ class Stream:
                 self._error, self._failed_op = e, op_id
                 continue
             hooks.kernel_end(op_id, sid, seq, t_launch, t_begin)
+            self.done = seq
 
     def synchronize(self) -> None:
         """Wait until every launched kernel has run; re-raise a kernel's error."""
-        done = threading.Event()
-        self.put((-1, 0, 0, done.set))
-        done.wait()
+        if self.done == self.seq and self._error is None:
+            return                         # in order: everything launched has run
+        reached = _thread.allocate_lock()
+        reached.acquire()
+        self.put((-1, 0, 0, reached.release))
+        reached.acquire()                  # released by the worker at the marker
         if self._error is not None:
             err, op = self._error, self._failed_op
             self._error, self._failed_op = None, -1
@@ -80,6 +92,8 @@ class InlineStream:
 
     def __init__(self, stream_id: int, name: str = "compute", compute: bool = True):
         self.id, self.name, self.seq, self.compute = stream_id, name, 0, compute
+
+    done = property(lambda self: self.seq, doc="Every launched kernel has run (at launch).")
 
     def put(self, item) -> None:
         op_id, seq, t_launch, kernel = item

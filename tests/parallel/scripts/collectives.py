@@ -14,6 +14,7 @@ from msprof.runtime.compiler import compile_graph
 from msprof.runtime.graph import GraphBuilder
 from msprof.runtime.ops_comm import AllGather, AllReduce, Broadcast, ReduceScatter, Recv, Send
 from msprof.runtime.parallel import get_group_size, get_rank
+from msprof.runtime.planner import align
 
 fired = []
 hooks.comm_end = lambda *a: fired.append(list(a))
@@ -50,6 +51,17 @@ def main():
     check("reduce_scatter", y, np.split(full, n, axis=1)[r])
     (y,), _ = run(lambda b, v: b.add(Broadcast, (v,), root=n - 1), x)
     check("broadcast", y, x - 100 * r + 100 * (n - 1))
+    # a chain: the first reduces the feed into its own buffer, the next two
+    # reduce that buffer in place (nothing else reads it); run twice
+    with GraphBuilder("in place") as gb:
+        v = gb.input(x.shape, x.dtype)
+        chain = gb.add(AllReduce, (gb.add(AllReduce, (gb.add(AllReduce, (v,), mean=False),),
+                                          mean=False),), mean=True)
+        exe = compile_graph(gb.finish(chain))
+    for _ in range(2):
+        check("allreduce in place", exe.run([x])[0], n * total)
+    if exe.arena.nbytes != align(x.nbytes):
+        bad.append(f"allreduce in place: arena of {exe.arena.nbytes} bytes")
     if n > 1:                                  # a ring: send right, receive from the left
         right, left = (r + 1) % n, (r - 1) % n
         def ring(b, v):
