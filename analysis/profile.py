@@ -25,6 +25,7 @@ from msprof.analysis import findings as _findings
 from msprof.analysis import flame as _flame
 from msprof.analysis import hostbound as _hostbound
 from msprof.analysis import imbalance as _imbalance
+from msprof.analysis import memo as _memo
 from msprof.analysis import memory as _memory
 from msprof.analysis import opstats as _opstats
 from msprof.analysis import pipeline as _pipeline
@@ -91,13 +92,27 @@ def _read_table(name: str, paths: Sequence[Path]) -> pd.DataFrame:
     frames = []
     for path in paths:
         try:
-            df = pq.read_table(path).to_pandas()
+            df = _read_parquet(path)
         except (pa.ArrowException, OSError) as e:
             raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
         frames.append(_conform(name, df))
-    if len(frames) == 1:
-        return frames[0]
-    return pd.concat(frames, ignore_index=True)
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return _memo.register(df)   # read-only from here on: analyses may keep what they derive
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """One column at a time, so that the decoded (Arrow) copy of a column
+    is freed before the next is read: the peak stays near the table's own
+    size instead of twice it.  Integer columns without nulls become numpy
+    arrays as they are; the others convert as ``to_pandas`` converts them."""
+    cols = {}
+    with pq.ParquetFile(path) as f:
+        for field in f.schema_arrow:
+            col = f.read(columns=[field.name]).column(0)
+            plain = pa.types.is_integer(col.type) and col.null_count == 0 and col.num_chunks
+            cols[field.name] = col.to_numpy() if plain else col.to_pandas()
+            del col
+    return pd.DataFrame(cols, copy=False)
 
 
 def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
