@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from msprof.analysis import hostbound as _hostbound
 from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
 
 HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
@@ -29,6 +30,7 @@ IMBALANCE_FRAC = 0.10    # slowest rank's compute above the others' median by th
 EXPOSED_COMM_FRAC = 0.10  # exposed transfer time above this share of the step
 BUBBLE_FRAC = 0.15       # pipeline bubble above this share of the step
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
+TINY_OPS_MIN = 16        # tiny kernels per step of one group before they make a finding
 DOMINANT_SHARE = 0.50    # one operator above this share of kernel time
 TOP_OPS = 3
 
@@ -122,6 +124,59 @@ def host_bound(devices: pd.DataFrame, gaps: pd.DataFrame, names: dict,
         host_gap_frac=float(worst["host_gap_frac"]))]
 
 
+def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame, cost: pd.Series | None = None) -> list[dict]:
+    """A group of tiny operators (same scope and type; operators whose
+    kernels are shorter than it takes to launch one) holding the device for
+    a large share of the step: launch and dispatch overhead, no work.
+    ``tiny`` from :func:`msprof.analysis.hostbound.tiny_time`; ``devices``
+    from :func:`typical_steps`.  Per rank and group, the typical step's
+    (median) held time; groups of fewer than :data:`TINY_OPS_MIN` kernels
+    per step are left to the host-gap finding (a few launches are a few
+    launches).  What-if: fusing the group (one kernel instead of a run)
+    gives its held time back."""
+    if tiny.empty or devices.empty:
+        return []
+    steps = devices.set_index("rank")["steps"]
+    step_ns = devices.set_index("rank")["step_ns"]
+    rows = []
+    for (r, scope, kind), g in tiny.groupby(["rank", "scope", "type"], sort=False):
+        n = int(steps.get(r, g["step"].nunique()))
+        per = g.groupby("step")[["held_ns", "kernels"]].sum()
+        rows.append({"rank": r, "scope": scope, "type": kind,
+                     "held": _median_over(per["held_ns"], n),
+                     "kernels": _median_over(per["kernels"], n), "ops": int(g["ops"].max()),
+                     "names": g["names"].iloc[0]})
+    grp = pd.DataFrame(rows)
+    grp = grp[grp["kernels"] >= TINY_OPS_MIN]
+    if grp.empty:
+        return []
+    grp["frac"] = grp["held"] / grp["rank"].map(step_ns).to_numpy()
+    hit = grp[grp["frac"] >= HOST_BOUND_FRAC]
+    if hit.empty:
+        return []
+    top = hit.loc[hit["held"].idxmax()]
+    same = hit[(hit["scope"] == top["scope"]) & (hit["type"] == top["type"])]
+    worst, gain = int(top["rank"]), float(top["held"])
+    where = f" in {top['scope']}" if top["scope"] else ""
+    launch = (f" shorter than the {fmt_ns(cost[worst])} it takes to launch one"
+              if cost is not None and worst in cost.index else " shorter than their launch")
+    return [_finding(
+        "tiny_ops", "warning", same["rank"], top["names"][:TOP_OPS], gain,
+        f"{fmt_ranks(same['rank'])} host-bound on tiny operators: {top['kernels']:,.0f} "
+        f"{top['type']} kernels per step{where} ({top['ops']:,} operators), each{launch}, "
+        f"hold the device {fmt_ns(gain)}/step ({top['frac']:.0%} of the step on rank {worst}) "
+        f"in launch and dispatch overhead; fusing them: -{fmt_ns(gain)}/step",
+        "fuse the small operators (or drop them), or batch their work into fewer kernels",
+        scope=top["scope"], type=top["type"], kernels_per_step=float(top["kernels"]),
+        operators=int(top["ops"]), rank=worst, share=float(top["frac"]))]
+
+
+def _median_over(per_step: pd.Series, steps: int) -> float:
+    """Median per step of a per-step sum, steps without any counting 0."""
+    vals = list(per_step.to_numpy()) + [0] * max(steps - len(per_step), 0)
+    return float(pd.Series(vals, dtype="float64").median()) if vals else 0.0
+
+
 def idle(devices: pd.DataFrame) -> list[dict]:
     """Ranks idle (launched work waiting, or nothing after the last kernel)
     for a large share of the step."""
@@ -153,7 +208,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     if excess < IMBALANCE_FRAC * step:
         return []
     r = int(worst["rank"])
-    others = ranks[ranks["rank"] != r]["compute_ns"].median()
+    others = (worst["others_ns"] if "others_ns" in ranks else
+              ranks[ranks["rank"] != r]["compute_ns"].median())
     waited = float(worst["caused_wait_ns"])
     wait = (f"; each other rank waits {fmt_ns(waited)}/step for it in collectives"
             if waited > 0 else "")
@@ -168,33 +224,60 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
         caused_wait_ns=waited)]
 
 
-def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame) -> list[dict]:
-    """Communication that no compute hides.  What-if per operator (e.g. one
-    bucket's allreduce): perfect overlap saves its exposed transfer time
-    (waits for other ranks excluded) on the rank where it is smallest,
-    since every rank must leave a collective together.  ``by_op`` per rank
-    from :func:`msprof.analysis.comm.by_op` (column ``rank``)."""
+P2P_TYPES = ("Send", "Recv")
+
+
+def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame,
+                 explained_ns: float = 0.0) -> list[dict]:
+    """Communication that no compute hides.  What-if: perfect overlap saves
+    the exposed transfer time (waits for other ranks excluded) of a typical
+    step: for a collective, on the rank where it is smallest, since every
+    rank must leave a collective together; for a send or receive, on its
+    own rank (a pipeline's stages run different graphs, whose operators may
+    share names); the finding takes the rank that would gain most.  Per
+    operator (e.g. one bucket's allreduce) the same from the means of
+    ``by_op`` (per rank, from :func:`msprof.analysis.comm.by_op`, column
+    ``rank``).  ``devices`` from :func:`typical_steps` (its
+    ``exposed_transfer_ns`` per rank; without it, the operators' sums).
+    ``explained_ns`` per step is accounted for by a more specific finding
+    (a slow link) and left out."""
     if by_op.empty or devices.empty:
         return []
-    per = by_op.groupby("name").agg(transfer_ns=("transfer_ns", "min"),
-                                     exposed_ns=("exposed_ns", "mean"),
-                                     kind=("type", "first")).sort_values(
-        "transfer_ns", ascending=False, kind="stable")
-    total = float(per["transfer_ns"].sum())
+    p2p = by_op["type"].isin(P2P_TYPES)
+    job = by_op[~p2p].groupby("name")["transfer_ns"].min()
+    k = by_op.assign(job_ns=by_op["transfer_ns"].where(p2p, by_op["name"].map(job)).clip(lower=0),
+                     own_ns=by_op["transfer_ns"].clip(lower=0), p2p=p2p.to_numpy())
+    coll_r = k[~k["p2p"]].groupby("rank")["own_ns"].sum()
+    p2p_r = k[k["p2p"]].groupby("rank")["own_ns"].sum()
+    ranks = sorted(set(k["rank"]))
+    coll_r, p2p_r = coll_r.reindex(ranks).fillna(0), p2p_r.reindex(ranks).fillna(0)
+    if "exposed_transfer_ns" in devices:
+        # the typical step's exposed transfer per rank, split like the means
+        e = devices.set_index("rank")["exposed_transfer_ns"].reindex(ranks).fillna(0).clip(lower=0)
+        both = coll_r + p2p_r
+        share = (coll_r / both).where(both > 0, 0.0)
+        coll_r, p2p_r = e * share, e * (1 - share)
+    per_rank = coll_r.min() + p2p_r
+    worst = per_rank.idxmax()
+    total = float(per_rank.max()) - max(explained_ns, 0.0)
     step = float(devices["step_ns"].mean())
     if total < EXPOSED_COMM_FRAC * step:
         return []
+    per = k[k["rank"] == worst].set_index("name")["job_ns"].sort_values(
+        ascending=False, kind="stable")
     top = per.index[0]
-    gain = float(per["transfer_ns"].iloc[0])
-    ops = [n for n in per.index[:TOP_OPS] if per.loc[n, "transfer_ns"] > 0]
+    gain = float(per.iloc[0])
+    ops = [n for n in per.index[:TOP_OPS] if per.loc[n] > 0]
+    beyond = (f" beyond the {fmt_ns(explained_ns)} the slow link explains"
+              if explained_ns > 0 else "")
     return [_finding(
         "exposed_comm", "warning", devices["rank"], ops, total,
         f"communication exposed {fmt_ns(total)}/step ({_pct(total, step)} of the step) with "
-        f"no compute to hide it; perfect overlap of {top}: -{fmt_ns(gain)}/step "
+        f"no compute to hide it{beyond}; perfect overlap of {top}: -{fmt_ns(gain)}/step "
         f"(-{_pct(gain, step)})",
         "overlap it with compute: issue it earlier (smaller or reordered buckets), "
         "or move independent compute next to it",
-        per_op={n: float(v) for n, v in per["transfer_ns"].head(TOP_OPS).items()})]
+        per_op={n: float(v) for n, v in per.head(TOP_OPS).items()}, rank=int(worst))]
 
 
 def comm_bound(devices: pd.DataFrame, by_op: pd.DataFrame, kinds: set) -> list[dict]:
@@ -221,18 +304,27 @@ def comm_bound(devices: pd.DataFrame, by_op: pd.DataFrame, kinds: set) -> list[d
 
 def slow_link(links: pd.DataFrame, groups: pd.DataFrame, steps_per_rank: float) -> list[dict]:
     """A pair of ranks (or a group) whose bandwidth is far below the others'.
-    What-if: that link at the median bandwidth."""
+    What-if: that link (both directions) at the other links' median
+    bandwidth."""
     out = []
     hit = links[links["slow"]] if len(links) else links
-    for r in hit.head(1).itertuples(index=False):
-        gain = r.time_ns * (1 - r.ratio) / max(steps_per_rank, 1)
+    if len(hit):
+        r = hit.iloc[0]
+        a, b = sorted((int(r["src"]), int(r["dst"])))
+        both = hit[((hit["src"] == a) & (hit["dst"] == b)) | ((hit["src"] == b) & (hit["dst"] == a))]
+        gain = float((both["time_ns"] * (1 - both["ratio"])).sum()) / max(steps_per_rank, 1)
+        p50 = r["gbps_p50"] if "gbps_p50" in r else r["gbps"]
+        ways = "both ways" if len(both) == 2 else f"rank {int(r['src'])} -> rank {int(r['dst'])}"
         out.append(_finding(
-            "slow_link", "warning", [r.src, r.dst], [], gain,
-            f"link rank {r.src} -> rank {r.dst} moves {r.gbps:.3g} GB/s, {r.ratio:.0%} of the "
-            f"median pair; at the median: -{fmt_ns(gain)}/step",
+            "slow_link", "warning", [a, b], [], gain,
+            f"link rank {a} <-> rank {b} is slow ({ways}): its messages move {p50:.3g} GB/s, "
+            f"{r['ratio']:.0%} of the other links' median ({int(both['messages'].sum())} "
+            f"messages, {fmt_ns(both['time_ns'].sum() / max(steps_per_rank, 1))}/step); at "
+            f"their speed: -{fmt_ns(gain)}/step",
             "check that link (NIC, cabling, placement across hosts/sockets) or map the "
             "heaviest traffic off it",
-            gbps=float(r.gbps), ratio=float(r.ratio)))
+            gbps=float(p50), ratio=float(r["ratio"]), link_ns=float(both["time_ns"].sum())
+            / max(steps_per_rank, 1)))
     ghit = groups[groups["slow"]] if len(groups) else groups
     for r in ghit.head(1).itertuples(index=False):
         gain = r.time_ns * (1 - r.ratio) / max(steps_per_rank, 1)
@@ -279,22 +371,32 @@ def pipeline_bubble(stages: pd.DataFrame) -> list[dict]:
 
 
 def memory_leak(nf: pd.DataFrame) -> list[dict]:
-    """Operators that leave never-freed blocks behind every step."""
+    """Operators that leave never-freed blocks behind every step.  Sizes
+    are per rank (each rank's pool fills on its own): ``bytes_per_step``
+    of the top operator on the rank where it leaks most, ``bytes_by_rank``
+    its never-freed bytes on each rank."""
     leaks = nf[nf["leak"]] if len(nf) else nf
     if leaks.empty:
         return []
-    by = leaks.groupby("name").agg(per_step=("per_step", "sum"), bytes=("bytes", "sum"),
-                                   scope=("scope", "first")).sort_values(
+    by = leaks.groupby("name").agg(per_step=("per_step", "max"), bytes=("bytes", "max"),
+                                   scope=("scope", "first"), op_id=("op_id", "first"),
+                                   ranks=("rank", "nunique")).sort_values(
         "per_step", ascending=False, kind="stable")
     top = by.index[0]
-    where = f" ({by['scope'].iloc[0]})" if by["scope"].iloc[0] else ""
+    row = by.iloc[0]
+    mine = leaks[leaks["name"] == top]
+    per_rank = {int(r): int(b) for r, b in zip(mine["rank"], mine["bytes"])}
+    where = f" ({row['scope']})" if row["scope"] else ""
+    each = " on each rank" if row["ranks"] > 1 else ""
+    others = len(by) - 1
+    more = f"; {others} more leaking operator(s)" if others else ""
     return [_finding(
         "memory_leak", "error", leaks["rank"].unique(), list(by.index[:TOP_OPS]), 0,
         f"memory leak on {fmt_ranks(leaks['rank'])}: {top}{where} allocates "
-        f"{by['per_step'].iloc[0]:,.0f} bytes/step never freed ({by['bytes'].sum():,} bytes "
-        "in all); the pool will run out",
+        f"{row['per_step']:,.0f} bytes/step never freed{each} ({row['bytes']:,} bytes in all "
+        f"on {fmt_ranks(mine['rank'])}){more}; the pool will run out",
         "free (or reuse) the buffer the operator allocates each step",
-        bytes_per_step=float(by["per_step"].sum()))]
+        bytes_per_step=float(row["per_step"]), bytes_by_rank=per_rank, op_id=int(row["op_id"]))]
 
 
 def dominant_op(ops: pd.DataFrame) -> list[dict]:
@@ -315,6 +417,33 @@ def dominant_op(ops: pd.DataFrame) -> list[dict]:
         share=float(top["share"]))]
 
 
+_PARTS = ["step_ns", "busy_ns", "host_gap_ns", "idle_ns", "queued_ns", "comm_ns", "compute_ns",
+          "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns"]
+
+
+def typical_steps(step_df: pd.DataFrame) -> pd.DataFrame:
+    """Per rank, the typical step the detectors judge: the median over the
+    rank's steps of each part of :func:`msprof.analysis.breakdown.step_breakdown`,
+    plus ``exposed_transfer_ns`` (exposed communication that is not a wait
+    for a peer), ``steps`` and the ``*_frac`` shares of the median step.
+
+    Medians, not means: the first step (warm-up: first touches, lazy
+    allocations, connection set-up) or one hiccup of a busy machine can
+    last several typical steps, and would otherwise raise an alarm, or
+    size one, that no steady-state step shows."""
+    if step_df.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in ["rank", "steps"] + _PARTS})
+    parts = [c for c in _PARTS if c in step_df]
+    df = step_df[["rank"] + parts].assign(
+        exposed_transfer_ns=step_df["exposed_comm_ns"] - step_df["comm_wait_ns"])
+    g = df.groupby("rank")
+    out = g.median()
+    out.insert(0, "steps", g.size())
+    for part in ("busy", "host_gap", "idle", "compute", "exposed_comm", "bubble"):
+        out[f"{part}_frac"] = (out[f"{part}_ns"] / out["step_ns"]).where(out["step_ns"] > 0, 0.0)
+    return out.reset_index()
+
+
 def rank_order(items: list[dict]) -> list[dict]:
     """Most important first: severity, then impact."""
     return sorted(items, key=lambda f: (_SEVERITY.get(f["severity"], 9), -f["impact_ns"]))
@@ -322,7 +451,7 @@ def rank_order(items: list[dict]) -> list[dict]:
 
 def findings(profile, rank: int | None = None) -> list[dict]:
     """All detectors over one profile (optionally one rank), ranked."""
-    devices = profile.device_breakdown(rank)
+    devices = typical_steps(profile.step_breakdown(rank))
     ops = profile.op_stats(rank)
     reg = profile.ops.drop_duplicates(["rank", "op_id"], keep="last")
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
@@ -330,15 +459,21 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     out += memory_leak(profile.leaks(rank))
     if not devices.empty:
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
+        out += tiny_ops(_hostbound.tiny_time(profile.kernels, profile.ops, rank), devices,
+                        _hostbound.launch_cost(profile.kernels))
         out += idle(devices)
         comms = profile.comms
         if rank is None:
             out += slow_rank(profile.slow_ranks(), devices)
-            out += slow_link(profile.links(), profile.groups(), devices["steps"].median())
+            links = slow_link(profile.links(), profile.groups(), devices["steps"].median())
+            out += links
             out += pipeline_bubble(profile.pipeline())
+        else:
+            links = []
         if len(comms):
             per_rank = profile.comm_ops_per_rank(rank)
-            out += exposed_comm(per_rank, devices, profile.steps)
+            out += exposed_comm(per_rank, devices, profile.steps,
+                                sum(f["impact_ns"] for f in links))
             out += comm_bound(devices, per_rank, set(comms["kind"].unique()))
     out += dominant_op(ops)
     return rank_order(out)

@@ -9,6 +9,8 @@ keeping the device fed?
 ``tiny``         a kernel shorter than its rank's launch cost: the device
                  finishes it before the host can issue the next one, so a
                  run of them leaves the device waiting on the host
+held time        a run of tiny kernels holds the device from its first
+                 kernel's start to its last one's end (:func:`tiny_time`)
 host gaps        stretches where no kernel ran or was queued
                  (:func:`msprof.analysis.breakdown.gaps`), charged to the
                  operator whose kernel ended them
@@ -80,6 +82,56 @@ def rank_summary(kernels: pd.DataFrame, step_df: pd.DataFrame, rank: int | None 
     out = out.join(hg.rename("host_gap_ns"), how="outer")
     out.index.name = "rank"
     return out.reset_index()
+
+
+def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
+    """The device time tiny operators hold (those whose median kernel is
+    shorter than the rank's launch cost), per rank, step and group of
+    operators (``scope`` and ``type``): ``kernels``,
+    ``ops`` (distinct operators), ``held_ns`` and ``names`` (the operators,
+    most time first).
+
+    A tiny kernel holds the device for its own duration plus, when the
+    kernel before it on the same stream was tiny too, the gap between the
+    two: a run of tiny kernels keeps the device on launch and dispatch
+    overhead (the host issuing the next one, the stream picking it up)
+    from its first kernel's start to its last one's end, all of which
+    fusing them would give back.  Kernels outside steps, and those with an
+    unknown launch time, are left out."""
+    cols = ["rank", "step", "scope", "type", "kernels", "ops", "held_ns", "names"]
+    k = _select(kernels, rank)
+    k = k[(k["launch_ns"] > 0) & (k["step"] >= 0)]
+    if k.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    cost = launch_cost(k)
+    k = k.sort_values(["rank", "stream", "start_ns"], kind="stable")
+    # tiny operators: their median kernel is shorter than the launch cost
+    # (every call counts, the ones a busy machine stretched too)
+    med = k.groupby(["rank", "op_id"])["dur_ns"].transform("median")
+    tiny = (med < k["rank"].map(cost).fillna(0)).to_numpy()
+    rk, st = k["rank"].to_numpy(), k["stream"].to_numpy()
+    start, end = k["start_ns"].to_numpy(), (k["start_ns"] + k["dur_ns"]).to_numpy()
+    same = np.zeros(len(k), dtype=bool)
+    same[1:] = (rk[1:] == rk[:-1]) & (st[1:] == st[:-1]) & tiny[:-1]
+    gap = np.zeros(len(k), dtype="int64")
+    gap[1:] = np.clip(start[1:] - end[:-1], 0, None)
+    held = k["dur_ns"].to_numpy() + np.where(same, gap, 0)
+    t = with_ops(k.assign(held_ns=held)[tiny], ops)
+    if t.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    # the scope the operator sits in (its path without its own name)
+    path = t["scope"].astype(str)
+    own = path.str.rsplit("/", n=1).str[-1] == t["name"].astype(str)
+    t["scope"] = path.where(~own, path.str.rpartition("/")[0])
+    g = t.groupby(["rank", "step", "scope", "type"], sort=False)
+    out = g.agg(kernels=("held_ns", "size"), ops=("op_id", "nunique"),
+                held_ns=("held_ns", "sum")).reset_index()
+    by_name = t.groupby(["scope", "type", "name"], sort=False)["held_ns"].sum()
+    names = {key: list(v.sort_values(ascending=False, kind="stable").index.get_level_values("name"))
+             for key, v in by_name.groupby(level=["scope", "type"], sort=False)}
+    out["names"] = [names[(a, b)] for a, b in zip(out["scope"], out["type"])]
+    return out[cols].sort_values(["rank", "step", "held_ns"], ascending=[True, True, False],
+                                 kind="stable").reset_index(drop=True)
 
 
 def host_gaps_by_op(gaps: pd.DataFrame, ops: pd.DataFrame, n_steps: int) -> pd.DataFrame:

@@ -15,6 +15,7 @@ other groups' for the same collective and size.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
@@ -42,21 +43,32 @@ def per_step(step_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
-    """Per rank: ``compute_ns`` (mean per step), ``excess_ns`` (over the
-    median of the other ranks), ``wait_ns`` (its own mean wait in
-    collectives per step) and ``caused_wait_ns`` (per step, the mean wait
-    of each other rank in collectives this rank arrived last at), sorted
-    by excess, largest first."""
-    cols = ["rank", "compute_ns", "excess_ns", "wait_ns", "caused_wait_ns"]
+    """Per rank: ``compute_ns`` (median per step), ``others_ns`` (median
+    over steps of the other ranks' median compute in the same step),
+    ``excess_ns`` (median over steps of its compute minus the other ranks'
+    median in that step), ``wait_ns`` (its own mean wait in collectives
+    per step) and ``caused_wait_ns`` (per step, the mean wait of each other
+    rank in collectives this rank arrived last at), sorted by excess,
+    largest first.
+
+    Medians over steps, compared step by step: a slow rank is slow in
+    every step, while the first step (warm-up: first touches, lazy
+    allocations, connection set-up) or one hiccup of the machine can take
+    several times as long as the others on any rank."""
+    cols = ["rank", "compute_ns", "others_ns", "excess_ns", "wait_ns", "caused_wait_ns"]
     if step_df.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     g = step_df.groupby("rank")
-    out = pd.DataFrame({"compute_ns": g["compute_ns"].mean(), "wait_ns": g["comm_wait_ns"].mean(),
-                        "steps": g.size()})
-    vals = out["compute_ns"].to_numpy()
-    others = [pd.Series(vals[[j for j in range(len(vals)) if j != i]]).median()
-              for i in range(len(vals))]  # a loop per rank, not per event
-    out["excess_ns"] = (out["compute_ns"] - pd.Series(others, index=out.index)).fillna(0)
+    out = pd.DataFrame({"compute_ns": g["compute_ns"].median(),
+                        "wait_ns": g["comm_wait_ns"].mean(), "steps": g.size()})
+    per = step_df.pivot_table(index="step", columns="rank", values="compute_ns")
+    others, excess = {}, {}
+    for r in per.columns:  # a loop per rank, not per event
+        rest = per.drop(columns=r).median(axis=1) if per.shape[1] > 1 else per[r] * float("nan")
+        others[r] = rest.median()
+        excess[r] = (per[r] - rest).median()
+    out["others_ns"] = out.index.map(others)
+    out["excess_ns"] = out.index.map(excess).fillna(0)
     w = _comm.waits(comms) if comms is not None and not comms.empty else None
     if w is not None and not w.empty:
         w = w[~w["p2p"]]
@@ -73,18 +85,35 @@ def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
 
 def links(comms: pd.DataFrame) -> pd.DataFrame:
     """Point-to-point bandwidth per ordered pair: ``src``, ``dst``,
-    ``messages``, ``bytes``, ``time_ns``, ``gbps``, ``ratio`` (to the median
-    pair's gbps) and ``slow`` (ratio below :data:`SLOW_LINK_RATIO`), slowest
-    first."""
+    ``messages``, ``bytes``, ``time_ns``, ``gbps`` (bytes / time_ns),
+    ``gbps_p50`` (the median message's bandwidth), ``ratio`` and ``slow``
+    (ratio below :data:`SLOW_LINK_RATIO`), slowest first.
+
+    ``ratio`` is the pair's ``gbps_p50`` over the median ``gbps_p50`` of the
+    pairs on *other* links (a link is an unordered pair: both directions of
+    a slow link are slow, and in a chain of pipeline stages they can be half
+    of all pairs, which would drag an all-pairs median down with them).  The
+    median message, not the total, so that a few messages held up by the
+    machine (a descheduled thread) do not make a link slow.  A pair can only
+    be slow next to another link."""
     m = _comm.messages(comms)
-    cols = ["src", "dst", "messages", "bytes", "time_ns", "gbps", "ratio", "slow"]
+    cols = ["src", "dst", "messages", "bytes", "time_ns", "gbps", "gbps_p50", "ratio", "slow"]
     if m.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     out = m.groupby(["src", "dst"]).agg(messages=("bytes", "size"), bytes=("bytes", "sum"),
-                                        time_ns=("time_ns", "sum")).reset_index()
+                                        time_ns=("time_ns", "sum"),
+                                        gbps_p50=("gbps", "median")).reset_index()
     out["gbps"] = out["bytes"] / out["time_ns"]
-    out["ratio"] = out["gbps"] / out["gbps"].median()
-    out["slow"] = (out["ratio"] < SLOW_LINK_RATIO) & (len(out) >= 3)
+    link = (np.minimum(out["src"], out["dst"]).astype("int64") * (1 << 32)
+            + np.maximum(out["src"], out["dst"]).astype("int64")).to_numpy()
+    vals = out["gbps_p50"].to_numpy()
+    ref = np.full(len(out), np.nan)
+    for lk in np.unique(link):  # a loop per link, not per message
+        here = link == lk
+        if (~here).any():
+            ref[here] = np.median(vals[~here])
+    out["ratio"] = vals / ref
+    out["slow"] = (out["ratio"] < SLOW_LINK_RATIO).to_numpy()
     return out[cols].sort_values("ratio", kind="stable").reset_index(drop=True)
 
 
