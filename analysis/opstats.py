@@ -32,7 +32,76 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from msprof.analysis import memo
+from msprof.analysis.groupstats import Groups, first_rows
+from msprof.analysis.intervals import Windows
+
 OP_KEYS = ["op_id", "name", "type", "scope"]
+_OP_COLS = ["name", "type", "scope", "flops", "bytes"]
+
+
+def _lookup(rank: np.ndarray, op_id: np.ndarray, ops: pd.DataFrame) -> dict:
+    """The operator columns of each (rank, op_id) pair (see :func:`with_ops`)."""
+    meta = ops[["rank", "op_id", "name", "type", "scope", "flops", "bytes"]]
+    meta = meta.drop_duplicates(["rank", "op_id"], keep="last").reset_index(drop=True)
+    keys = pd.MultiIndex.from_arrays([meta["rank"].astype("int64"), meta["op_id"].astype("int64")])
+    pos = keys.get_indexer(pd.MultiIndex.from_arrays([rank, op_id]))
+    miss = pos < 0
+    if miss.any():
+        anyrank = meta.drop_duplicates("op_id", keep="last")
+        alt = pd.Index(anyrank["op_id"].astype("int64")).get_indexer(op_id[miss])
+        pos[miss] = np.where(alt >= 0, anyrank.index.to_numpy()[np.maximum(alt, 0)], -1)
+    found = pos >= 0
+    take = np.maximum(pos, 0)
+    out = {}
+    for col, empty in (("name", None), ("type", "?"), ("scope", "")):
+        v = meta[col].to_numpy(dtype=object)[take] if len(meta) else np.full(len(pos), None, object)
+        if empty is None:
+            # "op<id>" only where no operator was registered.
+            v = v.copy()
+            v[~found] = ["op" + str(o) for o in op_id[~found]]
+        else:
+            v = np.where(found, v, empty)
+        out[col] = v
+    for col in ("flops", "bytes"):
+        v = meta[col].to_numpy(dtype="int64")[take] if len(meta) else np.zeros(len(pos), "int64")
+        out[col] = np.where(found, v, 0).astype("int64")
+    return out
+
+
+def _pairs(rank: np.ndarray, op_id: np.ndarray):
+    """A code per row for its (rank, op_id) pair, and the pairs."""
+    if len(rank) and -2**31 <= op_id.min() and op_id.max() < 2**31 \
+            and -2**31 <= rank.min() and rank.max() < 2**31:
+        # Both fit in 32 bits (always, in practice): one int64 key, hashed once.
+        codes, uniq = pd.factorize((rank << 32) + (op_id + 2**31))
+        return codes, uniq >> 32, (uniq & 0xFFFFFFFF) - 2**31
+    codes, uniq = pd.MultiIndex.from_arrays([rank, op_id]).factorize()
+    return codes, uniq.get_level_values(0).to_numpy(), uniq.get_level_values(1).to_numpy()
+
+
+def operators(kernels: pd.DataFrame, ops: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """``(codes, table)``: one row of ``table`` per distinct operator the
+    kernels ran (columns ``rank``, ``op_id``, ``name``, ``type``, ``scope``,
+    ``flops``, ``bytes``, joined as :func:`with_ops` joins them), and for
+    each kernel the row of its operator.  The analyses aggregate per
+    operator first and look names up in ``table``: no string column the
+    length of the kernels table.  Kept per profile table (:mod:`memo`)."""
+    if set(_OP_COLS) <= set(kernels.columns):
+        # Joined already: the operator is what each row carries.
+        cols = ["rank", "op_id"] + _OP_COLS
+        codes = kernels.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+        table = kernels[cols].take(first_rows(codes, codes.max() + 1 if len(codes) else 0))
+        return codes, table.reset_index(drop=True)
+    return memo.once("operators", (kernels, ops), lambda: _operators(kernels, ops))
+
+
+def _operators(kernels, ops):
+    rank, op_id = kernels["rank"].to_numpy(dtype="int64"), kernels["op_id"].to_numpy(dtype="int64")
+    codes, pr, po = _pairs(rank, op_id)
+    table = pd.DataFrame({"rank": pr.astype(kernels["rank"].dtype),
+                          "op_id": po.astype(kernels["op_id"].dtype), **_lookup(pr, po, ops)})
+    return codes.astype(np.intp), table
 
 
 def with_ops(kernels: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
@@ -40,34 +109,12 @@ def with_ops(kernels: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     and ``bytes`` (joined on rank and op_id; operators registered without a
     rank, or by another rank only, match on op_id alone).  Kernels that
     carry those columns already are returned as they are."""
-    if {"name", "type", "scope", "flops", "bytes"} <= set(kernels.columns):
+    if set(_OP_COLS) <= set(kernels.columns):
         return kernels
-    meta = ops[["rank", "op_id", "name", "type", "scope", "flops", "bytes"]]
-    meta = meta.drop_duplicates(["rank", "op_id"], keep="last").reset_index(drop=True)
-    # Positions into ``meta`` by integer lookups (no string-column merge of
-    # the big table).
-    keys = pd.MultiIndex.from_arrays([meta["rank"].astype("int64"), meta["op_id"].astype("int64")])
-    pos = keys.get_indexer(pd.MultiIndex.from_arrays(
-        [kernels["rank"].astype("int64"), kernels["op_id"].astype("int64")]))
-    miss = pos < 0
-    if miss.any():
-        anyrank = meta.drop_duplicates("op_id", keep="last")
-        alt = pd.Index(anyrank["op_id"].astype("int64")).get_indexer(
-            kernels["op_id"].to_numpy()[miss].astype("int64"))
-        pos[miss] = np.where(alt >= 0, anyrank.index.to_numpy()[np.maximum(alt, 0)], -1)
-    found = pos >= 0
-    take = np.maximum(pos, 0)
+    codes, table = operators(kernels, ops)
     k = kernels.copy()
-    for col, empty in (("name", None), ("type", "?"), ("scope", "")):
-        v = meta[col].to_numpy(dtype=object)[take] if len(meta) else np.full(len(k), None, object)
-        if empty is None:
-            v = np.where(found, v, "op" + kernels["op_id"].astype(str).to_numpy(dtype=object))
-        else:
-            v = np.where(found, v, empty)
-        k[col] = v
-    for col in ("flops", "bytes"):
-        v = meta[col].to_numpy(dtype="int64")[take] if len(meta) else np.zeros(len(k), "int64")
-        k[col] = np.where(found, v, 0).astype("int64")
+    for col in _OP_COLS:
+        k[col] = table[col].to_numpy()[codes]
     return k
 
 
@@ -76,50 +123,92 @@ def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
 
 
 def prepared(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
-    """Kernels with their operator columns and ``in_step_ns`` (duration when
-    the kernel started inside a step of its rank, else 0): what the
-    functions here compute first, for callers that reuse it."""
-    return _prepare(kernels, ops, steps, None)
+    """The kernels as the functions here take them, for callers that reuse
+    them: the table itself.  What the functions derive from it (each
+    kernel's operator, whether it started inside a step) is computed once
+    per profile table and kept (:func:`operators`, :func:`in_step`)."""
+    return kernels
 
 
-def _in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> pd.Series:
-    """Whether each kernel ran (started) inside a step window of its rank."""
+def in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
+    """Whether each kernel ran (started) inside a step window of its rank
+    (the column ``in_step_ns`` when the kernels carry it).  Kept per
+    profile table."""
+    if "in_step_ns" in kernels.columns:
+        return kernels["in_step_ns"].to_numpy() != 0
+    return memo.once("in_step", (kernels, steps), lambda: _in_step(kernels, steps))
+
+
+def _in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
     if kernels.empty or steps.empty:
-        return pd.Series(False, index=kernels.index)
-    w = steps[["rank", "start_ns", "dur_ns"]].rename(columns={"start_ns": "w0", "dur_ns": "wn"})
-    w = w.sort_values("w0", kind="stable")
-    k = kernels[["rank", "start_ns"]].assign(_i=np.arange(len(kernels)))
-    m = pd.merge_asof(k.sort_values("start_ns", kind="stable"), w,
-                      left_on="start_ns", right_on="w0", by="rank", direction="backward")
-    inside = m["w0"].notna() & (m["start_ns"] < m["w0"] + m["wn"])
-    out = np.zeros(len(kernels), dtype=bool)
-    out[m["_i"].to_numpy()] = inside.to_numpy()
-    return pd.Series(out, index=kernels.index)
+        return np.zeros(len(kernels), dtype=bool)
+    win = Windows(steps)
+    start = kernels["start_ns"].to_numpy(dtype="int64")
+    w = win.holding(kernels["rank"].to_numpy(), start)
+    out = w >= 0
+    out[out] = start[out] < win.end[w[out]]
+    return out
 
 
-def _aggregate(k: pd.DataFrame, keys: list[str], steps: pd.DataFrame,
-               per_rank: bool) -> pd.DataFrame:
-    """The common statistics of ``k`` (kernels with op columns and
-    ``in_step_ns``) grouped by ``keys``."""
-    g = k.groupby(keys, sort=False, dropna=False)
-    out = g.agg(
-        calls=("dur_ns", "size"),
-        total_ns=("dur_ns", "sum"),
-        mean_ns=("dur_ns", "mean"),
-        min_ns=("dur_ns", "min"),
-        max_ns=("dur_ns", "max"),
-        in_step_ns=("in_step_ns", "sum"),
-        flops_total=("flops", "sum"),
-        bytes_total=("bytes", "sum"),
-        ranks=("rank", "nunique"),
-    )
-    out["p50_ns"] = g["dur_ns"].quantile(0.5)
-    out["p99_ns"] = g["dur_ns"].quantile(0.99)
+def _groups(codes: np.ndarray, table: pd.DataFrame, keys: list[str], rows=None):
+    """Kernels (``rows`` of them, all when None) grouped by ``keys``, the
+    groups formed per operator: ``(groups, by_op, key_values)`` with
+    ``by_op`` the group of each operator (-1: none of its kernels among
+    ``rows``) and one row of ``keys`` per group.  Groups are numbered in the
+    order their first kernel appears, as ``groupby(sort=False)`` numbers
+    them."""
+    by_op = table.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    n = int(by_op.max()) + 1 if len(by_op) else 0
+    kc = by_op[codes if rows is None else codes[rows]]
+    first = np.full(n, len(kc), dtype=np.intp)
+    np.minimum.at(first, kc, np.arange(len(kc), dtype=np.intp))
+    order = np.argsort(first, kind="stable")
+    order = order[first[order] < len(kc)]
+    renum = np.full(n, -1, dtype=np.intp)
+    renum[order] = np.arange(len(order))
+    key_rows = first_rows(by_op, n)[order]
+    values = table[keys].take(key_rows).reset_index(drop=True)
+    return Groups(renum[kc], len(order)), renum[by_op], values
+
+
+def _per_group(by_op: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """Per group, the sum of ``values`` (one per operator)."""
+    out = np.zeros(n, dtype="int64")
+    seen = by_op >= 0
+    np.add.at(out, by_op[seen], values[seen])
+    return out
+
+
+def _kernel_time(codes: np.ndarray, table: pd.DataFrame, dur: np.ndarray) -> pd.Series:
+    """Kernel time per rank."""
+    per_op = Groups(codes, len(table)).sum(dur)
+    return pd.Series(per_op).groupby(table["rank"].to_numpy()).sum()
+
+
+def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
+               keys: list[str], per_rank: bool):
+    """The common statistics of the kernels grouped by ``keys`` (columns of
+    :func:`operators`' table); and the operators with their group."""
+    codes, table = operators(kernels, ops)
+    g, by_op, out = _groups(codes, table, keys)
+    dur = kernels["dur_ns"].to_numpy(dtype="int64")
+    calls = Groups(codes, len(table)).size()
+    out["calls"] = g.size()
+    out["total_ns"] = g.sum(dur)
+    out["mean_ns"] = out["total_ns"] / out["calls"]
+    out["min_ns"] = g.min(dur)
+    out["max_ns"] = g.max(dur)
+    out["in_step_ns"] = g.sum(np.where(in_step(kernels, steps), dur, 0))
+    # FLOPs and bytes are per operator: its calls times its count.
+    out["flops_total"] = _per_group(by_op, len(out), calls * table["flops"].to_numpy(dtype="int64"))
+    out["bytes_total"] = _per_group(by_op, len(out), calls * table["bytes"].to_numpy(dtype="int64"))
+    out["ranks"] = pd.Series(table["rank"].to_numpy()).groupby(by_op).nunique() \
+        .reindex(range(len(out))).to_numpy(dtype="int64")
+    out["p50_ns"], out["p99_ns"] = g.quantiles(dur, [0.5, 0.99])
     out["self_ns"] = out["total_ns"]
-    out = out.reset_index()
 
     # Denominators: kernel and step time of the ranks each row covers.
-    kernel_time = k.groupby("rank")["dur_ns"].sum()
+    kernel_time = _kernel_time(codes, table, dur)
     step_time = steps.groupby("rank")["dur_ns"].agg(["sum", "size"])
     if per_rank:
         out["share"] = out["total_ns"] / out["rank"].map(kernel_time)
@@ -138,20 +227,12 @@ def _aggregate(k: pd.DataFrame, keys: list[str], steps: pd.DataFrame,
     out["gbps"] = (out["bytes_total"] / out["calls"] / mean).where(out["bytes_total"] > 0)
     out["flops"] = out["flops_total"] // out["calls"]
     out["bytes"] = out["bytes_total"] // out["calls"]
-    return out
+    return out, (table, by_op)
 
 
 _ORDER = ["calls", "total_ns", "self_ns", "mean_ns", "p50_ns", "p99_ns", "min_ns",
           "max_ns", "share", "step_share", "per_step_ns", "flops", "bytes", "gflops",
           "gbps", "ranks"]
-
-
-def _prepare(kernels, ops, steps, rank):
-    k = with_ops(_select(kernels, rank), ops)
-    if "in_step_ns" in k.columns:
-        return k
-    inside = _in_step(k, _select(steps, rank))
-    return k.assign(in_step_ns=k["dur_ns"].where(inside, 0))
 
 
 def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
@@ -165,9 +246,9 @@ def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     ``ranks`` is how many ranks ran the operator.
     """
     steps = _select(steps, rank)
-    k = _prepare(kernels, ops, steps, rank)
+    k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + OP_KEYS
-    out = _aggregate(k, keys, steps, per_rank)
+    out, _ = _aggregate(k, ops, steps, keys, per_rank)
     out = out[keys + _ORDER]
     return out.sort_values(["total_ns"] + keys, ascending=[False] + [True] * len(keys),
                            kind="stable").reset_index(drop=True)
@@ -179,11 +260,11 @@ def type_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     distinct operators of the type.  ``gflops``/``gbps`` are total FLOPs
     (bytes) over total time."""
     steps = _select(steps, rank)
-    k = _prepare(kernels, ops, steps, rank)
+    k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + ["type"]
-    out = _aggregate(k, keys, steps, per_rank)
-    n_ops = k.groupby(keys, sort=False)["name"].nunique().rename("ops").reset_index()
-    out = out.merge(n_ops, on=keys, how="left")
+    out, (table, by_op) = _aggregate(k, ops, steps, keys, per_rank)
+    out["ops"] = pd.Series(table["name"].to_numpy()).groupby(by_op).nunique() \
+        .reindex(range(len(out))).to_numpy(dtype="int64")
     out["gflops"] = (out["flops_total"] / out["total_ns"]).where(out["flops_total"] > 0)
     out["gbps"] = (out["bytes_total"] / out["total_ns"]).where(out["bytes_total"] > 0)
     cols = keys + ["ops"] + [c for c in _ORDER if c not in ("flops", "bytes")]
@@ -216,10 +297,13 @@ def scope_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     dropped when it is given.  ``share`` is total_ns / all kernel time.
     Sorted by path so that a subtree follows its root.
     """
-    k = with_ops(_select(kernels, rank), ops)
+    k = _select(kernels, rank)
     keys = (["rank"] if per_rank else [])
-    per_op = k.groupby(keys + ["scope", "name"], sort=False).agg(
-        self_calls=("dur_ns", "size"), self_ns=("dur_ns", "sum")).reset_index()
+    codes, table = operators(k, ops)
+    g, _, per_op = _groups(codes, table, keys + ["scope", "name"])
+    dur = k["dur_ns"].to_numpy(dtype="int64")
+    per_op["self_calls"] = g.size()
+    per_op["self_ns"] = g.sum(dur)
     per_op["path"] = scope_path(per_op["scope"], per_op["name"])
     per_op = per_op.groupby(keys + ["path"], sort=False)[["self_calls", "self_ns"]].sum().reset_index()
     # Expand each distinct path into its prefixes (a loop per distinct scope,
@@ -237,9 +321,9 @@ def scope_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     out = out.rename(columns={"prefix": "scope"})
     out["depth"] = np.where(out["scope"] == "", 0, out["scope"].str.count("/") + 1)
     if per_rank:
-        out["share"] = out["total_ns"] / out["rank"].map(k.groupby("rank")["dur_ns"].sum())
+        out["share"] = out["total_ns"] / out["rank"].map(_kernel_time(codes, table, dur))
     else:
-        out["share"] = out["total_ns"] / k["dur_ns"].sum()
+        out["share"] = out["total_ns"] / dur.sum()
     if depth is not None:
         out = out[out["depth"] <= depth]
     cols = keys + ["scope", "depth", "calls", "total_ns", "self_calls", "self_ns", "share"]
