@@ -23,7 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from msprof.analysis.opstats import with_ops
+from msprof.analysis import memo
+from msprof.analysis.groupstats import Groups
+from msprof.analysis.intervals import Timeline
+from msprof.analysis.opstats import op_groups, operators, with_ops
 
 
 def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
@@ -32,12 +35,35 @@ def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
 
 def launch_cost(kernels: pd.DataFrame) -> pd.Series:
     """Per rank: median ns between consecutive kernel launches."""
-    k = kernels.loc[kernels["launch_ns"] > 0, ["rank", "launch_ns"]]
-    if k.empty:
+    return memo.once("launch_cost", (kernels,), lambda: _launch_cost(kernels))
+
+
+def _launch_cost(kernels: pd.DataFrame) -> pd.Series:
+    launch = kernels["launch_ns"].to_numpy(dtype="int64")
+    known = launch > 0
+    if not known.any():
         return pd.Series(dtype="float64")
-    k = k.sort_values(["rank", "launch_ns"], kind="stable")
-    d = k["launch_ns"].diff().where(k["rank"].eq(k["rank"].shift()))
-    return d.groupby(k["rank"]).median()
+    rank = kernels["rank"].to_numpy()[known]
+    t = Timeline(rank, launch[known])            # sorted by rank, then launch
+    same = t.rank[1:] == t.rank[:-1]
+    gaps = Groups(np.searchsorted(t.ranks, t.rank[1:][same]), len(t.ranks))
+    index = pd.Index(t.ranks.astype(rank.dtype), name="rank")
+    return pd.Series(gaps.median(np.diff(t.t)[same]), index=index, name="launch_ns")
+
+
+def _launches(kernels: pd.DataFrame):
+    """The kernels with a known launch: their rows, ``queue_ns``, ``dur_ns``,
+    ``tiny`` (shorter than their rank's launch cost) and the position of
+    their rank in :func:`launch_cost`'s index."""
+    launch = kernels["launch_ns"].to_numpy(dtype="int64")
+    rows = np.flatnonzero(launch > 0)
+    start = kernels["start_ns"].to_numpy(dtype="int64")[rows]
+    queue = np.maximum(start - launch[rows], 0)
+    dur = kernels["dur_ns"].to_numpy(dtype="int64")[rows]
+    cost = launch_cost(kernels)
+    at = np.searchsorted(cost.index.to_numpy(), kernels["rank"].to_numpy()[rows])
+    own = np.nan_to_num(cost.to_numpy()[at], nan=0.0) if len(rows) else np.zeros(0)
+    return rows, queue, dur, dur < own, at
 
 
 def launch_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
@@ -46,21 +72,18 @@ def launch_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = No
     (duration), ``tiny`` (calls shorter than their rank's launch cost) and
     ``tiny_share``; most tiny calls first."""
     k = _select(kernels, rank)
-    k = k[k["launch_ns"] > 0]
     cols = ["name", "type", "calls", "queue_mean_ns", "queue_p50_ns", "queue_p99_ns",
             "mean_ns", "tiny", "tiny_share"]
-    if k.empty:
+    rows, queue, dur, tiny, _ = _launches(k)
+    if not len(rows):
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-    cost = launch_cost(k)
-    k = with_ops(k, ops)
-    k = k.assign(queue_ns=(k["start_ns"] - k["launch_ns"]).clip(lower=0),
-                 tiny=k["dur_ns"] < k["rank"].map(cost).fillna(0))
-    g = k.groupby(["name", "type"], sort=False)
-    out = g.agg(calls=("dur_ns", "size"), queue_mean_ns=("queue_ns", "mean"),
-                mean_ns=("dur_ns", "mean"), tiny=("tiny", "sum"))
-    out["queue_p50_ns"] = g["queue_ns"].quantile(0.5)
-    out["queue_p99_ns"] = g["queue_ns"].quantile(0.99)
-    out = out.reset_index()
+    codes, table = operators(k, ops)
+    g, _, out = op_groups(codes, table, ["name", "type"], rows)
+    out["calls"] = g.size()
+    out["queue_mean_ns"] = g.mean(queue)
+    out["mean_ns"] = g.mean(dur)
+    out["tiny"] = g.sum(tiny.astype("int64"))
+    out["queue_p50_ns"], out["queue_p99_ns"] = g.quantiles(queue, [0.5, 0.99])
     out["tiny_share"] = out["tiny"] / out["calls"]
     return out[cols].sort_values(["tiny", "calls"], ascending=False, kind="stable").reset_index(drop=True)
 
@@ -70,13 +93,13 @@ def rank_summary(kernels: pd.DataFrame, step_df: pd.DataFrame, rank: int | None 
     ``tiny`` and ``tiny_share``, ``queue_p50_ns`` and ``host_gap_ns`` (mean
     per step, from the step breakdown)."""
     k = _select(kernels, rank)
-    k = k[k["launch_ns"] > 0]
     cost = launch_cost(k)
-    k = k.assign(queue_ns=(k["start_ns"] - k["launch_ns"]).clip(lower=0),
-                 tiny=k["dur_ns"] < k["rank"].map(cost).fillna(0))
-    g = k.groupby("rank")
-    out = pd.DataFrame({"launch_cost_ns": cost, "kernels": g.size(), "tiny": g["tiny"].sum(),
-                        "queue_p50_ns": g["queue_ns"].median()})
+    rows, queue, _, tiny, at = _launches(k)
+    g = Groups(at, len(cost))           # per rank, in launch_cost's order
+    index = pd.Index(cost.index.to_numpy(), dtype=k["rank"].dtype, name="rank")
+    out = pd.DataFrame({"launch_cost_ns": cost, "kernels": pd.Series(g.size(), index=index),
+                        "tiny": pd.Series(g.sum(tiny.astype("int64")), index=index),
+                        "queue_p50_ns": pd.Series(g.median(queue), index=index)})
     out["tiny_share"] = out["tiny"] / out["kernels"]
     hg = step_df.groupby("rank")["host_gap_ns"].mean() if len(step_df) else pd.Series(dtype=float)
     out = out.join(hg.rename("host_gap_ns"), how="outer")

@@ -150,7 +150,7 @@ def _in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _groups(codes: np.ndarray, table: pd.DataFrame, keys: list[str], rows=None):
+def op_groups(codes: np.ndarray, table: pd.DataFrame, keys: list[str], rows=None):
     """Kernels (``rows`` of them, all when None) grouped by ``keys``, the
     groups formed per operator: ``(groups, by_op, key_values)`` with
     ``by_op`` the group of each operator (-1: none of its kernels among
@@ -190,7 +190,7 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     """The common statistics of the kernels grouped by ``keys`` (columns of
     :func:`operators`' table); and the operators with their group."""
     codes, table = operators(kernels, ops)
-    g, by_op, out = _groups(codes, table, keys)
+    g, by_op, out = op_groups(codes, table, keys)
     dur = kernels["dur_ns"].to_numpy(dtype="int64")
     calls = Groups(codes, len(table)).size()
     out["calls"] = g.size()
@@ -300,7 +300,7 @@ def scope_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     k = _select(kernels, rank)
     keys = (["rank"] if per_rank else [])
     codes, table = operators(k, ops)
-    g, _, per_op = _groups(codes, table, keys + ["scope", "name"])
+    g, _, per_op = op_groups(codes, table, keys + ["scope", "name"])
     dur = k["dur_ns"].to_numpy(dtype="int64")
     per_op["self_calls"] = g.size()
     per_op["self_ns"] = g.sum(dur)
