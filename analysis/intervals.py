@@ -39,7 +39,7 @@ class Timeline:
         self.order = np.lexsort((t, rank))
         self.rank, self.t = rank[self.order], t[self.order]
         self.ranks, first = np.unique(self.rank, return_index=True)
-        self._bounds = np.append(first, len(self.rank))
+        self.bounds = np.append(first, len(self.rank))    # rank j: [bounds[j], bounds[j+1])
 
     def __len__(self) -> int:
         return len(self.rank)
@@ -61,7 +61,7 @@ class Timeline:
         lo = np.searchsorted(r, self.ranks, side="left")
         hi = np.searchsorted(r, self.ranks, side="right")
         for j in np.flatnonzero(hi > lo):
-            a, b = self._bounds[j], self._bounds[j + 1]
+            a, b = self.bounds[j], self.bounds[j + 1]
             i = np.searchsorted(self.t[a:b], tt[lo[j]:hi[j]], side="right") - 1
             res[lo[j]:hi[j]] = np.where(i >= 0, i + a, -1)
         if order is not None:

@@ -14,6 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from msprof.analysis import memo
+from msprof.analysis.groupstats import Groups
+from msprof.analysis.intervals import Timeline
+
 
 _INF = np.iinfo("int64").max
 
@@ -24,17 +28,22 @@ def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
 
 def blocks(memory: pd.DataFrame) -> pd.DataFrame:
     """One row per allocation: ``rank``, ``addr``, ``size``, ``op_id``,
-    ``alloc_ns``, ``free_ns`` (int64 max when never freed), ``freed``."""
-    m = memory[["rank", "ts_ns", "addr", "size", "op_id"]].sort_values(
-        ["rank", "addr", "ts_ns"], kind="stable").reset_index(drop=True)
-    ts, rk, ad, sz = (m[c].to_numpy() for c in ("ts_ns", "rank", "addr", "size"))
-    freed = np.zeros(len(m), dtype=bool)
+    ``alloc_ns``, ``free_ns`` (int64 max when never freed), ``freed``.
+    Kept per profile table (callers must not modify it)."""
+    return memo.once("blocks", (memory,), lambda: _blocks(memory))
+
+
+def _blocks(memory: pd.DataFrame) -> pd.DataFrame:
+    ts, rk, ad, sz = (memory[c].to_numpy() for c in ("ts_ns", "rank", "addr", "size"))
+    order = np.lexsort((ts, ad, rk))
+    ts, rk, ad, sz = ts[order], rk[order], ad[order], sz[order]
+    freed = np.zeros(len(order), dtype=bool)
     freed[:-1] = (rk[1:] == rk[:-1]) & (ad[1:] == ad[:-1]) & (sz[1:] < 0)
-    free_ns = np.full(len(m), _INF, dtype="int64")
+    free_ns = np.full(len(order), _INF, dtype="int64")
     free_ns[:-1] = np.where(freed[:-1], ts[1:], _INF)
     a = sz > 0
     return pd.DataFrame({"rank": rk[a], "addr": ad[a], "size": sz[a],
-                         "op_id": m["op_id"].to_numpy()[a], "alloc_ns": ts[a],
+                         "op_id": memory["op_id"].to_numpy()[order[a]], "alloc_ns": ts[a],
                          "free_ns": free_ns[a], "freed": freed[a]})
 
 
@@ -47,13 +56,18 @@ def timeline(memory: pd.DataFrame, rank: int | None = None, points: int = 200) -
     if m.empty:
         return pd.DataFrame({"rank": pd.Series(dtype="int32"), "ts_ns": pd.Series(dtype="int64"),
                              "in_use": pd.Series(dtype="int64")})
-    t0, t1 = m["ts_ns"].min(), m["ts_ns"].max()
+    ts = m["ts_ns"].to_numpy(dtype="int64")
+    t0, t1 = int(ts.min()), int(ts.max())
     width = max((t1 - t0) // max(points, 1) + 1, 1)
-    b = (m["ts_ns"] - t0) // width
-    out = m.groupby([m["rank"], b])["in_use"].max().reset_index()
-    out = out.rename(columns={"ts_ns": "bin"})
-    out["ts_ns"] = t0 + out["bin"] * width
-    return out[["rank", "ts_ns", "in_use"]]
+    nbins = (t1 - t0) // width + 1
+    rank = m["rank"].to_numpy()
+    rcode, ranks = pd.factorize(rank, sort=True)
+    # One group per (rank, bin), numbered in that order (as groupby sorts).
+    g = Groups(rcode.astype("int64") * nbins + (ts - t0) // width, len(ranks) * nbins)
+    has = np.flatnonzero(g.size() > 0)
+    return pd.DataFrame({"rank": ranks[has // nbins].astype(rank.dtype),
+                         "ts_ns": t0 + (has % nbins) * width,
+                         "in_use": g.max(m["in_use"].to_numpy(dtype="int64"))[has]})
 
 
 def peaks(memory: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
@@ -63,15 +77,29 @@ def peaks(memory: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
     cols = ["rank", "peak", "peak_ns", "live_blocks", "final"]
     if m.empty:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
-    m = m.sort_values("ts_ns", kind="stable")
-    i = m.groupby("rank")["in_use"].idxmax()
-    out = m.loc[i, ["rank", "in_use", "ts_ns"]].rename(columns={"in_use": "peak", "ts_ns": "peak_ns"})
-    out["final"] = m.groupby("rank")["in_use"].last().reindex(out["rank"]).to_numpy()
+    pk, live, code = _at_peaks(m)
+    pk["live_blocks"] = np.bincount(code[live], minlength=len(pk)).astype("int64")
+    return pk[cols]
+
+
+def _at_peaks(m: pd.DataFrame):
+    """Per rank of ``m``: ``rank``, ``peak`` (the first highest ``in_use`` in
+    time order), ``peak_ns`` and ``final``; and for each block of
+    :func:`blocks` whether it was live at its rank's peak, and its rank's
+    row."""
+    t = Timeline(m["rank"].to_numpy(), m["ts_ns"].to_numpy())   # by rank, then time
+    in_use = m["in_use"].to_numpy(dtype="int64")[t.order]
+    starts, ends = t.bounds[:-1], t.bounds[1:]
+    peak = np.maximum.reduceat(in_use, starts)
+    at = np.where(in_use == np.repeat(peak, ends - starts), np.arange(len(t)), len(t))
+    first = np.minimum.reduceat(at, starts)
+    pk = pd.DataFrame({"rank": t.ranks.astype(m["rank"].dtype), "peak": peak,
+                       "peak_ns": t.t[first], "final": in_use[ends - 1]})
     b = blocks(m)
-    b = b.merge(out[["rank", "peak_ns"]], on="rank")
-    live = b[(b["alloc_ns"] <= b["peak_ns"]) & (b["free_ns"] > b["peak_ns"])]
-    out["live_blocks"] = out["rank"].map(live.groupby("rank").size()).fillna(0).astype("int64")
-    return out[cols].reset_index(drop=True)
+    code = np.searchsorted(t.ranks, b["rank"].to_numpy())
+    when = t.t[first][code]
+    live = (b["alloc_ns"].to_numpy() <= when) & (b["free_ns"].to_numpy() > when)
+    return pk, live, code
 
 
 def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
@@ -80,9 +108,12 @@ def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     first; ``name``/``scope`` of the allocating operator (``op-1`` for
     blocks allocated outside any operator)."""
     m = _select(memory, rank)
-    pk = peaks(m)
-    b = blocks(m).merge(pk[["rank", "peak_ns", "peak"]], on="rank")
-    live = b[(b["alloc_ns"] <= b["peak_ns"]) & (b["free_ns"] > b["peak_ns"])]
+    if m.empty:
+        pk, live, code = None, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.intp)
+    else:
+        pk, live, code = _at_peaks(m)
+    b = blocks(m)
+    live = b[live].assign(peak=pk["peak"].to_numpy()[code[live]] if pk is not None else 0)
     g = live.groupby(["rank", "op_id"]).agg(blocks=("size", "size"), bytes=("size", "sum"),
                                             peak=("peak", "first")).reset_index()
     g = _name(g, ops)
