@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
-from msprof.analysis import memo
-from msprof.analysis.intervals import Timeline, Windows, pieces, union_line, windows
+from msprof.analysis.intervals import (Timeline, Windows, pieces, rank_start_order,
+                                      union_line, windows)
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
 COMM_STREAM = _comm.COMM_STREAM
@@ -113,8 +113,7 @@ class _Work:
         self.n_real = len(kernels)
         c = _extra_comms(kernels, self.comm, comms)
         if c is None:
-            # The kernels' order is the same for every analysis: once per table.
-            self.row = memo.once("rank_start_order", (kernels,), lambda: np.lexsort((start, rank)))
+            self.row = rank_start_order(kernels)
         else:
             n = len(c)
             rank = np.concatenate([rank, c["rank"].to_numpy()])

@@ -29,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from msprof.analysis.intervals import covered, segments
+from msprof.analysis import memo
+from msprof.analysis.intervals import covered, rank_start_order, sorted_segments
 
 COMM_STREAM = 1                 # docs/FORMAT.md: compute on 0, communication on 1
 P2P = ("send", "recv")
@@ -72,6 +73,10 @@ def collectives(comms: pd.DataFrame) -> pd.DataFrame:
     last arrival), ``end_ns`` (last exit), ``skew_ns``, ``time_ns`` (last
     arrival to last exit), ``dur_ns`` (mean per-rank duration, as measured),
     ``last_rank`` (the rank that arrived last), ``algbw``, ``busbw``."""
+    return memo.once("collectives", (comms,), lambda: _collectives(comms)).copy(deep=False)
+
+
+def _collectives(comms: pd.DataFrame) -> pd.DataFrame:
     c = _with_end(comms[~comms["kind"].isin(P2P)])
     if c.empty:
         return pd.DataFrame({k: pd.Series(dtype=t) for k, t in _COLL_COLS.items()})
@@ -102,6 +107,10 @@ def messages(comms: pd.DataFrame) -> pd.DataFrame:
     entered), ``end_ns`` (last side done), ``time_ns`` (from the later
     arrival to the end: the transfer) and ``gbps`` (bytes / time_ns).  A
     side whose partner was not recorded is left out."""
+    return memo.once("messages", (comms,), lambda: _messages(comms)).copy(deep=False)
+
+
+def _messages(comms: pd.DataFrame) -> pd.DataFrame:
     c = _with_end(comms)
     s = c[c["kind"] == "send"].rename(columns={"rank": "src", "peer": "dst"})
     r = c[c["kind"] == "recv"].rename(columns={"rank": "dst", "peer": "src"})
@@ -124,6 +133,10 @@ def waits(comms: pd.DataFrame) -> pd.DataFrame:
     end), ``wait_ns``, ``p2p`` (a send/recv: pipeline bubble material),
     ``kind``, ``seq`` and ``waited_for`` (the last-arriving rank, or the
     peer).  Sides that did not wait are left out."""
+    return memo.once("waits", (comms,), lambda: _waits(comms)).copy(deep=False)
+
+
+def _waits(comms: pd.DataFrame) -> pd.DataFrame:
     c = _with_end(comms)
     parts = []
     coll = collectives(comms)
@@ -259,24 +272,29 @@ def verdict(stats: pd.DataFrame, ov: pd.DataFrame) -> str:
     return f"{ratio:.0%} of communication time overlapped with compute{bw}"
 
 
-def by_op(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame,
-          steps: pd.DataFrame, per_rank: bool = False) -> pd.DataFrame:
-    """Per communication operator (kernels on :data:`COMM_STREAM`, e.g. one
-    gradient bucket's allreduce): ``calls``, ``ranks``, ``dur_ns``,
-    ``exposed_ns`` (time with no compute kernel running), ``wait_ns`` (the
-    exposed part spent waiting for peers) and ``transfer_ns`` (exposed -
-    wait: what perfect overlap would hide), each per step (mean over the
-    rank-steps of the ranks that ran it; per rank, with a ``rank`` column,
-    when ``per_rank``); largest transfer first."""
-    from msprof.analysis.opstats import with_ops
+def compute_segments(kernels: pd.DataFrame) -> pd.DataFrame:
+    """The union of each rank's compute kernels (every stream but
+    :data:`COMM_STREAM`) as segments ``rank``, ``s``, ``e``.  Kept per
+    profile table (callers must not modify it)."""
+    return memo.once("compute_segments", (kernels,), lambda: _compute_segments(kernels))
 
-    cols = ["name", "type", "calls", "ranks", "dur_ns", "exposed_ns", "wait_ns", "transfer_ns"]
+
+def _compute_segments(kernels: pd.DataFrame) -> pd.DataFrame:
+    order = rank_start_order(kernels)
+    rows = order[(kernels["stream"].to_numpy() != COMM_STREAM)[order]]   # still sorted
+    start = kernels["start_ns"].to_numpy(dtype="int64")[rows]
+    end = start + kernels["dur_ns"].to_numpy(dtype="int64")[rows]
+    return sorted_segments(kernels["rank"].to_numpy()[rows], start, end)
+
+
+def _exposure(kernels: pd.DataFrame, comms: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The communication kernels with ``exposed_ns`` (no compute running)
+    and ``wait_ns`` (the exposed part spent waiting for peers), or None
+    without any."""
     ck = kernels[kernels["stream"] == COMM_STREAM]
     if ck.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-    comp = kernels[kernels["stream"] != COMM_STREAM]
-    segs = segments(pd.DataFrame({"rank": comp["rank"], "start_ns": comp["start_ns"],
-                                  "end_ns": comp["start_ns"] + comp["dur_ns"]}))
+        return None
+    segs = compute_segments(kernels)
     end = ck["start_ns"] + ck["dur_ns"]
     hidden = covered(segs, pd.DataFrame({"rank": ck["rank"], "a": ck["start_ns"], "b": end}))
     k = ck[["rank", "op_id", "start_ns", "dur_ns"]].assign(exposed_ns=ck["dur_ns"].to_numpy() - hidden,
@@ -296,6 +314,24 @@ def by_op(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame,
         add = m.groupby(m["index"].astype("int64"))["wexp"].sum()
         k.loc[add.index, "wait_ns"] = add.to_numpy()
     k["wait_ns"] = np.minimum(k["wait_ns"], k["exposed_ns"])
+    return k
+
+
+def by_op(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame,
+          steps: pd.DataFrame, per_rank: bool = False) -> pd.DataFrame:
+    """Per communication operator (kernels on :data:`COMM_STREAM`, e.g. one
+    gradient bucket's allreduce): ``calls``, ``ranks``, ``dur_ns``,
+    ``exposed_ns`` (time with no compute kernel running), ``wait_ns`` (the
+    exposed part spent waiting for peers) and ``transfer_ns`` (exposed -
+    wait: what perfect overlap would hide), each per step (mean over the
+    rank-steps of the ranks that ran it; per rank, with a ``rank`` column,
+    when ``per_rank``); largest transfer first."""
+    from msprof.analysis.opstats import with_ops
+
+    cols = ["name", "type", "calls", "ranks", "dur_ns", "exposed_ns", "wait_ns", "transfer_ns"]
+    k = memo.once("exposure", (kernels, comms), lambda: _exposure(kernels, comms))
+    if k is None:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     k = with_ops(k, ops)
     keys = ["name", "type"] + (["rank"] if per_rank else [])
     g = k.groupby(keys, sort=False)

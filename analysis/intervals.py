@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from msprof.analysis import memo
+
 
 def windows(steps: pd.DataFrame) -> pd.DataFrame:
     """Step windows ``[win_start, win_end)`` per rank, sorted for joining."""
@@ -182,16 +184,28 @@ def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def rank_start_order(kernels: pd.DataFrame) -> np.ndarray:
+    """The rows of ``kernels`` sorted by rank, then start (ties keep the
+    table's order).  Several analyses walk the kernels in that order: the
+    sort is done once per profile table."""
+    return memo.once("rank_start_order", (kernels,), lambda: np.lexsort(
+        (kernels["start_ns"].to_numpy(), kernels["rank"].to_numpy())))
+
+
 def segments(iv: pd.DataFrame) -> pd.DataFrame:
     """The union of intervals ``[start_ns, end_ns)`` per rank, as disjoint
     segments with columns ``rank``, ``s``, ``e``, sorted by rank and ``s``."""
-    if iv.empty:
-        return pd.DataFrame({"rank": pd.Series(dtype="int64"), "s": pd.Series(dtype="int64"),
-                             "e": pd.Series(dtype="int64")})
     rank = iv["rank"].to_numpy()
     s, e = _i64(iv, "start_ns"), _i64(iv, "end_ns")
     order = np.lexsort((s, rank))
-    rank, s, e = rank[order], s[order], e[order]
+    return sorted_segments(rank[order], s[order], e[order])
+
+
+def sorted_segments(rank: np.ndarray, s: np.ndarray, e: np.ndarray) -> pd.DataFrame:
+    """:func:`segments` of intervals given sorted by rank, then start."""
+    if not len(s):
+        return pd.DataFrame({"rank": pd.Series(dtype="int64"), "s": pd.Series(dtype="int64"),
+                             "e": pd.Series(dtype="int64")})
     # Each rank on its own stretch of one line: [lo_r, hi_r] shifted to
     # start after the previous rank's, so one running maximum serves all.
     bounds = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
