@@ -38,9 +38,16 @@ class Timeline:
 
     def __init__(self, rank, t):
         rank, t = np.asarray(rank, dtype="int64"), np.asarray(t, dtype="int64")
-        self.order = np.lexsort((t, rank))
-        self.rank, self.t = rank[self.order], t[self.order]
-        self.ranks, first = np.unique(self.rank, return_index=True)
+        dr = np.diff(rank)
+        if (dr >= 0).all() and ((dr > 0) | (np.diff(t) >= 0)).all():
+            self.order = np.arange(len(t))      # sorted already (tables often are)
+            self.rank, self.t = rank, t
+        else:
+            self.order = np.lexsort((t, rank))
+            self.rank, self.t = rank[self.order], t[self.order]
+        first = np.flatnonzero(np.r_[True, self.rank[1:] != self.rank[:-1]]) if len(t) else \
+            np.zeros(0, dtype=np.intp)
+        self.ranks = self.rank[first]
         self.bounds = np.append(first, len(self.rank))    # rank j: [bounds[j], bounds[j+1])
 
     def __len__(self) -> int:
@@ -85,6 +92,9 @@ class Windows(Timeline):
         self.end = self.start + self.ns
         width = np.maximum(self.ns, 0) + 1
         self.off = (np.cumsum(width) - width).astype("int64")
+        # The start of the next window of the same rank (int64 max after the last).
+        self.next = np.full(len(self), np.iinfo("int64").max)
+        self.next[:-1] = np.where(self.rank[1:] == self.rank[:-1], self.start[1:], self.next[:-1])
 
     def holding(self, rank, t, by_rank: bool = False) -> np.ndarray:
         """For each time ``t`` of rank ``rank``: the window holding it, i.e.
@@ -109,10 +119,13 @@ def pieces(win: Windows, rank, start, end, by_rank: bool = False):
     the intervals are sorted by rank then start, so the first pieces come
     sorted and only the few second pieces need placing."""
     first = win.holding(rank, start, by_rank)
-    last = win.holding(rank, end - 1, by_rank)
-    src2 = np.flatnonzero((last >= 0) & (last != first))
-    w2 = last[src2]
-    del last
+    # The window holding the end is the start's unless the end reaches the
+    # next window (or the start has none): search for those few only.
+    maybe = np.flatnonzero((first < 0) | (end - 1 >= win.next[np.maximum(first, 0)]))
+    last = win.holding(rank[maybe], end[maybe] - 1, by_rank)
+    cross = (last >= 0) & (last != first[maybe])
+    src2, w2 = maybe[cross], last[cross]
+    del maybe, last, cross
     src1 = np.flatnonzero(first >= 0)
     w1 = first[src1]
     del first
