@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
-from msprof.analysis.intervals import (Timeline, Windows, pieces, rank_start_order,
-                                      union_line, windows)
+from msprof.analysis.intervals import (Timeline, Windows, pieces, rank_chunks,
+                                      rank_start_order, union_line, windows)
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
 COMM_STREAM = _comm.COMM_STREAM
@@ -100,32 +100,38 @@ def work(kernels: pd.DataFrame, comms: pd.DataFrame | None) -> pd.DataFrame:
 
 
 class _Work:
-    """:func:`work` as arrays sorted by rank then start (ties keep the
-    table's order, the ``comms`` rows after the kernels): ``rank``,
-    ``start``, ``end``, and ``row`` (position in :func:`work`'s rows; rows
-    from ``n_real`` on are ``comms`` rows)."""
+    """:func:`work` as arrays, and ``row``: its rows sorted by rank then
+    start (ties keep the table's order, the ``comms`` rows after the
+    kernels; rows from ``n_real`` on are ``comms`` rows), walked a chunk of
+    whole ranks at a time (:meth:`chunks`)."""
 
     def __init__(self, kernels: pd.DataFrame, comms: pd.DataFrame | None):
         self.comm = _is_comm(kernels)
         self.op, self.launch = _i64(kernels, "op_id"), _i64(kernels, "launch_ns")
-        rank, start = kernels["rank"].to_numpy(), _i64(kernels, "start_ns")
-        dur = _i64(kernels, "dur_ns")
+        self.rank, self.start = kernels["rank"].to_numpy(), _i64(kernels, "start_ns")
+        self.dur = _i64(kernels, "dur_ns")
         self.n_real = len(kernels)
         c = _extra_comms(kernels, self.comm, comms)
         if c is None:
             self.row = rank_start_order(kernels)
         else:
             n = len(c)
-            rank = np.concatenate([rank, c["rank"].to_numpy()])
-            start = np.concatenate([start, _i64(c, "start_ns")])
-            dur = np.concatenate([dur, _i64(c, "dur_ns")])
+            self.rank = np.concatenate([self.rank, c["rank"].to_numpy()])
+            self.start = np.concatenate([self.start, _i64(c, "start_ns")])
+            self.dur = np.concatenate([self.dur, _i64(c, "dur_ns")])
             self.comm = np.concatenate([self.comm, np.ones(n, dtype=bool)])
             self.op = np.concatenate([self.op, np.full(n, -1, dtype="int64")])
             self.launch = np.concatenate([self.launch, np.zeros(n, dtype="int64")])
-            self.row = np.lexsort((start, rank))
-        self.rank = rank[self.row]
-        self.start = start[self.row]
-        self.end = self.start + dur[self.row]
+            self.row = np.lexsort((self.start, self.rank))
+
+    def chunks(self):
+        """``(row, rank, start, end)`` of the sorted rows, whole ranks at a
+        time (about :data:`~msprof.analysis.intervals.CHUNK` rows each)."""
+        rank = self.rank[self.row]
+        for c in rank_chunks(rank):
+            row = self.row[c]
+            start = self.start[row]
+            yield row, rank[c], start, start + self.dur[row]
 
 
 _GAP_DTYPES = {"rank": "int32", "step": "int64", "start_ns": "int64", "end_ns": "int64",
@@ -153,14 +159,34 @@ class _Timeline:
     :func:`gaps`."""
 
     def __init__(self, wk: _Work, win: Windows):
-        src, w, s, e = pieces(win, wk.rank, wk.start, wk.end, by_rank=True)
-        row = wk.row[src]
+        self.win = win
+        n = len(win)
+        self.kernels, self.busy_ns = np.zeros(n, dtype="int64"), np.zeros(n, dtype="int64")
+        self.comm_ns, self.compute_ns = np.zeros(n, dtype="int64"), np.zeros(n, dtype="int64")
+        segs, compute = [], []
+        for chunk in wk.chunks():   # windows never span ranks: chunks add up
+            segs.append(self._add(wk, *chunk, compute))
+        self.seg_w, self.seg_s, self.seg_e, self.seg_pending, self.seg_op = (
+            np.concatenate([p[i] for p in segs]) if segs else np.zeros(0, dtype="int64")
+            for i in range(5))
+        self.compute = tuple(np.concatenate([p[i] for p in compute]) if compute
+                             else np.zeros(0, dtype="int64") for i in range(3))
+
+    def _add(self, wk: _Work, row, rank, start, end, compute: list):
+        """Adds the pieces of one chunk of work to the per-window totals;
+        returns its busy segments ``(w, s, e, pending, op)`` and appends
+        its compute segments to ``compute``."""
+        win = self.win
+        src, w, s, e = pieces(win, rank, start, end, by_rank=True)
+        del rank, start, end
+        row = row[src]
         del src
         comm = wk.comm[row]
-        self.win = win
-        self.kernels = np.bincount(w[row < wk.n_real], minlength=len(win)).astype("int64")
-        self.comm_ns = _union_per_window(win, w[comm], s[comm], e[comm])[0]
-        self.compute_ns, self.compute = _union_per_window(win, w[~comm], s[~comm], e[~comm])
+        self.kernels += np.bincount(w[row < wk.n_real], minlength=len(win))
+        self.comm_ns += _union_per_window(win, w[comm], s[comm], e[comm])[0]
+        busy, segs = _union_per_window(win, w[~comm], s[~comm], e[~comm])
+        self.compute_ns += busy
+        compute.append(segs)
         del comm
         # Launch times, clipped to the piece's window (which leaves the
         # host-gap formula unchanged, as gaps lie inside their window), on
@@ -169,16 +195,13 @@ class _Timeline:
         # the pieces from there to the end of its window.
         launch = wk.launch[row]
         launch = np.where(launch > 0, launch, _NEVER)
-        sh = win.shift(w)
-        launch = np.clip(launch, win.start[w], win.end[w]) + sh
-        del sh
+        launch = np.clip(launch, win.start[w], win.end[w]) + win.shift(w)
         pending = np.minimum.accumulate(launch[::-1])[::-1]
         del launch
         first, end = union_line(s, e)
-        self.seg_w, self.seg_s, self.seg_e = w[first], s[first], end
-        self.seg_pending = pending[first]
-        self.seg_op = wk.op[row[first]]
-        self.busy_ns = _per_window(win, self.seg_w, end - self.seg_s)
+        sw, ss = w[first], s[first]
+        self.busy_ns += _per_window(win, sw, end - ss)
+        return sw, ss, end, pending[first], wk.op[row[first]]
 
     def gaps(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """The gaps of :func:`gaps`; and per window, their ``host_ns`` and

@@ -28,6 +28,9 @@ def windows(steps: pd.DataFrame) -> pd.DataFrame:
     return w.sort_values("win_start", kind="stable").reset_index(drop=True)
 
 
+CHUNK = 1 << 20   # rows per pass over a big table: bounds the temporaries
+
+
 def _i64(df: pd.DataFrame, col: str) -> np.ndarray:
     return df[col].to_numpy(dtype="int64")
 
@@ -56,25 +59,38 @@ class Timeline:
     def latest(self, rank, t, by_rank: bool = False) -> np.ndarray:
         """For each query ``(rank, t)``: the position (in sorted order) of
         the latest point of the same rank at or before ``t``, -1 when none.
-        A binary search per rank; ``by_rank`` says the queries are sorted by
-        rank already (no sort needed)."""
+        ``by_rank``: the queries are sorted by rank (a binary search per
+        rank's slice); otherwise they are answered :data:`CHUNK` at a time."""
         t = np.asarray(t)
+        rank = np.asarray(rank)
         out = np.full(len(t), -1, dtype="int64")
         if not len(t) or not len(self):
             return out
-        rank = np.asarray(rank)
-        order = None if by_rank else np.argsort(rank, kind="stable")
-        r = rank if order is None else rank[order]
-        tt = t if order is None else t[order]
-        res = out if order is None else np.full(len(t), -1, dtype="int64")
-        lo = np.searchsorted(r, self.ranks, side="left")
-        hi = np.searchsorted(r, self.ranks, side="right")
+        if not by_rank:
+            tmin, tmax = int(self.t.min()), int(self.t.max())
+            span = tmax - tmin + 2
+            if span * len(self.ranks) >= 2**62:   # no room for one key: sort the queries
+                order = np.argsort(rank, kind="stable")
+                out[order] = self.latest(rank[order], t[order], by_rank=True)
+                return out
+            # One key per point, rank first, then time (shifted past 0: a
+            # query before the rank's first point lands before it).
+            key = np.searchsorted(self.ranks, self.rank) * span + (self.t - tmin + 1)
+            for a in range(0, len(t), CHUNK):
+                r, q = rank[a:a + CHUNK], np.clip(t[a:a + CHUNK], tmin - 1, tmax)
+                code = np.minimum(np.searchsorted(self.ranks, r), len(self.ranks) - 1)
+                q -= tmin - 1
+                q += code * span
+                i = np.searchsorted(key, q, side="right") - 1
+                ok = (self.ranks[code] == r) & (i >= self.bounds[code])
+                out[a:a + CHUNK] = np.where(ok, i, -1)
+            return out
+        lo = np.searchsorted(rank, self.ranks, side="left")
+        hi = np.searchsorted(rank, self.ranks, side="right")
         for j in np.flatnonzero(hi > lo):
             a, b = self.bounds[j], self.bounds[j + 1]
-            i = np.searchsorted(self.t[a:b], tt[lo[j]:hi[j]], side="right") - 1
-            res[lo[j]:hi[j]] = np.where(i >= 0, i + a, -1)
-        if order is not None:
-            out[order] = res
+            i = np.searchsorted(self.t[a:b], t[lo[j]:hi[j]], side="right") - 1
+            out[lo[j]:hi[j]] = np.where(i >= 0, i + a, -1)
         return out
 
 
@@ -152,6 +168,22 @@ def pieces(win: Windows, rank, start, end, by_rank: bool = False):
             np.insert(e1, at, e2))
 
 
+def rank_chunks(rank: np.ndarray, size: int = CHUNK) -> list[slice]:
+    """Slices of rows sorted by rank, each of whole ranks and of about
+    ``size`` rows (a rank with more is a slice of its own): what to work on
+    at a time to keep temporaries small."""
+    if not len(rank):
+        return []
+    starts = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
+    out, a = [], 0
+    while a < len(rank):
+        i = np.searchsorted(starts, a + size, side="left")
+        b = int(starts[i]) if i < len(starts) else len(rank)
+        out.append(slice(a, b))
+        a = b
+    return out
+
+
 def union_line(s: np.ndarray, e: np.ndarray):
     """Merges intervals sorted by ``s`` into their union (touching
     intervals merge).  Returns ``(first, end)``: the position of each merged
@@ -219,6 +251,12 @@ def sorted_segments(rank: np.ndarray, s: np.ndarray, e: np.ndarray) -> pd.DataFr
     if not len(s):
         return pd.DataFrame({"rank": pd.Series(dtype="int64"), "s": pd.Series(dtype="int64"),
                              "e": pd.Series(dtype="int64")})
+    parts = [_segments(rank[c], s[c], e[c]) for c in rank_chunks(rank)]
+    return pd.DataFrame({k: np.concatenate([p[i] for p in parts])
+                         for i, k in enumerate(("rank", "s", "e"))})
+
+
+def _segments(rank, s, e):
     # Each rank on its own stretch of one line: [lo_r, hi_r] shifted to
     # start after the previous rank's, so one running maximum serves all.
     bounds = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
@@ -228,4 +266,4 @@ def sorted_segments(rank: np.ndarray, s: np.ndarray, e: np.ndarray) -> pd.DataFr
     sizes = np.diff(np.append(bounds, len(s)))
     sh = np.repeat(base - lo, sizes)
     first, end = union_line(s + sh, e + sh)
-    return pd.DataFrame({"rank": rank[first], "s": s[first], "e": end - sh[first]})
+    return rank[first], s[first], end - sh[first]
