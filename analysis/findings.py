@@ -141,9 +141,10 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame, cost: pd.Series | None =
     rows = []
     for (r, scope, kind), g in tiny.groupby(["rank", "scope", "type"], sort=False):
         n = int(steps.get(r, g["step"].nunique()))
-        per = g.groupby("step")[["held_ns", "kernels"]].sum()
+        per = g.groupby("step")[["held_ns", "kernels", "starved_ns"]].sum()
         rows.append({"rank": r, "scope": scope, "type": kind,
                      "held": _median_over(per["held_ns"], n),
+                     "starved": _median_over(per["starved_ns"], n),
                      "kernels": _median_over(per["kernels"], n), "ops": int(g["ops"].max()),
                      "names": g["names"].iloc[0]})
     grp = pd.DataFrame(rows)
@@ -165,10 +166,14 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame, cost: pd.Series | None =
         f"{fmt_ranks(same['rank'])} host-bound on tiny operators: {top['kernels']:,.0f} "
         f"{top['type']} kernels per step{where} ({top['ops']:,} operators), each{launch}, "
         f"hold the device {fmt_ns(gain)}/step ({top['frac']:.0%} of the step on rank {worst}) "
-        f"in launch and dispatch overhead; fusing them: -{fmt_ns(gain)}/step",
+        f"in launch and dispatch overhead"
+        + (f" (of it {fmt_ns(top['starved'])} idle while the host launched them)"
+           if top["starved"] >= 0.05 * gain else "")
+        + f"; fusing them: -{fmt_ns(gain)}/step",
         "fuse the small operators (or drop them), or batch their work into fewer kernels",
         scope=top["scope"], type=top["type"], kernels_per_step=float(top["kernels"]),
-        operators=int(top["ops"]), rank=worst, share=float(top["frac"]))]
+        operators=int(top["ops"]), rank=worst, share=float(top["frac"]),
+        starved_ns=float(top["starved"]))]
 
 
 def _median_over(per_step: pd.Series, steps: int) -> float:
@@ -177,10 +182,17 @@ def _median_over(per_step: pd.Series, steps: int) -> float:
     return float(pd.Series(vals, dtype="float64").median()) if vals else 0.0
 
 
-def idle(devices: pd.DataFrame) -> list[dict]:
+def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict]:
     """Ranks idle (launched work waiting, or nothing after the last kernel)
-    for a large share of the step."""
-    hit = devices[devices["idle_frac"] >= IDLE_FRAC]
+    for a large share of the step.  ``explained`` (ns per step, by rank) is
+    idle time a more specific finding accounts for (the gaps in and before
+    runs of tiny operators) and is left out."""
+    d = devices
+    if explained is not None and len(explained):
+        less = d["rank"].map(explained).fillna(0).clip(upper=d["idle_ns"]).to_numpy()
+        d = d.assign(idle_ns=d["idle_ns"] - less, queued_ns=(d["queued_ns"] - less).clip(lower=0))
+        d = d.assign(idle_frac=(d["idle_ns"] / d["step_ns"]).where(d["step_ns"] > 0, 0.0))
+    hit = d[d["idle_frac"] >= IDLE_FRAC]
     if hit.empty:
         return []
     worst = hit.loc[hit["idle_ns"].idxmax()]
@@ -305,26 +317,28 @@ def comm_bound(devices: pd.DataFrame, by_op: pd.DataFrame, kinds: set) -> list[d
 def slow_link(links: pd.DataFrame, groups: pd.DataFrame, steps_per_rank: float) -> list[dict]:
     """A pair of ranks (or a group) whose bandwidth is far below the others'.
     What-if: that link (both directions) at the other links' median
-    bandwidth."""
+    bandwidth, its messages per step taken at the median message's time."""
     out = []
     hit = links[links["slow"]] if len(links) else links
     if len(hit):
         r = hit.iloc[0]
         a, b = sorted((int(r["src"]), int(r["dst"])))
         both = hit[((hit["src"] == a) & (hit["dst"] == b)) | ((hit["src"] == b) & (hit["dst"] == a))]
-        gain = float((both["time_ns"] * (1 - both["ratio"])).sum()) / max(steps_per_rank, 1)
+        # per step: its messages, each the median message's time, at the
+        # other links' speed
+        t = both["time_p50_ns"] * both["messages"] if "time_p50_ns" in both else both["time_ns"]
+        link_ns = float(t.sum()) / max(steps_per_rank, 1)
+        gain = float((t * (1 - both["ratio"])).sum()) / max(steps_per_rank, 1)
         p50 = r["gbps_p50"] if "gbps_p50" in r else r["gbps"]
         ways = "both ways" if len(both) == 2 else f"rank {int(r['src'])} -> rank {int(r['dst'])}"
         out.append(_finding(
             "slow_link", "warning", [a, b], [], gain,
             f"link rank {a} <-> rank {b} is slow ({ways}): its messages move {p50:.3g} GB/s, "
             f"{r['ratio']:.0%} of the other links' median ({int(both['messages'].sum())} "
-            f"messages, {fmt_ns(both['time_ns'].sum() / max(steps_per_rank, 1))}/step); at "
-            f"their speed: -{fmt_ns(gain)}/step",
+            f"messages, {fmt_ns(link_ns)}/step); at their speed: -{fmt_ns(gain)}/step",
             "check that link (NIC, cabling, placement across hosts/sockets) or map the "
             "heaviest traffic off it",
-            gbps=float(p50), ratio=float(r["ratio"]), link_ns=float(both["time_ns"].sum())
-            / max(steps_per_rank, 1)))
+            gbps=float(p50), ratio=float(r["ratio"]), link_ns=link_ns))
     ghit = groups[groups["slow"]] if len(groups) else groups
     for r in ghit.head(1).itertuples(index=False):
         gain = r.time_ns * (1 - r.ratio) / max(steps_per_rank, 1)
@@ -459,9 +473,16 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     out += memory_leak(profile.leaks(rank))
     if not devices.empty:
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
-        out += tiny_ops(_hostbound.tiny_time(profile.kernels, profile.ops, rank), devices,
-                        _hostbound.launch_cost(profile.kernels))
-        out += idle(devices)
+        tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
+        found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))
+        out += found
+        starved = None
+        if found:           # the idle time the tiny operators' overhead explains
+            per = tiny.groupby(["rank", "step"])["overhead_ns"].sum()
+            steps = devices.set_index("rank")["steps"]
+            starved = per.groupby(level="rank").apply(
+                lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
+        out += idle(devices, starved)
         comms = profile.comms
         if rank is None:
             out += slow_rank(profile.slow_ranks(), devices)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from msprof.analysis import memo
 from msprof.analysis.groupstats import Groups
-from msprof.analysis.intervals import Timeline
+from msprof.analysis.intervals import Timeline, covered, segments
 from msprof.analysis.opstats import op_groups, operators, with_ops
 
 
@@ -110,18 +110,24 @@ def rank_summary(kernels: pd.DataFrame, step_df: pd.DataFrame, rank: int | None 
 def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
     """The device time tiny operators hold (those whose median kernel is
     shorter than the rank's launch cost), per rank, step and group of
-    operators (``scope`` and ``type``): ``kernels``,
-    ``ops`` (distinct operators), ``held_ns`` and ``names`` (the operators,
-    most time first).
+    operators (``scope`` and ``type``): ``kernels``, ``ops`` (distinct
+    operators), ``held_ns`` (of it ``starved_ns``, see below, and
+    ``overhead_ns``: all but the kernels' own time) and ``names`` (the
+    operators, most time first).
 
-    A tiny kernel holds the device for its own duration plus, when the
-    kernel before it on the same stream was tiny too, the gap between the
-    two: a run of tiny kernels keeps the device on launch and dispatch
-    overhead (the host issuing the next one, the stream picking it up)
-    from its first kernel's start to its last one's end, all of which
-    fusing them would give back.  Kernels outside steps, and those with an
-    unknown launch time, are left out."""
-    cols = ["rank", "step", "scope", "type", "kernels", "ops", "held_ns", "names"]
+    A run of tiny kernels (consecutive on a stream) holds the device from
+    its first kernel's start to its last one's end: their own time and the
+    gaps between them, launch and dispatch overhead (the host issuing the
+    next one, the stream picking it up), all of which fusing them would
+    give back.  And before that, a run the host launches while the device
+    has nothing running holds the stream idle: the time its stream runs
+    nothing while the host launches the run, before its first kernel
+    starts, is ``starved_ns`` (a launch path that shares a lock with the
+    device's executor, like this runtime's Python, starves the executor
+    while the host issues hundreds of launches).  Kernels outside steps, and those with an unknown
+    launch time, are left out."""
+    cols = ["rank", "step", "scope", "type", "kernels", "ops", "held_ns", "starved_ns",
+            "overhead_ns", "names"]
     k = _select(kernels, rank)
     k = k[(k["launch_ns"] > 0) & (k["step"] >= 0)]
     if k.empty:
@@ -134,12 +140,15 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     tiny = (med < k["rank"].map(cost).fillna(0)).to_numpy()
     rk, st = k["rank"].to_numpy(), k["stream"].to_numpy()
     start, end = k["start_ns"].to_numpy(), (k["start_ns"] + k["dur_ns"]).to_numpy()
+    launch = k["launch_ns"].to_numpy()
     same = np.zeros(len(k), dtype=bool)
     same[1:] = (rk[1:] == rk[:-1]) & (st[1:] == st[:-1]) & tiny[:-1]
     gap = np.zeros(len(k), dtype="int64")
     gap[1:] = np.clip(start[1:] - end[:-1], 0, None)
     held = k["dur_ns"].to_numpy() + np.where(same, gap, 0)
-    t = with_ops(k.assign(held_ns=held)[tiny], ops)
+    starved = _starved(rk * 1024 + st, start, end, launch, tiny, same)
+    t = with_ops(k.assign(held_ns=held + starved, starved_ns=starved,
+                          overhead_ns=held + starved - k["dur_ns"].to_numpy())[tiny], ops)
     if t.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     # the scope the operator sits in (its path without its own name)
@@ -148,13 +157,62 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     t["scope"] = path.where(~own, path.str.rpartition("/")[0])
     g = t.groupby(["rank", "step", "scope", "type"], sort=False)
     out = g.agg(kernels=("held_ns", "size"), ops=("op_id", "nunique"),
-                held_ns=("held_ns", "sum")).reset_index()
+                held_ns=("held_ns", "sum"), starved_ns=("starved_ns", "sum"),
+                overhead_ns=("overhead_ns", "sum")).reset_index()
     by_name = t.groupby(["scope", "type", "name"], sort=False)["held_ns"].sum()
     names = {key: list(v.sort_values(ascending=False, kind="stable").index.get_level_values("name"))
              for key, v in by_name.groupby(level=["scope", "type"], sort=False)}
     out["names"] = [names[(a, b)] for a, b in zip(out["scope"], out["type"])]
     return out[cols].sort_values(["rank", "step", "held_ns"], ascending=[True, True, False],
                                  kind="stable").reset_index(drop=True)
+
+
+def _starved(rk, start, end, launch, tiny, same) -> np.ndarray:
+    """Per kernel (sorted by ``rk``, a rank and stream key, then start):
+    for the first kernel of each run of two or more tiny kernels, the time
+    its stream ran nothing while the host was launching the run and before
+    its first kernel started (from the run's first launch to the earlier of
+    its last launch and that start); 0 elsewhere.  Overlapping windows of
+    several runs count once, for the first run."""
+    out = np.zeros(len(rk), dtype="int64")
+    first = tiny & ~same                     # a run's first kernel
+    nxt = np.zeros(len(rk), dtype=bool)
+    nxt[:-1] = same[1:]                      # ... followed by another tiny one
+    heads = np.flatnonzero(first & nxt)
+    if not len(heads):
+        return out
+    run = np.cumsum(first)                   # run number of every kernel
+    t_run = run[tiny]
+    lg = pd.Series(launch[tiny]).groupby(t_run)
+    a = lg.min().reindex(run[heads]).to_numpy()
+    b = np.minimum(start[heads], lg.max().reindex(run[heads]).to_numpy())
+    keep = a < b
+    heads, a, b = heads[keep], a[keep], b[keep]
+    if not len(heads):
+        return out
+    # count each stretch of time once: clip each window to after the
+    # previous window of its rank
+    order = np.lexsort((a, rk[heads]))
+    heads, a, b = heads[order], a[order], b[order]
+    r = rk[heads]
+    reset = np.r_[True, r[1:] != r[:-1]]
+    prev_b = np.where(reset, np.iinfo("int64").min, np.r_[0, b[:-1]])
+    a = np.maximum(a, _running_max_by_group(prev_b, reset))
+    ok = a < b
+    busy = segments(pd.DataFrame({"rank": rk, "start_ns": start, "end_ns": end}))
+    q = pd.DataFrame({"rank": r[ok], "a": a[ok], "b": b[ok]})
+    out[heads[ok]] = (q["b"] - q["a"]).to_numpy() - covered(busy, q)
+    return out
+
+
+def _running_max_by_group(v: np.ndarray, reset: np.ndarray) -> np.ndarray:
+    """Running maximum of ``v`` that restarts where ``reset`` is true."""
+    out = np.empty_like(v)
+    cur = v[0] if len(v) else 0
+    for i in range(len(v)):  # one item per run of tiny kernels, not per kernel
+        cur = v[i] if reset[i] else max(cur, v[i])
+        out[i] = cur
+    return out
 
 
 def host_gaps_by_op(gaps: pd.DataFrame, ops: pd.DataFrame, n_steps: int) -> pd.DataFrame:

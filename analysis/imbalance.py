@@ -85,8 +85,9 @@ def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
 
 def links(comms: pd.DataFrame) -> pd.DataFrame:
     """Point-to-point bandwidth per ordered pair: ``src``, ``dst``,
-    ``messages``, ``bytes``, ``time_ns``, ``gbps`` (bytes / time_ns),
-    ``gbps_p50`` (the median message's bandwidth), ``ratio`` and ``slow``
+    ``messages``, ``bytes``, ``time_ns`` (and ``time_p50_ns``, the median
+    message's), ``gbps`` (bytes / time_ns), ``gbps_p50`` (the median
+    message's bandwidth), ``ratio`` and ``slow``
     (ratio below :data:`SLOW_LINK_RATIO`), slowest first.
 
     ``ratio`` is the pair's ``gbps_p50`` over the median ``gbps_p50`` of the
@@ -97,11 +98,13 @@ def links(comms: pd.DataFrame) -> pd.DataFrame:
     machine (a descheduled thread) do not make a link slow.  A pair can only
     be slow next to another link."""
     m = _comm.messages(comms)
-    cols = ["src", "dst", "messages", "bytes", "time_ns", "gbps", "gbps_p50", "ratio", "slow"]
+    cols = ["src", "dst", "messages", "bytes", "time_ns", "time_p50_ns", "gbps", "gbps_p50",
+            "ratio", "slow"]
     if m.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     out = m.groupby(["src", "dst"]).agg(messages=("bytes", "size"), bytes=("bytes", "sum"),
                                         time_ns=("time_ns", "sum"),
+                                        time_p50_ns=("time_ns", "median"),
                                         gbps_p50=("gbps", "median")).reset_index()
     out["gbps"] = out["bytes"] / out["time_ns"]
     link = (np.minimum(out["src"], out["dst"]).astype("int64") * (1 << 32)

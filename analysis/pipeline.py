@@ -63,8 +63,9 @@ def bubble_waits(kernels: pd.DataFrame, comms: pd.DataFrame, steps: pd.DataFrame
 
 
 def stage_stats(step_df: pd.DataFrame, comms: pd.DataFrame, waits: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: ``steps``, ``step_ns``, ``compute_ns``, ``bubble_ns`` (mean
-    per step), ``bubble_ratio``, ``fill_ns``/``drain_ns``/``steady_ns``
+    """Per stage: ``steps``, ``step_ns``, ``compute_ns``, ``bubble_ns`` (median
+    per step), ``bubble_ratio`` (median over steps of bubble / step),
+    ``fill_ns``/``drain_ns``/``steady_ns``
     (exposed waits per step by phase), ``micro_batches`` (messages per step
     from the previous stage, or to the next one for the first stage) and
     ``ideal_ratio`` (GPipe's bubble for that many stages and micro-batches)."""
@@ -75,9 +76,11 @@ def stage_stats(step_df: pd.DataFrame, comms: pd.DataFrame, waits: pd.DataFrame)
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     s = step_df[step_df["rank"].isin(st)]
     g = s.groupby("rank")
-    out = pd.DataFrame({"steps": g.size(), "step_ns": g["step_ns"].mean(),
-                        "compute_ns": g["compute_ns"].mean(), "bubble_ns": g["bubble_ns"].mean()})
-    out["bubble_ratio"] = out["bubble_ns"] / out["step_ns"]
+    # the typical step: medians (a warm-up step can last several others)
+    out = pd.DataFrame({"steps": g.size(), "step_ns": g["step_ns"].median(),
+                        "compute_ns": g["compute_ns"].median(),
+                        "bubble_ns": g["bubble_ns"].median()})
+    out["bubble_ratio"] = (s["bubble_ns"] / s["step_ns"]).groupby(s["rank"]).median()
     ph = waits.pivot_table(index="rank", columns="phase", values="exposed_ns", aggfunc="sum")
     for p in ("fill", "drain", "steady"):
         col = ph[p] if p in ph else pd.Series(dtype="float64")
