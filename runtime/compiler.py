@@ -146,20 +146,25 @@ def _stream_waits(graph: Graph) -> list[bool]:
     return waits
 
 
-# MSRT_SLOW_FACTOR's sleep still owed by this process's slowed kernels (the
-# compute stream's thread is the only one that runs them).
+# MSRT_SLOW_FACTOR's extra time still owed by this process's slowed kernels
+# (the compute stream's thread is the only one that runs them), and the most
+# overshoot that later kernels pay back: milliseconds mean the machine was
+# busy, and paying those back would take the slowdown out of whole steps.
 _owed = [0.0]
+_PAYBACK_S = 0.0005
 
 
 def _slowed(kernel, factor: float):
-    """MSRT_SLOW_FACTOR: the kernel, then a sleep of (factor - 1) x its time.
+    """MSRT_SLOW_FACTOR: the kernel, then (factor - 1) x its time more.
 
-    A sleep overshoots by tens of microseconds (timer slack), as much as a
-    small kernel lasts, so sleeping per kernel would slow a graph of small
-    kernels far more than ``factor``.  The sleep owed is carried from kernel
-    to kernel instead, and what a sleep overshot is paid back by the next
-    ones: the slowed rank's kernels take ``factor`` x their time in total,
-    per step to within one overshoot."""
+    The extra time is spent yielding the processor in a loop (``sleep(0)``,
+    which releases the GIL), not in one sleep: a sleep overshoots by tens
+    of microseconds (timer slack) -- a small kernel's whole length -- and by
+    milliseconds on a busy machine (the wake-up waits for a core), and the
+    kernel after it starts with cold caches; a yielding thread stays
+    runnable, so it is as slow as a device doing more work, and a busy
+    machine stretches it no more than the kernel itself.  What a kernel
+    overshoots (up to ``_PAYBACK_S``) the next ones pay back."""
     import time
     now, sleep, extra, owed = time.perf_counter, time.sleep, factor - 1.0, _owed
 
@@ -167,11 +172,12 @@ def _slowed(kernel, factor: float):
         t = now()
         kernel()
         t1 = now()
-        debt = owed[0] + (t1 - t) * extra
-        if debt > 0:
-            sleep(debt)
-            debt -= now() - t1
-        owed[0] = debt
+        until = t1 + owed[0] + (t1 - t) * extra
+        t2 = t1
+        while t2 < until:
+            sleep(0)
+            t2 = now()
+        owed[0] = max(until - t2, -_PAYBACK_S)
     return slow_kernel
 
 
