@@ -25,7 +25,7 @@ import pandas as pd
 
 from msprof.analysis import memo
 from msprof.analysis.groupstats import Groups
-from msprof.analysis.intervals import Timeline, covered, segments
+from msprof.analysis.intervals import covered, rank_chunks, rank_start_order, segments
 from msprof.analysis.opstats import op_groups, operators, with_ops
 
 
@@ -35,20 +35,37 @@ def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
 
 def launch_cost(kernels: pd.DataFrame) -> pd.Series:
     """Per rank: median ns between consecutive kernel launches."""
-    return memo.once("launch_cost", (kernels,), lambda: _launch_cost(kernels))
+    return memo.once("launch_cost", (kernels,), lambda: _cost(
+        kernels["rank"].to_numpy(), kernels["launch_ns"].to_numpy(dtype="int64")))
 
 
-def _launch_cost(kernels: pd.DataFrame) -> pd.Series:
-    launch = kernels["launch_ns"].to_numpy(dtype="int64")
+def _cost(rank: np.ndarray, launch: np.ndarray) -> pd.Series:
+    """:func:`launch_cost` of kernels given as arrays."""
     known = launch > 0
     if not known.any():
         return pd.Series(dtype="float64")
-    rank = kernels["rank"].to_numpy()[known]
-    t = Timeline(rank, launch[known])            # sorted by rank, then launch
-    same = t.rank[1:] == t.rank[:-1]
-    gaps = Groups(np.searchsorted(t.ranks, t.rank[1:][same]), len(t.ranks))
-    index = pd.Index(t.ranks.astype(rank.dtype), name="rank")
-    return pd.Series(gaps.median(np.diff(t.t)[same]), index=index, name="launch_ns")
+    if not known.all():
+        rank, launch = rank[known], launch[known]
+    codes, ranks = pd.factorize(rank, sort=True)
+    lo = int(launch.min())
+    span = int(launch.max()) - lo + 1
+    if span * len(ranks) < 2**62:
+        # Only the launch times in order matter, not which kernel: sort one
+        # packed (rank, launch) key instead of sorting rows.
+        key = codes.astype("int64") * span
+        del codes
+        key += launch - lo
+        key.sort()
+        code = key // span
+        t = key - code * span
+        del key
+    else:
+        order = np.lexsort((launch, codes))
+        code, t = codes[order], launch[order]
+    same = code[1:] == code[:-1]
+    gaps = Groups(code[1:][same], len(ranks))
+    index = pd.Index(ranks, name="rank")
+    return pd.Series(gaps.median(np.diff(t)[same]), index=index, name="launch_ns")
 
 
 def _launches(kernels: pd.DataFrame):
@@ -129,26 +146,41 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     cols = ["rank", "step", "scope", "type", "kernels", "ops", "held_ns", "starved_ns",
             "overhead_ns", "names"]
     k = _select(kernels, rank)
-    k = k[(k["launch_ns"] > 0) & (k["step"] >= 0)]
-    if k.empty:
+    launch = k["launch_ns"].to_numpy(dtype="int64")
+    use = (launch > 0) & (k["step"].to_numpy() >= 0)
+    if not use.any():
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-    cost = launch_cost(k)
-    k = k.sort_values(["rank", "stream", "start_ns"], kind="stable")
+    rk_all = k["rank"].to_numpy()
+    cost = _cost(rk_all[use], launch[use])
     # tiny operators: their median kernel is shorter than the launch cost
-    # (every call counts, the ones a busy machine stretched too)
-    med = k.groupby(["rank", "op_id"])["dur_ns"].transform("median")
-    tiny = (med < k["rank"].map(cost).fillna(0)).to_numpy()
-    rk, st = k["rank"].to_numpy(), k["stream"].to_numpy()
-    start, end = k["start_ns"].to_numpy(), (k["start_ns"] + k["dur_ns"]).to_numpy()
-    launch = k["launch_ns"].to_numpy()
-    same = np.zeros(len(k), dtype=bool)
-    same[1:] = (rk[1:] == rk[:-1]) & (st[1:] == st[:-1]) & tiny[:-1]
-    gap = np.zeros(len(k), dtype="int64")
-    gap[1:] = np.clip(start[1:] - end[:-1], 0, None)
-    held = k["dur_ns"].to_numpy() + np.where(same, gap, 0)
-    starved = _starved(rk * 1024 + st, start, end, launch, tiny, same)
-    t = with_ops(k.assign(held_ns=held + starved, starved_ns=starved,
-                          overhead_ns=held + starved - k["dur_ns"].to_numpy())[tiny], ops)
+    # (every call counts, the ones a busy machine stretched too); per
+    # operator, on its code (no groupby over the kernels)
+    codes, table = operators(k, ops)
+    dur = k["dur_ns"].to_numpy(dtype="int64")
+    med = Groups(codes[use], len(table)).median(dur[use])
+    tiny_all = (med < cost.reindex(table["rank"].to_numpy()).fillna(0).to_numpy())[codes]
+    st_all, start_all = k["stream"].to_numpy(), k["start_ns"].to_numpy(dtype="int64")
+    # The kernels used, by rank, stream, then start (ties keep the table's
+    # order), a chunk of whole ranks at a time: runs never span ranks.
+    by_start = rank_start_order(k)
+    by_start = by_start[use[by_start]]
+    parts = []
+    for c in rank_chunks(rk_all[by_start]):
+        rows = by_start[c]
+        rows = rows[np.lexsort((st_all[rows], rk_all[rows]))]
+        rk, st, tiny = rk_all[rows], st_all[rows], tiny_all[rows]
+        start, d = start_all[rows], dur[rows]
+        end = start + d
+        same = np.zeros(len(rows), dtype=bool)
+        same[1:] = (rk[1:] == rk[:-1]) & (st[1:] == st[:-1]) & tiny[:-1]
+        gap = np.zeros(len(rows), dtype="int64")
+        gap[1:] = np.clip(start[1:] - end[:-1], 0, None)
+        held = d + np.where(same, gap, 0)
+        starved = _starved(rk * 1024 + st, start, end, launch[rows], tiny, same)
+        parts.append((rows[tiny], (held + starved)[tiny], starved[tiny],
+                      (held + starved - d)[tiny]))
+    rows, held, starved, overhead = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    t = with_ops(k.take(rows).assign(held_ns=held, starved_ns=starved, overhead_ns=overhead), ops)
     if t.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     # the scope the operator sits in (its path without its own name)
