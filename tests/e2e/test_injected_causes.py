@@ -1,0 +1,256 @@
+"""Injected causes, found: real profiled runs (eBPF backend, mpiexec ranks)
+with one known cause each, and the ranked findings must put that cause
+first, with the right ranks or operators and a size within 10 % of the
+size the injection implies (worked out from the injection, never from the
+analysis):
+
+slow rank     MSRT_SLOW_RANK=1 MSRT_SLOW_FACTOR=2: rank 1's compute per
+              step is 2x the other rank's.
+comm          MSRT_COMM_DELAY_US=d: each of the step's n collectives (the
+              script reports them: the loss and one gradient bucket) takes
+              d longer with nothing to hide it: exposed communication n x d
+              per step.
+pipeline      GPipe, S = 2 equal stages, M = 4 micro-batches: bubble
+              (S - 1) / (M + S - 1) = 20 % of the step (an expected
+              failure: the runtime's schedule is not quite GPipe, see the
+              test).
+leak          MSRT_LEAK_BYTES=b: b bytes per step and rank, b x steps in
+              all, charged to the operator the runtime allocates them in
+              (the script reports its id) and allocated while that
+              operator is launched.
+tiny ops      MSRT_TINY_OPS=n: n one-element Fill kernels per step in
+              net/tiny, and what fusing them gives back is what they cost:
+              the median step minus the median step of the same run
+              without them.
+slow link     MSRT_SLOW_LINK=1-2 MSRT_SLOW_LINK_US=d, a 3-stage pipeline:
+              every message between stages 1 and 2 (M activations forward,
+              M gradients back per step) takes d longer: 2 M d per step.
+clean         data-parallel LeNet with overlapped buckets: no finding above
+              info.
+
+Every rank shares two cores with the others and with the collector, so
+the runs are kept short and the models small but compute-bound, and
+MPICH is told to sleep between polls while a rank waits
+(MPIR_CVAR_CH4_PROGRESS_THROTTLE): a busy-polling rank would otherwise
+take the core of the very rank it waits for.  The findings judge the
+typical (median) step, so the warm-up step does not count.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import msprof
+from conftest import run_msprof
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "injected.py"
+QUIET_MPI = {"MPIR_CVAR_CH4_PROGRESS_THROTTLE": "1"}
+ALARM = ("error", "warning")      # severities that raise an alarm; "info" does not
+
+SLOW_FACTOR = 2.0
+COMM_DELAY_US = 30_000
+LEAK_BYTES = 65_536
+TINY_OPS = 1000
+LINK_DELAY_US = 20_000
+STAGES, MICRO = 2, 4
+
+
+@dataclass
+class Run:
+    prof: object
+    info: dict                   # what the script reports about itself (rank 0)
+    findings: list
+
+    @property
+    def top(self) -> dict:
+        assert self.findings, "no finding at all"
+        return self.findings[0]
+
+
+def profiled(factory, name: str, n: int, *args, env=None) -> Run:
+    out = factory.mktemp(name) / "profile"
+    r = run_msprof("run", "-n", n, "-o", out, "--backend", "ebpf", SCRIPT, *args,
+                   env={**QUIET_MPI, **(env or {})}, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    prof = msprof.load(out)
+    assert prof.meta["backend"] == "ebpf" and prof.meta["lost_events"] == 0
+    assert sorted(x["rank"] for x in prof.meta["ranks"]) == list(range(n))
+    return Run(prof, info, prof.findings())
+
+
+def within(measured: float, expected: float, tol: float = 0.10) -> bool:
+    return abs(measured - expected) <= tol * abs(expected)
+
+
+def show(run: Run) -> str:
+    return "\n".join(f"{f['severity']} {f['kind']} {f['ranks']} {f['ops'][:3]} "
+                     f"{f['impact_ns']}: {f['message']}" for f in run.findings)
+
+
+# -- the profiled runs, one per scenario ---------------------------------------
+
+@pytest.fixture(scope="module")
+def slow_rank(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "slow", 2, "dp", "--width", 512, "--batch", 128,
+                    "--steps", 24, env={"MSRT_SLOW_RANK": "1",
+                                       "MSRT_SLOW_FACTOR": str(SLOW_FACTOR)})
+
+
+@pytest.fixture(scope="module")
+def comm_delay(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "comm", 2, "dp", "--width", 128, "--batch", 128,
+                    "--steps", 6, env={"MSRT_COMM_DELAY_US": str(COMM_DELAY_US)})
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "pipeline", STAGES, "pipeline", "--width", 512,
+                    "--layers-per-stage", 2, "--batch", 256, "--micro", MICRO, "--steps", 8)
+
+
+@pytest.fixture(scope="module")
+def leak(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "leak", 2, "dp", "--width", 64, "--batch", 32,
+                    "--steps", 6, env={"MSRT_LEAK_BYTES": str(LEAK_BYTES)})
+
+
+SMALL_MLP = ("dp", "--width", 64, "--batch", 32, "--steps", 12)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "tiny", 2, *SMALL_MLP, env={"MSRT_TINY_OPS": str(TINY_OPS)})
+
+
+@pytest.fixture(scope="module")
+def tiny_baseline(tmp_path_factory, ebpf_ready):
+    """The tiny-ops run without the tiny ops."""
+    return profiled(tmp_path_factory, "tiny_base", 2, *SMALL_MLP)
+
+
+@pytest.fixture(scope="module")
+def slow_link(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "link", 3, "pipeline", "--width", 256,
+                    "--layers-per-stage", 1, "--batch", 64, "--micro", MICRO, "--steps", 6,
+                    env={"MSRT_SLOW_LINK": "1-2", "MSRT_SLOW_LINK_US": str(LINK_DELAY_US)})
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "clean", 2, "dp", "--model", "lenet", "--overlap",
+                    "--bucket-bytes", 65536, "--batch", 128, "--steps", 30)
+
+
+# -- each cause is the top finding, sized ---------------------------------------
+
+@pytest.mark.ebpf
+def test_slow_rank(slow_rank):
+    top = slow_rank.top
+    assert top["kind"] == "slow_rank" and top["ranks"] == [1], show(slow_rank)
+    ev = top["evidence"]
+    ratio = ev["compute_ns"] / ev["others_ns"]
+    assert within(ratio, SLOW_FACTOR), (ratio, show(slow_rank))
+    # what-if: rank 1 at the others' speed saves its excess, (factor - 1) x theirs
+    assert within(top["impact_ns"], (SLOW_FACTOR - 1) * ev["others_ns"], 0.2), show(slow_rank)
+
+
+@pytest.mark.ebpf
+def test_communication_bottleneck(comm_delay):
+    top = comm_delay.top
+    comm_ops = comm_delay.info["comm_ops"]
+    assert len(comm_ops) == 2
+    assert top["kind"] == "exposed_comm", show(comm_delay)
+    assert set(top["ops"]) == set(comm_ops) and top["ranks"] == [0, 1]
+    expected = len(comm_ops) * COMM_DELAY_US * 1000
+    assert within(top["impact_ns"], expected), (top["impact_ns"], expected, show(comm_delay))
+
+
+@pytest.mark.ebpf
+def test_pipeline_bubble(pipeline):
+    top = pipeline.top
+    assert top["kind"] == "pipeline_bubble" and top["ranks"] == [0, 1], show(pipeline)
+    st = pipeline.prof.pipeline()
+    assert (st["micro_batches"] == MICRO).all()
+    assert st["ideal_ratio"].tolist() == pytest.approx([(STAGES - 1) / (MICRO + STAGES - 1)] * 2)
+    assert top["evidence"]["bubble_ratio"] == pytest.approx(st["bubble_ratio"].max())
+
+
+@pytest.mark.ebpf
+@pytest.mark.xfail(reason="the runtime's pipeline schedule is not textbook GPipe: the last stage "
+                   "only receives during the forward pass (its forward runs inside its "
+                   "backward), and the first stage computes no input gradient, so stage 0 "
+                   "waits for every micro-batch's gradient beyond the fill: its bubble is "
+                   "27-30 % here, not (S - 1) / (M + S - 1) = 20 %", strict=False)
+def test_pipeline_bubble_is_gpipes(pipeline):
+    expected = (STAGES - 1) / (MICRO + STAGES - 1)
+    measured = pipeline.top["evidence"]["bubble_ratio"]
+    assert within(measured, expected), (measured, expected, show(pipeline))
+
+
+@pytest.mark.ebpf
+def test_memory_leak(leak):
+    top = leak.top
+    op = leak.info["leak_op"]
+    steps = leak.info["steps"]
+    assert top["kind"] == "memory_leak" and top["severity"] == "error", show(leak)
+    assert top["ranks"] == [0, 1] and top["ops"][0] == op["name"]
+    ev = top["evidence"]
+    assert ev["op_id"] == op["op_id"] and ev["bytes_per_step"] == LEAK_BYTES
+    assert ev["bytes_by_rank"] == {0: LEAK_BYTES * steps, 1: LEAK_BYTES * steps}
+    # allocated while its operator was launched: after the op before it,
+    # before the operator itself, in every step
+    prof = leak.prof
+    m = prof.memory
+    blocks = m[(m["op_id"] == op["op_id"]) & (m["size"] == LEAK_BYTES)]
+    assert len(blocks) == 2 * steps
+    k = prof.kernels[prof.kernels["step"] >= 0]
+    for (rank, step), ks in k.groupby(["rank", "step"]):
+        ks = ks.sort_values("launch_ns")
+        mine = ks[ks["op_id"] == op["op_id"]]
+        assert len(mine) == 1 and ks["op_id"].iloc[-1] == op["op_id"]
+        before, at = ks["launch_ns"].iloc[-2], mine["launch_ns"].iloc[0]
+        b = blocks[blocks["rank"] == rank]
+        assert ((b["ts_ns"] > before) & (b["ts_ns"] < at)).sum() == 1, (rank, step)
+
+
+def typical_step(run: Run) -> float:
+    """The median step (wall time between step_begin and step_end, as
+    recorded), over the ranks' steps."""
+    return float(run.prof.steps["dur_ns"].median())
+
+
+@pytest.mark.ebpf
+def test_tiny_host_bound_ops(tiny, tiny_baseline):
+    top = tiny.top
+    assert top["kind"] == "tiny_ops" and top["ranks"] == [0, 1], show(tiny)
+    ev = top["evidence"]
+    assert (ev["scope"], ev["type"]) == ("net/tiny", "Fill")
+    assert within(ev["kernels_per_step"], TINY_OPS), ev
+    ops = tiny.prof.ops
+    named = ops[ops["name"].isin(top["ops"])]
+    assert len(top["ops"]) >= 1 and (named["type"] == "Fill").all()
+    assert named["scope"].str.startswith("net/tiny/").all()
+    # fusing them gives back what they cost: the step without them
+    expected = typical_step(tiny) - typical_step(tiny_baseline)
+    assert within(top["impact_ns"], expected), (top["impact_ns"], expected, show(tiny))
+
+
+@pytest.mark.ebpf
+def test_slow_link(slow_link):
+    top = slow_link.top
+    assert top["kind"] == "slow_link" and top["ranks"] == [1, 2], show(slow_link)
+    expected = 2 * MICRO * LINK_DELAY_US * 1000
+    assert within(top["impact_ns"], expected), (top["impact_ns"], expected, show(slow_link))
+    links = slow_link.prof.links()
+    slow = {tuple(sorted(p)) for p in links[links["slow"]][["src", "dst"]].values.tolist()}
+    assert slow == {(1, 2)}, links
+
+
+@pytest.mark.ebpf
+def test_clean_run_raises_no_alarm(clean):
+    alarms = [f for f in clean.findings if f["severity"] in ALARM]
+    assert alarms == [], show(clean)
