@@ -124,7 +124,8 @@ def host_bound(devices: pd.DataFrame, gaps: pd.DataFrame, names: dict,
         host_gap_frac=float(worst["host_gap_frac"]))]
 
 
-def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame, cost: pd.Series | None = None) -> list[dict]:
+def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
+             cost: pd.Series | None = None) -> list[dict]:
     """A group of tiny operators (same scope and type; operators whose
     kernels are shorter than it takes to launch one) holding the device for
     a large share of the step: launch and dispatch overhead, no work.
@@ -323,7 +324,8 @@ def slow_link(links: pd.DataFrame, groups: pd.DataFrame, steps_per_rank: float) 
     if len(hit):
         r = hit.iloc[0]
         a, b = sorted((int(r["src"]), int(r["dst"])))
-        both = hit[((hit["src"] == a) & (hit["dst"] == b)) | ((hit["src"] == b) & (hit["dst"] == a))]
+        both = hit[((hit["src"] == a) & (hit["dst"] == b))
+                   | ((hit["src"] == b) & (hit["dst"] == a))]
         # per step: its messages, each the median message's time, at the
         # other links' speed
         t = both["time_p50_ns"] * both["messages"] if "time_p50_ns" in both else both["time_ns"]
@@ -352,17 +354,35 @@ def slow_link(links: pd.DataFrame, groups: pd.DataFrame, steps_per_rank: float) 
     return out
 
 
-def pipeline_bubble(stages: pd.DataFrame) -> list[dict]:
+def pipeline_bubble(stages: pd.DataFrame, causes: pd.DataFrame | None = None) -> list[dict]:
     """A pipeline whose stages sit idle waiting on each other.  What-if:
     the bottleneck stage (most compute) without its bubble; and the GPipe
-    bubble with twice the micro-batches."""
+    bubble with twice the micro-batches.  ``causes`` (from
+    :func:`msprof.analysis.pipeline.causes`) names who waits for whom in
+    the steady state."""
     if stages.empty or stages["bubble_ratio"].max() < BUBBLE_FRAC:
         return []
     neck = stages.loc[stages["compute_ns"].idxmax()]
     worst = stages.loc[stages["bubble_ratio"].idxmax()]
     p, m = len(stages), worst["micro_batches"]
     steady = stages["steady_ns"].sum() / max(stages["bubble_ns"].sum(), 1)
-    if steady > 0.5:
+    st_of = dict(zip(stages["rank"], stages["stage"]))
+    top = None
+    if causes is not None and len(causes):
+        sc = causes[causes["phase"] == "steady"]
+        top = sc.iloc[0] if len(sc) else None
+    if steady > 0.5 and top is not None and top["rank"] in st_of and top["waited_for"] in st_of:
+        a, b = int(st_of[top["rank"]]), int(st_of[top["waited_for"]])
+        way = "activations" if b < a else "gradients"
+        per = top["waits"] / max(worst["steps"], 1)
+        cause = (f"mostly steady-state waits: stage {a} waits {fmt_ns(top['per_step_ns'])}/step "
+                 f"for stage {b}'s {way} beyond the fill and drain ({per:.0f} "
+                 f"waits a step: stage {b} takes longer per micro-batch in that pass; stage "
+                 f"imbalance, compute per step {fmt_ns(stages['compute_ns'].min())} to "
+                 f"{fmt_ns(stages['compute_ns'].max())})")
+        rec = ("rebalance the work of each pass (forward, backward) across stages, "
+               "per micro-batch")
+    elif steady > 0.5:
         slow = stages.loc[stages["compute_ns"].idxmax()]
         cause = (f"mostly steady-state waits: stage {int(slow['stage'])} computes "
                  f"{fmt_ns(slow['compute_ns'])}/step vs {fmt_ns(stages['compute_ns'].median())} "
@@ -488,7 +508,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             out += slow_rank(profile.slow_ranks(), devices)
             links = slow_link(profile.links(), profile.groups(), devices["steps"].median())
             out += links
-            out += pipeline_bubble(profile.pipeline())
+            out += pipeline_bubble(profile.pipeline(), profile.bubble_causes())
         else:
             links = []
         if len(comms):
