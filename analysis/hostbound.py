@@ -73,12 +73,16 @@ def _launches(kernels: pd.DataFrame):
     ``tiny`` (shorter than their rank's launch cost) and the position of
     their rank in :func:`launch_cost`'s index."""
     launch = kernels["launch_ns"].to_numpy(dtype="int64")
-    rows = np.flatnonzero(launch > 0)
-    start = kernels["start_ns"].to_numpy(dtype="int64")[rows]
-    queue = np.maximum(start - launch[rows], 0)
-    dur = kernels["dur_ns"].to_numpy(dtype="int64")[rows]
+    known = launch > 0
+    rows = np.flatnonzero(known)
+    # Every launch known (the usual case): the columns as they are, no copies.
+    pick = (lambda a: a) if len(rows) == len(known) else (lambda a: a[rows])
+    del known
+    start = pick(kernels["start_ns"].to_numpy(dtype="int64"))
+    queue = np.maximum(start - pick(launch), 0)
+    dur = pick(kernels["dur_ns"].to_numpy(dtype="int64"))
     cost = launch_cost(kernels)
-    at = np.searchsorted(cost.index.to_numpy(), kernels["rank"].to_numpy()[rows])
+    at = np.searchsorted(cost.index.to_numpy(), pick(kernels["rank"].to_numpy()))
     own = np.nan_to_num(cost.to_numpy()[at], nan=0.0) if len(rows) else np.zeros(0)
     return rows, queue, dur, dur < own, at
 
@@ -151,7 +155,11 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     if not use.any():
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     rk_all = k["rank"].to_numpy()
-    cost = _cost(rk_all[use], launch[use])
+    known = launch > 0
+    # Usually every kernel with a known launch is inside a step: the cost is
+    # then launch_cost's, kept per profile table.
+    cost = launch_cost(k) if (use == known).all() else _cost(rk_all[use], launch[use])
+    del known
     # tiny operators: their median kernel is shorter than the launch cost
     # (every call counts, the ones a busy machine stretched too); per
     # operator, on its code (no groupby over the kernels)

@@ -86,7 +86,12 @@ def _at_peaks(m: pd.DataFrame):
     """Per rank of ``m``: ``rank``, ``peak`` (the first highest ``in_use`` in
     time order), ``peak_ns`` and ``final``; and for each block of
     :func:`blocks` whether it was live at its rank's peak, and its rank's
-    row."""
+    row.  Kept per profile table (callers must not modify them)."""
+    pk, live, code = memo.once("at_peaks", (m,), lambda: _peaks(m))
+    return pk.copy(), live, code
+
+
+def _peaks(m: pd.DataFrame):
     t = Timeline(m["rank"].to_numpy(), m["ts_ns"].to_numpy())   # by rank, then time
     in_use = m["in_use"].to_numpy(dtype="int64")[t.order]
     starts, ends = t.bounds[:-1], t.bounds[1:]
