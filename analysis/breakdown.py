@@ -23,7 +23,7 @@ A kernel with an unknown launch time (``launch_ns`` <= 0) counts as launched
 long ago, so gaps it ends are idle, never host-bound.  Kernels are assigned
 to step windows by time (not by their ``step`` column), so a kernel launched
 in one step and run in the next counts where it ran; see
-:func:`msprof.analysis.intervals.clip_to_windows` for boundary cases.
+:func:`msprof.analysis.intervals.pieces` for boundary cases.
 
 ``busy_ns`` further splits by what ran, so that
 ``compute_ns + exposed_comm_ns + bubble_ns + host_gap_ns + idle_ns ==
@@ -53,7 +53,7 @@ import pandas as pd
 
 from msprof.analysis import comm as _comm
 from msprof.analysis.intervals import (Timeline, Windows, pieces, rank_chunks,
-                                      rank_start_order, union_line, windows)
+                                      rank_start_order, union_line)
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
 COMM_STREAM = _comm.COMM_STREAM
@@ -267,17 +267,17 @@ def _memory_peaks(memory: pd.DataFrame, win: Windows) -> pd.arrays.IntegerArray:
     peak = np.zeros(len(win), dtype="int64")
     has = np.zeros(len(win), dtype=bool)
     if not memory.empty and len(win):
-        rank, ts, in_use = (_i64(memory, c) for c in ("rank", "ts_ns", "in_use"))
-        w = win.holding(rank, ts)
+        events = Timeline(_i64(memory, "rank"), _i64(memory, "ts_ns"))  # by rank, then time
+        ts, in_use = events.t, _i64(memory, "in_use")[events.order]
+        w = win.holding(events.rank, ts, by_rank=True)
         inside = w >= 0
         inside[inside] = ts[inside] < win.end[w[inside]]
         during = np.full(len(win), np.iinfo("int64").min)
         np.maximum.at(during, w[inside], in_use[inside])
         has[w[inside]] = True
-        events = Timeline(rank, ts)
         # The level at the window's start: the latest event at or before it.
         i = events.latest(win.rank, win.start, by_rank=True)
-        carried = np.where(i >= 0, in_use[events.order[i]], np.iinfo("int64").min)
+        carried = np.where(i >= 0, in_use[i], np.iinfo("int64").min)
         has |= i >= 0
         peak = np.maximum(during, carried)
     return pd.arrays.IntegerArray(np.where(has, peak, 0), ~has)

@@ -18,16 +18,6 @@ import pandas as pd
 
 from msprof.analysis import memo
 
-
-def windows(steps: pd.DataFrame) -> pd.DataFrame:
-    """Step windows ``[win_start, win_end)`` per rank, sorted for joining."""
-    w = steps[["rank", "step", "start_ns", "dur_ns"]].rename(
-        columns={"step": "win_step", "start_ns": "win_start", "dur_ns": "win_ns"}
-    )
-    w = w.assign(win_end=w["win_start"] + w["win_ns"])
-    return w.sort_values("win_start", kind="stable").reset_index(drop=True)
-
-
 CHUNK = 1 << 20   # rows per pass over a big table: bounds the temporaries
 
 
@@ -123,6 +113,30 @@ class Windows(Timeline):
         return self.off[w] - self.start[w]
 
 
+def rank_start_order(kernels: pd.DataFrame) -> np.ndarray:
+    """The rows of ``kernels`` sorted by rank, then start (ties keep the
+    table's order).  Several analyses walk the kernels in that order: the
+    sort is done once per profile table."""
+    return memo.once("rank_start_order", (kernels,), lambda: np.lexsort(
+        (kernels["start_ns"].to_numpy(), kernels["rank"].to_numpy())))
+
+
+def rank_chunks(rank: np.ndarray, size: int = CHUNK) -> list[slice]:
+    """Slices of rows sorted by rank, each of whole ranks and of about
+    ``size`` rows (a rank with more is a slice of its own): what to work on
+    at a time to keep temporaries small."""
+    if not len(rank):
+        return []
+    starts = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
+    out, a = [], 0
+    while a < len(rank):
+        i = np.searchsorted(starts, a + size, side="left")
+        b = int(starts[i]) if i < len(starts) else len(rank)
+        out.append(slice(a, b))
+        a = b
+    return out
+
+
 def pieces(win: Windows, rank, start, end, by_rank: bool = False):
     """Cuts intervals ``[start, end)`` to the step windows of their rank.
 
@@ -168,22 +182,6 @@ def pieces(win: Windows, rank, start, end, by_rank: bool = False):
             np.insert(e1, at, e2))
 
 
-def rank_chunks(rank: np.ndarray, size: int = CHUNK) -> list[slice]:
-    """Slices of rows sorted by rank, each of whole ranks and of about
-    ``size`` rows (a rank with more is a slice of its own): what to work on
-    at a time to keep temporaries small."""
-    if not len(rank):
-        return []
-    starts = np.flatnonzero(np.r_[True, rank[1:] != rank[:-1]])
-    out, a = [], 0
-    while a < len(rank):
-        i = np.searchsorted(starts, a + size, side="left")
-        b = int(starts[i]) if i < len(starts) else len(rank)
-        out.append(slice(a, b))
-        a = b
-    return out
-
-
 def union_line(s: np.ndarray, e: np.ndarray):
     """Merges intervals sorted by ``s`` into their union (touching
     intervals merge).  Returns ``(first, end)``: the position of each merged
@@ -197,44 +195,6 @@ def union_line(s: np.ndarray, e: np.ndarray):
     first = np.flatnonzero(new)
     last = np.append(first[1:] - 1, len(s) - 1)
     return first, reach[last]
-
-
-def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
-    """For each query ``[a, b)`` of ``q`` (columns ``rank``, ``a``, ``b``),
-    how much of it lies inside the segments of its rank (``segs``: columns
-    ``rank``, ``s``, ``e``; disjoint, as :func:`segments` gives them).  A loop
-    per rank; each rank's queries are answered with a binary search over a
-    prefix sum of its segment lengths."""
-    out = np.zeros(len(q), dtype="int64")
-    if q.empty or segs.empty:
-        return out
-    qr = q["rank"].to_numpy()
-    qa, qb = q["a"].to_numpy(), q["b"].to_numpy()
-    for rank, sg in segs.groupby("rank", sort=False):
-        sel = np.flatnonzero(qr == rank)
-        if not len(sel):
-            continue
-        sg = sg.sort_values("s", kind="stable")
-        s, e = sg["s"].to_numpy(), sg["e"].to_numpy()
-        before = np.concatenate([[0], np.cumsum(e - s)])
-
-        def upto(t):
-            i = np.searchsorted(s, t, side="right") - 1
-            ok = i >= 0
-            ic = np.where(ok, i, 0)
-            part = np.clip(np.minimum(t, e[ic]) - s[ic], 0, None)
-            return np.where(ok, before[ic] + part, 0)
-
-        out[sel] = upto(qb[sel]) - upto(qa[sel])
-    return out
-
-
-def rank_start_order(kernels: pd.DataFrame) -> np.ndarray:
-    """The rows of ``kernels`` sorted by rank, then start (ties keep the
-    table's order).  Several analyses walk the kernels in that order: the
-    sort is done once per profile table."""
-    return memo.once("rank_start_order", (kernels,), lambda: np.lexsort(
-        (kernels["start_ns"].to_numpy(), kernels["rank"].to_numpy())))
 
 
 def segments(iv: pd.DataFrame) -> pd.DataFrame:
@@ -267,3 +227,33 @@ def _segments(rank, s, e):
     sh = np.repeat(base - lo, sizes)
     first, end = union_line(s + sh, e + sh)
     return rank[first], s[first], end - sh[first]
+
+
+def covered(segs: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
+    """For each query ``[a, b)`` of ``q`` (columns ``rank``, ``a``, ``b``),
+    how much of it lies inside the segments of its rank (``segs``: columns
+    ``rank``, ``s``, ``e``; disjoint, as :func:`segments` gives them).  A loop
+    per rank; each rank's queries are answered with a binary search over a
+    prefix sum of its segment lengths."""
+    out = np.zeros(len(q), dtype="int64")
+    if q.empty or segs.empty:
+        return out
+    qr = q["rank"].to_numpy()
+    qa, qb = q["a"].to_numpy(), q["b"].to_numpy()
+    for rank, sg in segs.groupby("rank", sort=False):
+        sel = np.flatnonzero(qr == rank)
+        if not len(sel):
+            continue
+        sg = sg.sort_values("s", kind="stable")
+        s, e = sg["s"].to_numpy(), sg["e"].to_numpy()
+        before = np.concatenate([[0], np.cumsum(e - s)])
+
+        def upto(t):
+            i = np.searchsorted(s, t, side="right") - 1
+            ok = i >= 0
+            ic = np.where(ok, i, 0)
+            part = np.clip(np.minimum(t, e[ic]) - s[ic], 0, None)
+            return np.where(ok, before[ic] + part, 0)
+
+        out[sel] = upto(qb[sel]) - upto(qa[sel])
+    return out
