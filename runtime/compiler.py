@@ -155,7 +155,14 @@ _PAYBACK_S = 0.0005
 
 
 def _slowed(kernel, factor: float):
-    """MSRT_SLOW_FACTOR: the kernel, then (factor - 1) x its time more.
+    """MSRT_SLOW_FACTOR: the kernel, then (factor - 1) x its work more.
+
+    The kernel's work is the processor time its thread spent in it, not
+    its wall time: a kernel preempted by another process (a peer rank
+    polling, the collector draining) would otherwise be slowed by
+    (factor - 1) x the preemption too, and the injected slowdown would
+    depend on how busy the machine is.  (One BLAS thread, the device's
+    default, so the thread's time is the kernel's.)
 
     The extra time is spent yielding the processor in a loop (``sleep(0)``,
     which releases the GIL), not in one sleep: a sleep overshoots by tens
@@ -166,13 +173,14 @@ def _slowed(kernel, factor: float):
     machine stretches it no more than the kernel itself.  What a kernel
     overshoots (up to ``_PAYBACK_S``) the next ones pay back."""
     import time
-    now, sleep, extra, owed = time.perf_counter, time.sleep, factor - 1.0, _owed
+    now, work, sleep = time.perf_counter, time.thread_time, time.sleep
+    extra, owed = factor - 1.0, _owed
 
     def slow_kernel():
-        t = now()
+        c = work()
         kernel()
         t1 = now()
-        until = t1 + owed[0] + (t1 - t) * extra
+        until = t1 + owed[0] + (work() - c) * extra
         t2 = t1
         while t2 < until:
             sleep(0)

@@ -17,16 +17,33 @@ stream of a graph of collectives).
 
 ``InlineStream`` runs each kernel inside the launch call (no thread): the
 same probe sequence, for debugging and for the null device.
+
+Stream workers are Python threads and share the GIL with the host: with
+Python's default switch interval a woken stream may wait up to 5 ms for it
+behind another stream's kernel, longer than most kernels, so a collective
+whose gradients are ready would start only after backward ends.  The first
+threaded stream lowers the interval to ``SWITCH_INTERVAL_S`` (unless the
+process already chose one): a ready stream starts within ~0.2 ms, as a
+device stream would.  Measured on the demo and data-parallel LeNet: step
+times unchanged within noise.
 """
 from __future__ import annotations
 
 import _thread
+import sys
 import queue
 import threading
 
 from msprof.runtime import hooks
 
 COMPUTE, COMM = 0, 1          # stream ids of a device
+SWITCH_INTERVAL_S = 2e-4  # GIL hand-off bound while streams run (see above)
+_PYTHON_DEFAULT_SWITCH_S = 5e-3
+
+
+def _share_the_gil_promptly() -> None:
+    if sys.getswitchinterval() == _PYTHON_DEFAULT_SWITCH_S:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 class StreamError(RuntimeError):
@@ -44,6 +61,7 @@ class Stream:
         self.put = self._queue.put         # the executor's launch: one C call
         self._thread = threading.Thread(target=self._work, name=f"msrt-{name}-{stream_id}",
                                         daemon=True)
+        _share_the_gil_promptly()
         self._thread.start()
 
     def _work(self) -> None:

@@ -5,9 +5,12 @@ order, step by step; the in-process backend, recording the same hook points,
 is the second witness, and the kernel durations of the two agree within the
 stated tolerance:
   - the median per-step kernel time agrees within 15 %;
-  - every op whose median kernel lasts >= 50 us agrees within 25 %
-(the runs are two separate runs on a noisy machine; the probes themselves
-add < 1 us per kernel).
+  - every op whose median kernel lasts >= 50 us has its fastest kernel
+    agree within 25 %
+(the runs are two separate runs on a noisy machine, so per op the fastest
+of its 39 kernels is compared, the one nothing preempted: per-op medians
+of two runs differ by up to 1.5x when the machine is busy; the probes
+themselves add < 1 us per kernel).
 """
 import json
 from pathlib import Path
@@ -71,8 +74,9 @@ def test_kernel_durations_agree_with_the_inprocess_backend(profiles):
     ta = a.groupby("step")["dur_ns"].sum().median()
     tb = b.groupby("step")["dur_ns"].sum().median()
     assert abs(ta / tb - 1) <= 0.15, (ta, tb)
-    ma, mb = a.groupby("op_id")["dur_ns"].median(), b.groupby("op_id")["dur_ns"].median()
-    big = mb[mb >= 50_000].index
+    big = b.groupby("op_id")["dur_ns"].median()
+    big = big[big >= 50_000].index
+    ma, mb = a.groupby("op_id")["dur_ns"].min(), b.groupby("op_id")["dur_ns"].min()
     assert len(big) >= 5
     ratio = ma[big] / mb[big]
     assert ((ratio - 1).abs() <= 0.25).all(), ratio.to_dict()

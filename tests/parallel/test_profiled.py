@@ -19,6 +19,9 @@ from parallel_runs import SCRIPTS
 
 SCRIPT = SCRIPTS / "train_modes.py"
 STEPS = 6
+# Big enough that backward computes for milliseconds after the first
+# gradient bucket is ready: the window in which its allreduce overlaps.
+GLOBAL_BATCH = 128
 # LeNet's parameters (conv1, conv2, fc1, fc2, fc3 with biases) plus the loss.
 LENET_GRAD_BYTES = 4 * (150 + 2400 + 48120 + 10164 + 850)
 STEP_COMM_BYTES = LENET_GRAD_BYTES + 4
@@ -27,7 +30,7 @@ STEP_COMM_BYTES = LENET_GRAD_BYTES + 4
 def profile(tmp_path: Path, n: int, *args, env=None):
     out = tmp_path / f"n{n}"
     r = run_msprof("run", "-n", n, "-o", out, "--backend", "ebpf", SCRIPT, "dp",
-                   "--steps", STEPS, *args, env=env or {}, timeout=180)
+                   "--steps", STEPS, "--global-batch", GLOBAL_BATCH, *args, env=env or {}, timeout=180)
     return r, out
 
 

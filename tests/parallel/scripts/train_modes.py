@@ -1,6 +1,6 @@
 """A few training steps in one parallel mode; rank 0 prints the losses as JSON.
 
-    mpiexec -n N python train_modes.py MODE [--steps K] [--no-overlap]
+    mpiexec -n N python train_modes.py MODE [--steps K] [--global-batch B] [--no-overlap]
 
 MODE: alone (one rank, the reference), dp (LeNet, data parallel),
 pipeline (an MLP, one stage per rank), shard (an MLP with sharded Dense).
@@ -43,10 +43,10 @@ def mlp():
                               nn.Dense(128, 64, activation="relu"), nn.Dense(64, 12)])
 
 
-def batches(shape, steps, seed=0):
+def batches(shape, steps, seed=0, size=GLOBAL_BATCH):
     r = np.random.default_rng(seed)
-    return [(r.standard_normal((GLOBAL_BATCH,) + shape).astype(np.float32),
-             r.integers(0, 10, GLOBAL_BATCH).astype(np.int32)) for _ in range(steps)]
+    return [(r.standard_normal((size,) + shape).astype(np.float32),
+             r.integers(0, 10, size).astype(np.int32)) for _ in range(steps)]
 
 
 def plain_step(net, lr=0.05):
@@ -59,6 +59,7 @@ def main():
     ap.add_argument("mode", choices=["alone", "dp", "pipeline", "shard"])
     ap.add_argument("--model", choices=["lenet", "mlp"], default=None)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--global-batch", type=int, default=GLOBAL_BATCH)
     ap.add_argument("--no-overlap", action="store_true")
     ap.add_argument("--bucket-bytes", type=int, default=8 << 10)
     ap.add_argument("--fail-rank", type=int, default=-1, help="raise on this rank at step 2")
@@ -67,7 +68,7 @@ def main():
     rank, n = get_rank(), get_group_size()
     set_seed(0)
     net = LeNet5() if model == "lenet" else mlp()
-    data = batches((1, 32, 32) if model == "lenet" else (64,), args.steps)
+    data = batches((1, 32, 32) if model == "lenet" else (64,), args.steps, size=args.global_batch)
     if args.mode == "dp":
         set_auto_parallel_context(parallel_mode="data_parallel", bucket_bytes=args.bucket_bytes,
                                   overlap=not args.no_overlap)
