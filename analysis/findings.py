@@ -28,7 +28,7 @@ HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
 IDLE_FRAC = 0.30         # idle above this share of the step
 IMBALANCE_FRAC = 0.10    # slowest rank's compute above the others' median by this share of the step
 EXPOSED_COMM_FRAC = 0.10  # exposed transfer time above this share of the step
-BUBBLE_FRAC = 0.15       # pipeline bubble above this share of the step
+BUBBLE_FRAC = 0.10       # pipeline bubble above this share of the step (GPipe, M = 8: 11 %)
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
 TINY_OPS_MIN = 16        # tiny kernels per step of one group before they make a finding
 DOMINANT_SHARE = 0.50    # one operator above this share of kernel time

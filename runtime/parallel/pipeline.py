@@ -5,7 +5,8 @@ The network is a SequentialCell whose sub-cells carry ``pipeline_stage``
 compiles three graphs of its stage:
 
 * forward (F): receive the micro-batch's activation from stage s-1 (stage 0
-  takes the data), run the stage, send the result to stage s+1;
+  takes the data), run the stage, send the result to stage s+1 (the last
+  stage runs its layers too and keeps nothing, as every stage);
 * backward (B): run the stage again on the stashed input (GPipe's
   re-materialisation: no activation is kept between F and B), receive d out
   from stage s+1 (the last stage computes its loss instead), accumulate the
@@ -14,7 +15,9 @@ compiles three graphs of its stage:
   zeroes, and the mean loss broadcast from the last stage.
 
 A step is F for every micro-batch, then B for every micro-batch, then U
-(GPipe).  Sends and receives are graph ops on the comm stream, so the
+(GPipe with re-materialisation on every stage: each stage's F and B cost
+what they cost on the others, so with equal stages the bubble is
+(S - 1) / (M + S - 1) of the step).  Sends and receives are graph ops on the comm stream, so the
 profile shows them with their peer; the bubble grows as micro-batches shrink
 in number.  The last stage scales its loss by 1/M, so the accumulated
 gradient and the reported loss equal the one-rank step on the whole batch.
@@ -107,8 +110,9 @@ class PipelineTrainOneStepCell:
         if not self.first:
             with GraphBuilder(f"Pipeline{s}Forward", root=self.network) as b:
                 x = b.add(Recv, (), shape=in_shape, peer=s - 1)
+                y = self._run_stage(x)
                 if not self.last:
-                    b.add(Send, (self._run_stage(x),), peer=s + 1)
+                    b.add(Send, (y,), peer=s + 1)
                 fwd = compile_graph(b.finish([x]))
         elif not self.last:
             with GraphBuilder(f"Pipeline{s}Forward", root=self.network) as b:

@@ -11,9 +11,10 @@ comm          MSRT_COMM_DELAY_US=d: each of the step's n collectives (the
               d longer with nothing to hide it: exposed communication n x d
               per step.
 pipeline      GPipe, S = 2 equal stages, M = 4 micro-batches: bubble
-              (S - 1) / (M + S - 1) = 20 % of the step (an expected
-              failure: the runtime's schedule is not quite GPipe, see the
-              test).
+              (S - 1) / (M + S - 1) = 20 % of the step (stage 0 gets a
+              thin input layer, so skipping its input gradient leaves its
+              work equal to stage 1's; the size is an expected failure,
+              see the test).
 leak          MSRT_LEAK_BYTES=b: b bytes per step and rank, b x steps in
               all, charged to the operator the runtime allocates them in
               (the script reports its id) and allocated while that
@@ -113,7 +114,8 @@ def comm_delay(tmp_path_factory, ebpf_ready):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ebpf_ready):
     return profiled(tmp_path_factory, "pipeline", STAGES, "pipeline", "--width", 512,
-                    "--layers-per-stage", 2, "--batch", 256, "--micro", MICRO, "--steps", 8)
+                    "--layers-per-stage", 2, "--in-features", 8, "--batch", 1024, "--micro", MICRO,
+                    "--steps", 6)
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +186,11 @@ def test_pipeline_bubble(pipeline):
 
 
 @pytest.mark.ebpf
-@pytest.mark.xfail(reason="the runtime's pipeline schedule is not textbook GPipe: the last stage "
-                   "only receives during the forward pass (its forward runs inside its "
-                   "backward), and the first stage computes no input gradient, so stage 0 "
-                   "waits for every micro-batch's gradient beyond the fill: its bubble is "
-                   "27-30 % here, not (S - 1) / (M + S - 1) = 20 %", strict=False)
+@pytest.mark.xfail(reason="the runtime recomputes a micro-batch's forward while it waits for "
+                   "the gradient, which hides the recompute (F) of the fill and drain: with "
+                   "B = F + 2F the schedule's own bubble is (S-1) 3F / ((M+S-1) 4F) = 15 %, "
+                   "GPipe's 20 %; measured 15.5-18.3 % over 7 runs, the waiting stage's "
+                   "busy-polling slowing the working one on two cores", strict=False)
 def test_pipeline_bubble_is_gpipes(pipeline):
     expected = (STAGES - 1) / (MICRO + STAGES - 1)
     measured = pipeline.top["evidence"]["bubble_ratio"]

@@ -6,7 +6,9 @@ MODE ``dp``: an MLP (dense layers of ``--width``) trained data parallel,
 every gradient in one bucket (so a step has exactly two allreduces: the
 loss and the gradients), overlap off.  MODE ``pipeline``: ``--stages``
 equal stages of ``--layers-per-stage`` dense layers, one per rank, GPipe
-over ``--micro`` micro-batches.  The kernels are long next to their launch
+over ``--micro`` micro-batches; ``--in-features f`` puts a thin input
+layer (f -> width) in front on stage 0, so that the stage, which computes
+no input gradient, still does the others' work.  The kernels are long next to their launch
 (milliseconds against microseconds), so a clean run is compute-bound.
 
 Rank 0 prints one JSON line with what the run was (steps, ranks, the
@@ -59,7 +61,8 @@ def main():
     ap.add_argument("--stages", type=int, default=0, help="pipeline: 0 = one per rank")
     ap.add_argument("--layers-per-stage", type=int, default=2)
     ap.add_argument("--micro", type=int, default=4)
-    ap.add_argument("--in-features", type=int, default=0, help="dp: 0 = --width")
+    ap.add_argument("--in-features", type=int, default=0,
+                    help="dp: 0 = --width; pipeline: a thin input layer on stage 0")
     ap.add_argument("--bucket-bytes", type=int, default=1 << 40, help="dp")
     ap.add_argument("--overlap", action="store_true", help="dp: allreduce during backward")
     args = ap.parse_args()
@@ -88,6 +91,11 @@ def main():
         from msprof.runtime.parallel.pipeline import PipelineTrainOneStepCell
         stages = args.stages or n
         cells = []
+        fin = args.in_features or w
+        if args.in_features:             # a thin input layer: stage 0 then skips
+            cell = nn.Dense(fin, w)      # only its cheap input gradient
+            cell.pipeline_stage = 0
+            cells.append(cell)
         for s in range(stages):
             for _ in range(args.layers_per_stage):
                 cell = nn.Dense(w, w, activation="relu")
@@ -98,7 +106,7 @@ def main():
         step = PipelineTrainOneStepCell(net, nn.SoftmaxCrossEntropyWithLogits(),
                                         lambda p: nn.Momentum(p, 0.01, 0.9),
                                         micro_batches=args.micro)
-        for x, y in batches(w, args.batch, args.steps):
+        for x, y in batches(fin, args.batch, args.steps):
             step(x, y)
         info.update(stages=stages, micro=args.micro)
     if rank == 0:
