@@ -155,14 +155,15 @@ _PAYBACK_S = 0.0005
 
 
 def _slowed(kernel, factor: float):
-    """MSRT_SLOW_FACTOR: the kernel, then (factor - 1) x its work more.
+    """MSRT_SLOW_FACTOR: the kernel lasts factor x its work.
 
     The kernel's work is the processor time its thread spent in it, not
     its wall time: a kernel preempted by another process (a peer rank
-    polling, the collector draining) would otherwise be slowed by
-    (factor - 1) x the preemption too, and the injected slowdown would
-    depend on how busy the machine is.  (One BLAS thread, the device's
-    default, so the thread's time is the kernel's.)
+    polling, the collector draining) would otherwise be slowed by the
+    preemption times the factor, and the injected slowdown would depend on
+    how busy the machine is; time it was preempted is instead part of the
+    time the slowdown adds.  (One BLAS thread, the device's default, so the
+    thread's time is the kernel's.)
 
     The extra time is spent yielding the processor in a loop (``sleep(0)``,
     which releases the GIL), not in one sleep: a sleep overshoots by tens
@@ -174,13 +175,13 @@ def _slowed(kernel, factor: float):
     overshoots (up to ``_PAYBACK_S``) the next ones pay back."""
     import time
     now, work, sleep = time.perf_counter, time.thread_time, time.sleep
-    extra, owed = factor - 1.0, _owed
+    owed = _owed
 
     def slow_kernel():
-        c = work()
+        t, c = now(), work()
         kernel()
         t1 = now()
-        until = t1 + owed[0] + (work() - c) * extra
+        until = t + owed[0] + (work() - c) * factor
         t2 = t1
         while t2 < until:
             sleep(0)
