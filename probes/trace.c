@@ -284,6 +284,35 @@ static __always_inline int handle_mem_free(struct pt_regs *ctx, s64 *a)
     return mem_event(a, EV_MEM_FREE);
 }
 
+/* mem_batch(in_use, n, frees, addr0, size0, op0, addr1, size1, op1, addr2,
+ * size2, op2): n pool events in one hit, each a MEM_ALLOC or MEM_FREE record
+ * as mem_alloc/mem_free would write it (bit i of frees: event i is a free);
+ * in_use is the pool's bytes in use before the first. */
+static __always_inline int handle_mem_batch(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    s64 in_use = a[0];
+#pragma unroll
+    for (int i = 0; i < 3; i++) {
+        if (i >= a[1])
+            break;
+        int free = (a[2] >> i) & 1;
+        s64 size = a[4 + 3 * i];
+        in_use += free ? -size : size;
+        struct msprof_event *e = reserve(pid, free ? EV_MEM_FREE : EV_MEM_ALLOC);
+        if (e) {
+            e->a0 = a[3 + 3 * i];
+            e->a1 = size;
+            e->a2 = a[5 + 3 * i];
+            e->a3 = in_use;
+            events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        }
+    }
+    return 0;
+}
+
 /* comm_begin/comm_end(kind, bytes, group, peer, seq) */
 static __always_inline int handle_comm_begin(struct pt_regs *ctx, s64 *a)
 {

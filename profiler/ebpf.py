@@ -20,9 +20,11 @@ from msprof.profiler.library import runtime_probe_library
 from msprof.profiler.ringbuf import RingReader
 
 # Probes the trace program attaches: kernel_end alone describes a kernel
-# (it carries its launch and begin times), so launch/begin cost nothing.
+# (it carries its launch and begin times), so launch/begin cost nothing;
+# the executor's planned pool events come in mem_batch hits of up to three.
 TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
-                "kernel_end", "mem_alloc", "mem_free", "comm_begin", "comm_end")
+                "kernel_end", "mem_alloc", "mem_free", "mem_batch", "comm_begin",
+                "comm_end")
 TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
                "syscalls:sys_enter_exit_group", "signal:signal_generate")
 LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full")

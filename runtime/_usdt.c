@@ -37,6 +37,7 @@ SEMAPHORE(kernel_begin)
 SEMAPHORE(kernel_end)
 SEMAPHORE(mem_alloc)
 SEMAPHORE(mem_free)
+SEMAPHORE(mem_batch)
 SEMAPHORE(comm_begin)
 SEMAPHORE(comm_end)
 
@@ -88,6 +89,40 @@ INT_PROBE(comm_begin, 5,
           STAP_PROBE5(msrt, comm_begin, a[0], a[1], a[2], a[3], a[4]))
 INT_PROBE(comm_end, 5,
           STAP_PROBE5(msrt, comm_end, a[0], a[1], a[2], a[3], a[4]))
+
+/* mem_batch(in_use, frees, addr0, size0, op0[, addr1, size1, op1[, addr2,
+ * size2, op2]]): up to three pool events in one probe hit, in order, each
+ * (address, size in bytes, op id); bit i of ``frees`` marks event i a free
+ * (else an allocation); ``in_use`` is the pool's bytes in use before the
+ * first.  The probe always passes three events (n says how many are real):
+ * the executor's per-op allocations and frees cost one trap instead of one
+ * each. */
+#define MEM_BATCH_MAX 3
+static PyObject *
+mem_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (ENABLED(mem_batch)) {
+        long long a[2 + 3 * MEM_BATCH_MAX] = {0};
+        Py_ssize_t n = (nargs - 2) / 3;
+        if (nargs < 5 || (nargs - 2) % 3 || n > MEM_BATCH_MAX) {
+            PyErr_Format(PyExc_TypeError, "mem_batch() takes in_use, frees and 1 to %d "
+                         "(addr, size, op_id) triples (%zd arguments given)",
+                         MEM_BATCH_MAX, nargs);
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            a[i] = PyLong_AsLongLong(args[i]);
+            if (a[i] == -1 && PyErr_Occurred())
+                return NULL;
+        }
+        long long count = n;
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE12(msrt, mem_batch, a[0], count, a[1], a[2], a[3], a[4], a[5], a[6],
+                     a[7], a[8], a[9], a[10]);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
 
 /* op_register(op_id, graph_id, name, type, scope, flops, bytes) */
 static PyObject *
@@ -143,7 +178,7 @@ enabled(PyObject *self, PyObject *arg)
 #define CHECK(p) if (strcmp(name, #p) == 0) return PyBool_FromLong(msrt_##p##_semaphore != 0);
     CHECK(device_init) CHECK(op_register) CHECK(step_begin) CHECK(step_end)
     CHECK(kernel_launch) CHECK(kernel_begin) CHECK(kernel_end)
-    CHECK(mem_alloc) CHECK(mem_free) CHECK(comm_begin) CHECK(comm_end)
+    CHECK(mem_alloc) CHECK(mem_free) CHECK(mem_batch) CHECK(comm_begin) CHECK(comm_end)
 #undef CHECK
     PyErr_Format(PyExc_KeyError, "no probe named %s", name);
     return NULL;
@@ -161,6 +196,7 @@ static PyMethodDef methods[] = {
     FAST(kernel_end, "kernel_end(op_id, stream, seq, launch_ns, begin_ns)"),
     FAST(mem_alloc, "mem_alloc(addr, size, op_id, in_use)"),
     FAST(mem_free, "mem_free(addr, size, op_id, in_use)"),
+    FAST(mem_batch, "mem_batch(in_use, frees, addr, size, op_id, ...): 1 to 3 pool events"),
     FAST(comm_begin, "comm_begin(kind, bytes, group, peer, seq)"),
     FAST(comm_end, "comm_end(kind, bytes, group, peer, seq)"),
     FAST(noop, "noop(*args): does nothing (benchmark baseline)"),

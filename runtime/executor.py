@@ -1,8 +1,12 @@
 """The executor: launches a compiled graph's op list on the compute stream.
 
-Per op, on the host thread: allocate the op's buffers from the pool
-(``mem_alloc`` each), take the launch time, ``kernel_launch``, enqueue,
-then free the buffers whose last reader this op is (``mem_free`` each).
+Per op, on the host thread: free the buffers whose last reader was the op
+before, allocate this op's buffers from the pool, take the launch time,
+``kernel_launch``, enqueue.  The frees and allocations are planned at
+compile time, so they are reported in ``mem_batch`` probe hits of up to
+three events each (one hit per op, mostly) rather than one hit per block:
+a traced probe costs the better part of a microsecond; the frees of the
+last op follow its launch.
 The stream thread brackets the kernel with ``kernel_begin`` and
 ``kernel_end``.  A training step is ``step_begin``, the launches, a stream
 synchronize, the outputs copied out and freed, ``step_end``.
@@ -43,6 +47,17 @@ class Executable:
         self.outputs = outputs          # (view, addr, size, owner op id)
         self.arena = arena
         self.ops = graph.ops
+        # Per op, the pool events reported just before its launch (the frees
+        # of the op before it, then its own allocations), packed into
+        # mem_batch calls; and the last op's frees, reported after it.
+        self.mem_before = tuple(
+            hooks.mem_batches([(True, a, size, owner) for a, size, owner in prev]
+                              + [(False, a, size, op_id) for a, size in allocs])
+            for prev, (op_id, _, allocs, _) in zip(
+                [()] + [st.frees for st in self.steps[:-1]], self.steps))
+        self.mem_after = hooks.mem_batches(
+            [(True, a, size, owner) for a, size, owner in self.steps[-1].frees]
+            if self.steps else [])
 
     def __len__(self):
         return len(self.steps)
@@ -87,22 +102,25 @@ class Executable:
         """Launch ops ``lo`` to ``hi`` (exclusive) of the schedule."""
         stream, pool = self.device.compute, self.device.pool
         put, sid, seq, in_use = stream.put, stream.id, stream.seq, pool.in_use
-        peak = pool.peak
-        steps = self.steps if lo == 0 and hi == len(self.steps) else self.steps[lo:hi]
+        peak, mem_batch = pool.peak, hooks.mem_batch
+        whole = lo == 0 and hi == len(self.steps)
+        steps = self.steps if whole else self.steps[lo:hi]
+        mem = self.mem_before if whole else self.mem_before[lo:hi]
         try:
-            for op_id, kernel, allocs, frees in steps:
-                for addr, size in allocs:
-                    in_use += size
-                    hooks.mem_alloc(addr, size, op_id, in_use)
+            for (op_id, kernel, _, _), batches in zip(steps, mem):
+                for delta, args in batches:
+                    mem_batch(in_use, *args)
+                    in_use += delta
                 if in_use > peak:
                     peak = in_use
                 seq += 1
                 t_launch = hooks.now_ns()
                 hooks.kernel_launch(op_id, sid, seq)
                 put((op_id, seq, t_launch, kernel))
-                for addr, size, owner in frees:
-                    in_use -= size
-                    hooks.mem_free(addr, size, owner, in_use)
+            if hi == len(self.steps):
+                for delta, args in self.mem_after:
+                    mem_batch(in_use, *args)
+                    in_use += delta
         finally:
             stream.seq, pool.in_use, pool.peak = seq, in_use, peak
 
@@ -110,10 +128,10 @@ class Executable:
         dev = self.device
         pool, streams = dev.pool, (dev.compute, dev.comm)
         seqs = [streams[0].seq, streams[1].seq]
-        in_use, peak = pool.in_use, pool.peak
+        in_use, peak, mem_batch = pool.in_use, pool.peak, hooks.mem_batch
         try:
-            for (op_id, kernel, allocs, frees), (sid, wait) in zip(self.steps[lo:hi],
-                                                                    self.lanes[lo:hi]):
+            for (op_id, kernel, _, _), (sid, wait), batches in zip(
+                    self.steps[lo:hi], self.lanes[lo:hi], self.mem_before[lo:hi]):
                 stream = streams[sid]
                 if wait and streams[1 - sid].done != seqs[1 - sid]:
                     # the other stream still has launched kernels to run:
@@ -122,18 +140,19 @@ class Executable:
                     ready.acquire()
                     streams[1 - sid].put((-1, 0, 0, ready.release))
                     stream.put((-1, 0, 0, ready.acquire))
-                for addr, size in allocs:
-                    in_use += size
-                    hooks.mem_alloc(addr, size, op_id, in_use)
+                for delta, args in batches:
+                    mem_batch(in_use, *args)
+                    in_use += delta
                 if in_use > peak:
                     peak = in_use
                 seqs[sid] += 1
                 t_launch = hooks.now_ns()
                 hooks.kernel_launch(op_id, sid, seqs[sid])
                 stream.put((op_id, seqs[sid], t_launch, kernel))
-                for addr, size, owner in frees:
-                    in_use -= size
-                    hooks.mem_free(addr, size, owner, in_use)
+            if hi == len(self.steps):
+                for delta, args in self.mem_after:
+                    mem_batch(in_use, *args)
+                    in_use += delta
         finally:
             streams[0].seq, streams[1].seq = seqs
             pool.in_use, pool.peak = in_use, peak

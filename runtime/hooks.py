@@ -24,15 +24,42 @@ kernel_begin = _usdt.kernel_begin      # (op_id, stream, seq)
 kernel_end = _usdt.kernel_end          # (op_id, stream, seq, launch_ns, begin_ns)
 mem_alloc = _usdt.mem_alloc            # (addr, size, op_id, in_use)
 mem_free = _usdt.mem_free              # (addr, size, op_id, in_use)
+mem_batch = _usdt.mem_batch            # (in_use, frees, addr, size, op_id, ...): 1 to 3 events
 comm_begin = _usdt.comm_begin          # (kind, bytes, group, peer, seq)
 comm_end = _usdt.comm_end              # (kind, bytes, group, peer, seq)
 now_ns = _usdt.now_ns                  # CLOCK_MONOTONIC ns, the probes' clock
 
 HOOK_NAMES = (
     "device_init", "op_register", "step_begin", "step_end", "kernel_launch",
-    "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "comm_begin",
+    "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "mem_batch", "comm_begin",
     "comm_end",
 )
+MEM_BATCH_MAX = 3                      # events one mem_batch hit carries
+
+
+def mem_batch_events(in_use, frees, *triples):
+    """The pool events one ``mem_batch`` call stands for, in order:
+    ``("mem_alloc" | "mem_free", (addr, size, op_id, in_use after it))``."""
+    out = []
+    for i in range(len(triples) // 3):
+        addr, size, op_id = triples[3 * i:3 * i + 3]
+        free = frees >> i & 1
+        in_use += -size if free else size
+        out.append(("mem_free" if free else "mem_alloc", (addr, size, op_id, in_use)))
+    return out
+
+
+def mem_batches(events, chunk: int = MEM_BATCH_MAX):
+    """Packs pool events ``(is_free, addr, size, op_id)`` into ``mem_batch``
+    calls: a tuple of ``(change of bytes in use, arguments after in_use)``
+    per call."""
+    out = []
+    for at in range(0, len(events), chunk):
+        part = events[at:at + chunk]
+        frees = sum(1 << i for i, e in enumerate(part) if e[0])
+        delta = sum(-e[2] if e[0] else e[2] for e in part)
+        out.append((delta, (frees,) + tuple(x for e in part for x in e[1:])))
+    return tuple(out)
 
 # Device kinds (device_init's third argument).
 DEVICE_CPU = 0

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from msprof.probes import events as ev
+from msprof.runtime.hooks import mem_batch_events
 
 _FLUSH_EVERY = 4096
 _now = time.monotonic_ns
@@ -97,6 +98,10 @@ class Recorder:
 
     def mem_free(self, addr, size, op_id, in_use):
         self._event(ev.MEM_FREE, 0, 0, addr, size, op_id, in_use)
+
+    def mem_batch(self, in_use, frees, *triples):
+        for name, args in mem_batch_events(in_use, frees, *triples):
+            getattr(self, name)(*args)
 
     def comm_begin(self, kind, nbytes, group, peer, seq):
         self._open_comms[(kind, seq)] = _now()

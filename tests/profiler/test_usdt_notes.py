@@ -7,7 +7,8 @@ from msprof.profiler.library import runtime_probe_library
 from msprof.runtime import hooks
 
 ALL = {"device_init", "op_register", "step_begin", "step_end", "kernel_launch",
-       "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "comm_begin", "comm_end"}
+       "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "mem_batch", "comm_begin",
+       "comm_end"}
 
 
 def test_every_hook_is_a_semaphore_guarded_probe():
@@ -19,7 +20,7 @@ def test_every_hook_is_a_semaphore_guarded_probe():
         assert p.offset > 0
     arity = {"device_init": 3, "op_register": 7, "step_begin": 1, "step_end": 1,
              "kernel_launch": 3, "kernel_begin": 3, "kernel_end": 5, "mem_alloc": 4,
-             "mem_free": 4, "comm_begin": 5, "comm_end": 5}
+             "mem_free": 4, "mem_batch": 12, "comm_begin": 5, "comm_end": 5}
     assert {n: len(p.args) for n, p in probes.items()} == arity
 
 

@@ -47,8 +47,13 @@ def probes(monkeypatch):
                 calls.append((name, args, threading.get_ident()))
         return hook
 
+    def mem_batch(*args):
+        # recorded as the pool events it stands for
+        with lock:
+            calls.extend((n, a, threading.get_ident()) for n, a in hooks.mem_batch_events(*args))
+
     for name in hooks.HOOK_NAMES:
-        monkeypatch.setattr(hooks, name, recorder(name))
+        monkeypatch.setattr(hooks, name, mem_batch if name == "mem_batch" else recorder(name))
     return calls
 
 

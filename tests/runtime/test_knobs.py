@@ -15,11 +15,13 @@ from tests.runtime.nets import lenet_batch, lenet_train_cell
 _, step = lenet_train_cell()
 x, y = lenet_batch(8)
 step(x, y)
-t = time.perf_counter()
-for _ in range(3):
+times = []
+for _ in range(9):
+    t = time.perf_counter()
     step(x, y)
+    times.append(time.perf_counter() - t)
 n_ops = len(step.executable(x, y))
-print(json.dumps({"ms": (time.perf_counter() - t) / 3 * 1e3, "n_ops": n_ops,
+print(json.dumps({"ms": sorted(times)[4] * 1e3, "n_ops": n_ops,
                   "persistent": sum(1 for a in allocs if a[1] == 4096)}))
 """
 
@@ -38,5 +40,5 @@ def test_knobs_slow_leak_and_tiny_ops():
     base = run()
     slow = run(MSRT_SLOW_RANK="0", MSRT_SLOW_FACTOR="3")
     assert slow["ms"] > 1.8 * base["ms"]
-    assert run(MSRT_LEAK_BYTES="4096")["persistent"] == base["persistent"] + 4
+    assert run(MSRT_LEAK_BYTES="4096")["persistent"] == base["persistent"] + 10
     assert run(MSRT_TINY_OPS="20")["n_ops"] == base["n_ops"] + 20
