@@ -9,6 +9,7 @@ Every mode sees the same global batches, so its losses must equal alone's.
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,25 +17,10 @@ from msprof.runtime import nn, set_seed
 from msprof.runtime.dataset import ShardedBatches
 from msprof.runtime.parallel import get_group_size, get_rank, set_auto_parallel_context
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository
+from tests.runtime.nets import LeNet5  # noqa: E402
+
 GLOBAL_BATCH = 16
-
-
-class LeNet5(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Dense(400, 120)
-        self.fc2 = nn.Dense(120, 84)
-        self.fc3 = nn.Dense(84, 10)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2, 2)
-        self.flatten = nn.Flatten()
-
-    def construct(self, x):
-        x = self.pool(self.relu(self.conv1(x)))
-        x = self.flatten(self.pool(self.relu(self.conv2(x))))
-        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
 
 
 def mlp():
