@@ -12,8 +12,11 @@
  * Cost matters (each hit runs on the training's hot path):
  *  - records go to a ring buffer without a wakeup; the collector drains it on
  *    a 10 ms timer and decodes whole batches at once;
- *  - begin/end pairs are joined here (step, comm) and kernels need one probe
- *    hit: kernel_end carries the launch and begin times taken by the runtime;
+ *  - begin/end pairs are joined here (step, comm); kernels and pool events
+ *    come staged: the runtime writes them as finished records in a
+ *    per-thread area and one record_batch hit hands over up to STAGE_CAP of
+ *    them (a thread that exits with records still staged has them read at
+ *    its exit, SIGKILL included);
  *  - a record that finds the ring full is counted in `lost`, never dropped
  *    silently.
  */
@@ -27,11 +30,20 @@ BPF_RINGBUF_OUTPUT(meta, META_RING_PAGES);
 #define LOST_META_RING 1
 #define LOST_UNPAIRED 2
 #define LOST_PAIR_MAP 3
-BPF_ARRAY(lost, u64, 4);
+#define LOST_STAGED 4      /* staged records that could not be read */
+BPF_ARRAY(lost, u64, 5);
 
 /* Processes (tgids) of the profiled tree: the collector seeds its own pid,
  * and every process forked by a traced one is traced too. */
 BPF_HASH(traced, u32, u8, MAX_TRACED);
+
+/* Staging areas of the runtime's threads (record_batch): thread id -> the
+ * area's address in that thread's process. */
+BPF_HASH(stages, u32, u64, MAX_TRACED * 4);
+
+/* Records one record_batch hit reads at most: the runtime's STAGE_CAP. */
+#define STAGE_CAP 64
+#define STAGE_RECORD_BYTES 56   /* sizeof(struct msprof_event) */
 
 /* Current step of a process: its number and begin time. */
 struct step_state { u64 begin; s64 step; };
@@ -74,6 +86,34 @@ static __always_inline struct msprof_event *reserve(u32 pid, u16 type)
     e->seq = 0;
     e->a0 = e->a1 = e->a2 = e->a3 = 0;
     return e;
+}
+
+/* Copy `count` staged records from the area at `area` (current process) to
+ * the event ring, stamped with the process and thread. */
+static __always_inline void emit_staged(u32 pid, u32 tid, u64 area, s64 count)
+{
+    if (count > STAGE_CAP) {
+        lost.atomic_increment(LOST_STAGED, count - STAGE_CAP);
+        count = STAGE_CAP;
+    }
+    const char *records = (const char *)(area + 8);
+    for (int i = 0; i < STAGE_CAP; i++) {
+        if (i >= count)
+            break;
+        struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
+        if (!e) {
+            count_lost(LOST_EVENT_RING);
+            continue;
+        }
+        if (bpf_probe_read_user(e, sizeof(*e), records + i * STAGE_RECORD_BYTES)) {
+            events.ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+            count_lost(LOST_STAGED);
+            continue;
+        }
+        e->pid = pid;
+        e->tid = tid;
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
 }
 
 static __always_inline struct msprof_meta *reserve_meta(u32 pid, u32 type)
@@ -139,8 +179,20 @@ TRACEPOINT_PROBE(signal, signal_generate)
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 id = bpf_get_current_pid_tgid();
-    u32 pid = id >> 32;
-    if ((u32)id != pid || !traced.lookup(&pid))  /* only a process's last word */
+    u32 pid = id >> 32, tid = id;
+    /* Records a thread staged and did not hand over: this kernel runs the
+     * tracepoint before the thread lets go of its memory. */
+    u64 *area = stages.lookup(&tid);
+    if (area) {
+        u64 at = *area;
+        s64 count = 0;
+        if (bpf_probe_read_user(&count, sizeof(count), (void *)at))
+            count_lost(LOST_STAGED);
+        else if (count > 0)
+            emit_staged(pid, tid, at, count);
+        stages.delete(&tid);
+    }
+    if (tid != pid || !traced.lookup(&pid))  /* only a process's last word */
         return 0;
     struct msprof_event *e = reserve(pid, EV_EXIT);
     if (e) {
@@ -310,6 +362,24 @@ static __always_inline int handle_mem_batch(struct pt_regs *ctx, s64 *a)
             events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
         }
     }
+    return 0;
+}
+
+/* record_batch(area, count): `count` finished records staged by this thread
+ * at `area` (struct stage: s64 count, then the records); count 0 announces
+ * the thread's area. */
+static __always_inline int handle_record_batch(struct pt_regs *ctx, s64 *a)
+{
+    u32 pid = traced_pid();
+    if (!pid)
+        return 0;
+    u32 tid = bpf_get_current_pid_tgid();
+    u64 area = a[0];
+    if (a[1] == 0) {
+        stages.update(&tid, &area);
+        return 0;
+    }
+    emit_staged(pid, tid, area, a[1]);
     return 0;
 }
 

@@ -19,15 +19,16 @@ from msprof.profiler.attach import attach_usdt
 from msprof.profiler.library import runtime_probe_library
 from msprof.profiler.ringbuf import RingReader
 
-# Probes the trace program attaches: kernel_end alone describes a kernel
-# (it carries its launch and begin times), so launch/begin cost nothing;
-# the executor's planned pool events come in mem_batch hits of up to three.
+# Probes the trace program attaches.  Kernels and pool events arrive staged:
+# while record_batch is attached the runtime writes them as finished records
+# in a per-thread area and hands them over in batches (one trap per batch,
+# not per event), so kernel_launch/begin/end and mem_* are not attached.
 TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
-                "kernel_end", "mem_alloc", "mem_free", "mem_batch", "comm_begin",
-                "comm_end")
+                "record_batch", "comm_begin", "comm_end")
 TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
                "syscalls:sys_enter_exit_group", "signal:signal_generate")
-LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full")
+LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full",
+               "staged_unreadable")
 
 EVENT_RING_BYTES = 16 << 20
 META_RING_BYTES = 1 << 20

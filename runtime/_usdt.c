@@ -11,14 +11,27 @@
  * A traced probe traps into the kernel for the better part of a microsecond.
  * The GIL is released around the probe site while it does, so the stream
  * thread (which needs the GIL between its numpy calls) is not held up by the
- * host thread's memory and launch probes: on the LeNet demo this halves the
- * tracing overhead.  Untraced probes never touch the GIL.
+ * host thread's memory and launch probes.  Untraced probes never touch the GIL.
+ *
+ * Staged records.  While a tracer holds ``record_batch``, the hot-path events
+ * (kernel_end, mem_alloc, mem_free, mem_batch) are not trapped one by one:
+ * each is written, complete with its timestamp, as the very record the BPF
+ * program would have written (probes/events.py's EVENT layout, pid and tid
+ * left to the kernel) into a per-thread staging area, and one
+ * ``record_batch`` hit hands the tracer up to STAGE_CAP of them.  A thread
+ * flushes when its area is full and whenever flush_staged() is called (a
+ * stream at each synchronize marker, the executor after each graph run).  The
+ * first record a thread stages announces its area's address
+ * (``record_batch(area, 0)``), so that a tracer can still read what is
+ * staged when the thread exits without flushing, even by SIGKILL.
  *
  * The probes, their arguments and their meaning are listed in
  * probes/CATALOG.md; keep the two in step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <time.h>
 
 #define _SDT_HAS_SEMAPHORES 1
@@ -40,8 +53,120 @@ SEMAPHORE(mem_free)
 SEMAPHORE(mem_batch)
 SEMAPHORE(comm_begin)
 SEMAPHORE(comm_end)
+SEMAPHORE(record_batch)
 
 #define ENABLED(name) __builtin_expect(msrt_##name##_semaphore, 0)
+
+
+static long long
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- staged records ---------------------------------------------------- */
+
+/* One event record, byte for byte probes/events.py's EVENT (56 bytes). */
+struct record {
+    uint64_t ts;
+    uint32_t pid, tid;          /* filled in by the tracer */
+    uint16_t type, sub;
+    uint32_t seq;
+    int64_t a0, a1, a2, a3;
+};
+_Static_assert(sizeof(struct record) == 56, "EVENT layout");
+
+/* Event types, as in probes/events.py. */
+#define EV_KERNEL 1
+#define EV_MEM_ALLOC 2
+#define EV_MEM_FREE 3
+
+/* Records per record_batch hit: the tracer reads at most this many. */
+#define STAGE_CAP 64
+
+/* A thread's staging area; the tracer reads ``count`` and ``records`` from
+ * this address when the thread exits (see trace.c). */
+struct stage {
+    int64_t count;
+    struct record records[STAGE_CAP];
+};
+
+static __thread struct stage stage;
+static __thread int stage_announced;
+
+/* The step the process is in (-1 outside one): kernels carry it. */
+static long long current_step = -1;
+
+/* The one record_batch probe site: count records staged at area, or (count
+ * 0) the announcement of a thread's area. */
+static __attribute__((noinline)) void
+fire_record_batch(struct stage *area, long long count)
+{
+    STAP_PROBE2(msrt, record_batch, area, count);
+}
+
+static void
+flush_stage(void)
+{
+    long long count = stage.count;
+    if (count == 0)
+        return;
+    /* The GIL stays held: a flush costs a few microseconds, and a stream
+     * thread that let go of it would wait for the host's next switch
+     * interval to get it back. */
+    if (ENABLED(record_batch))
+        fire_record_batch(&stage, count);
+    stage.count = 0;
+}
+
+/* The next free record of this thread's area (flushing it first if full). */
+static struct record *
+stage_record(uint16_t type)
+{
+    if (!stage_announced) {
+        fire_record_batch(&stage, 0);
+        stage_announced = 1;
+    }
+    if (stage.count == STAGE_CAP)
+        flush_stage();
+    struct record *r = &stage.records[stage.count];
+    r->pid = r->tid = 0;
+    r->type = type;
+    r->sub = 0;
+    r->seq = 0;
+    return r;
+}
+
+/* A forked child starts with its own, empty area (a copy of the parent's
+ * staged records would otherwise be reported twice). */
+static void
+stage_after_fork(void)
+{
+    stage.count = 0;
+    stage_announced = 0;
+}
+
+static PyObject *
+flush_staged(PyObject *self, PyObject *unused)
+{
+    flush_stage();
+    Py_RETURN_NONE;
+}
+
+static void
+stage_mem(uint16_t type, long long ts, long long addr, long long size, long long op,
+          long long in_use)
+{
+    struct record *r = stage_record(type);
+    r->ts = ts;
+    r->a0 = addr;
+    r->a1 = size;
+    r->a2 = op;
+    r->a3 = in_use;
+    stage.count++;
+}
 
 /* Read nargs Python ints into a long long array; -1 and an exception on error. */
 static int
@@ -77,18 +202,97 @@ name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
 }
 
 INT_PROBE(device_init, 3, STAP_PROBE3(msrt, device_init, a[0], a[1], a[2]))
-INT_PROBE(step_begin, 1, STAP_PROBE1(msrt, step_begin, a[0]))
-INT_PROBE(step_end, 1, STAP_PROBE1(msrt, step_end, a[0]))
 INT_PROBE(kernel_launch, 3, STAP_PROBE3(msrt, kernel_launch, a[0], a[1], a[2]))
 INT_PROBE(kernel_begin, 3, STAP_PROBE3(msrt, kernel_begin, a[0], a[1], a[2]))
-INT_PROBE(kernel_end, 5,
-          STAP_PROBE5(msrt, kernel_end, a[0], a[1], a[2], a[3], a[4]))
-INT_PROBE(mem_alloc, 4, STAP_PROBE4(msrt, mem_alloc, a[0], a[1], a[2], a[3]))
-INT_PROBE(mem_free, 4, STAP_PROBE4(msrt, mem_free, a[0], a[1], a[2], a[3]))
 INT_PROBE(comm_begin, 5,
           STAP_PROBE5(msrt, comm_begin, a[0], a[1], a[2], a[3], a[4]))
 INT_PROBE(comm_end, 5,
           STAP_PROBE5(msrt, comm_end, a[0], a[1], a[2], a[3], a[4]))
+
+
+/* step_begin(step) / step_end(step): the process's current step is kept
+ * here too, for the kernels staged during it. */
+static PyObject *
+step_begin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long a[1];
+    if (ints(args, nargs, 1, a, "step_begin") < 0)
+        return NULL;
+    current_step = a[0];
+    if (ENABLED(step_begin)) {
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE1(msrt, step_begin, a[0]);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+step_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long a[1];
+    if (ints(args, nargs, 1, a, "step_end") < 0)
+        return NULL;
+    current_step = -1;
+    if (ENABLED(step_end)) {
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE1(msrt, step_end, a[0]);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+/* kernel_end(op_id, stream, seq, launch_ns, begin_ns): staged as a KERNEL
+ * record ending now, and/or fired as its own probe. */
+static PyObject *
+kernel_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (ENABLED(record_batch) || ENABLED(kernel_end)) {
+        long long a[5];
+        if (ints(args, nargs, 5, a, "kernel_end") < 0)
+            return NULL;
+        if (ENABLED(record_batch)) {
+            struct record *r = stage_record(EV_KERNEL);
+            r->ts = now();
+            r->sub = (uint16_t)a[1];
+            r->seq = (uint32_t)a[2];
+            r->a0 = a[0];
+            r->a1 = a[3];
+            r->a2 = a[4];
+            r->a3 = current_step;
+            stage.count++;
+        }
+        if (ENABLED(kernel_end)) {
+            Py_BEGIN_ALLOW_THREADS
+            STAP_PROBE5(msrt, kernel_end, a[0], a[1], a[2], a[3], a[4]);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* mem_alloc/mem_free(addr, size, op_id, in_use) */
+#define MEM_PROBE(name, TYPE)                                                \
+static PyObject *                                                            \
+name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
+{                                                                            \
+    if (ENABLED(record_batch) || ENABLED(name)) {                            \
+        long long a[4];                                                      \
+        if (ints(args, nargs, 4, a, #name) < 0)                              \
+            return NULL;                                                     \
+        if (ENABLED(record_batch))                                           \
+            stage_mem(TYPE, now(), a[0], a[1], a[2], a[3]);                  \
+        if (ENABLED(name)) {                                                 \
+            Py_BEGIN_ALLOW_THREADS                                           \
+            STAP_PROBE4(msrt, name, a[0], a[1], a[2], a[3]);                 \
+            Py_END_ALLOW_THREADS                                             \
+        }                                                                    \
+    }                                                                        \
+    Py_RETURN_NONE;                                                          \
+}
+
+MEM_PROBE(mem_alloc, EV_MEM_ALLOC)
+MEM_PROBE(mem_free, EV_MEM_FREE)
 
 /* mem_batch(in_use, frees, addr0, size0, op0[, addr1, size1, op1[, addr2,
  * size2, op2]]): up to three pool events in one probe hit, in order, each
@@ -101,7 +305,7 @@ INT_PROBE(comm_end, 5,
 static PyObject *
 mem_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (ENABLED(mem_batch)) {
+    if (ENABLED(record_batch) || ENABLED(mem_batch)) {
         long long a[2 + 3 * MEM_BATCH_MAX] = {0};
         Py_ssize_t n = (nargs - 2) / 3;
         if (nargs < 5 || (nargs - 2) % 3 || n > MEM_BATCH_MAX) {
@@ -115,11 +319,23 @@ mem_batch(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (a[i] == -1 && PyErr_Occurred())
                 return NULL;
         }
-        long long count = n;
-        Py_BEGIN_ALLOW_THREADS
-        STAP_PROBE12(msrt, mem_batch, a[0], count, a[1], a[2], a[3], a[4], a[5], a[6],
-                     a[7], a[8], a[9], a[10]);
-        Py_END_ALLOW_THREADS
+        if (ENABLED(record_batch)) {
+            long long ts = now(), in_use = a[0];
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int is_free = (a[1] >> i) & 1;
+                long long size = a[3 + 3 * i];
+                in_use += is_free ? -size : size;
+                stage_mem(is_free ? EV_MEM_FREE : EV_MEM_ALLOC, ts, a[2 + 3 * i], size,
+                          a[4 + 3 * i], in_use);
+            }
+        }
+        if (ENABLED(mem_batch)) {
+            long long count = n;
+            Py_BEGIN_ALLOW_THREADS
+            STAP_PROBE12(msrt, mem_batch, a[0], count, a[1], a[2], a[3], a[4], a[5], a[6],
+                         a[7], a[8], a[9], a[10]);
+            Py_END_ALLOW_THREADS
+        }
     }
     Py_RETURN_NONE;
 }
@@ -163,9 +379,7 @@ noop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 now_ns(PyObject *self, PyObject *unused)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    return PyLong_FromLongLong(now());
 }
 
 /* enabled(name) -> bool: whether a tracer holds the probe's semaphore. */
@@ -179,6 +393,7 @@ enabled(PyObject *self, PyObject *arg)
     CHECK(device_init) CHECK(op_register) CHECK(step_begin) CHECK(step_end)
     CHECK(kernel_launch) CHECK(kernel_begin) CHECK(kernel_end)
     CHECK(mem_alloc) CHECK(mem_free) CHECK(mem_batch) CHECK(comm_begin) CHECK(comm_end)
+    CHECK(record_batch)
 #undef CHECK
     PyErr_Format(PyExc_KeyError, "no probe named %s", name);
     return NULL;
@@ -199,6 +414,8 @@ static PyMethodDef methods[] = {
     FAST(mem_batch, "mem_batch(in_use, frees, addr, size, op_id, ...): 1 to 3 pool events"),
     FAST(comm_begin, "comm_begin(kind, bytes, group, peer, seq)"),
     FAST(comm_end, "comm_end(kind, bytes, group, peer, seq)"),
+    {"flush_staged", flush_staged, METH_NOARGS,
+     "flush_staged(): hand this thread's staged records to the tracer (record_batch)"},
     FAST(noop, "noop(*args): does nothing (benchmark baseline)"),
     {"now_ns", now_ns, METH_NOARGS, "CLOCK_MONOTONIC in nanoseconds"},
     {"enabled", enabled, METH_O, "enabled(name): is the probe traced?"},
@@ -213,5 +430,15 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__usdt(void)
 {
-    return PyModule_Create(&module);
+    static int forked_handler;
+    if (!forked_handler) {
+        pthread_atfork(NULL, NULL, stage_after_fork);
+        forked_handler = 1;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "STAGE_CAP", STAGE_CAP) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -8,7 +8,9 @@ three events each (one hit per op, mostly) rather than one hit per block:
 a traced probe costs the better part of a microsecond; the frees of the
 last op follow its launch.
 The stream thread brackets the kernel with ``kernel_begin`` and
-``kernel_end``.  A training step is ``step_begin``, the launches, a stream
+``kernel_end``.  Traced, kernel_end and the pool events are staged as
+records and handed to the tracer in batches (see runtime/_usdt.c): a
+stream flushes at each synchronize marker, the host after each run.  A training step is ``step_begin``, the launches, a stream
 synchronize, the outputs copied out and freed, ``step_end``.
 
 This loop is what the profiler's overhead is measured against, so it does
@@ -94,6 +96,7 @@ class Executable:
             if addr >= 0:
                 pool.in_use -= size
                 hooks.mem_free(addr, size, owner, pool.in_use)
+        hooks.flush_staged()            # this thread's pool events of the run
         if step is not None:
             hooks.step_end(step)
         return results

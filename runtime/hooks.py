@@ -28,11 +28,12 @@ mem_batch = _usdt.mem_batch            # (in_use, frees, addr, size, op_id, ...)
 comm_begin = _usdt.comm_begin          # (kind, bytes, group, peer, seq)
 comm_end = _usdt.comm_end              # (kind, bytes, group, peer, seq)
 now_ns = _usdt.now_ns                  # CLOCK_MONOTONIC ns, the probes' clock
+flush_staged = _usdt.flush_staged      # () hand this thread's staged records over
 
 HOOK_NAMES = (
     "device_init", "op_register", "step_begin", "step_end", "kernel_launch",
     "kernel_begin", "kernel_end", "mem_alloc", "mem_free", "mem_batch", "comm_begin",
-    "comm_end",
+    "comm_end", "flush_staged",
 )
 MEM_BATCH_MAX = 3                      # events one mem_batch hit carries
 

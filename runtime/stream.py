@@ -68,7 +68,8 @@ class Stream:
         get, sid = self._queue.get, self.id
         while True:
             op_id, seq, t_launch, kernel = get()
-            if op_id < 0:                  # control item
+            if op_id < 0:                  # control item (a synchronize marker...)
+                hooks.flush_staged()       # ...sees this stream's kernels handed over
                 if kernel is None:
                     return
                 kernel()

@@ -66,7 +66,7 @@ def test_ebpf_run_records_every_event(ebpf_ready, tmp_path):
     r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "toy.py", 25)
     assert r.returncode == 0, r.stderr
     meta, _ = check_toy_profile(out, 25, "ebpf")
-    assert "usdt:msrt:kernel_end" in meta["probes"]
+    assert "usdt:msrt:record_batch" in meta["probes"]
     assert "backend ebpf" in r.stderr
 
 
@@ -172,6 +172,35 @@ def test_script_killed_by_a_signal_exits_128_plus_signal(backend, tmp_path, requ
 
 
 @pytest.mark.ebpf
+def test_records_staged_when_killed_are_not_lost(ebpf_ready, tmp_path):
+    """Kernels staged by the runtime and never handed over (two threads, one
+    past a full batch) are read at the threads' exit, even after SIGKILL."""
+    from msprof.runtime import _usdt
+
+    on_main, on_other = _usdt.STAGE_CAP + 36, 10
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "killed_staged.py",
+                   on_main, on_other)
+    assert r.returncode == 128 + signal.SIGKILL, r.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["lost_events"] == 0
+    k = pd.read_parquet(out / "kernels.parquet")
+    assert k[k["op_id"] == 7]["seq"].tolist() == list(range(on_main))
+    assert k[k["op_id"] == 8]["seq"].tolist() == list(range(on_other))
+    assert k.groupby("op_id")["tid"].nunique().tolist() == [1, 1]
+    assert k[k["op_id"] == 7]["tid"].iloc[0] != k[k["op_id"] == 8]["tid"].iloc[0]
+
+
+@pytest.mark.ebpf
+def test_a_forked_child_does_not_report_its_parents_staged_records(ebpf_ready, tmp_path):
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "forked_staged.py")
+    assert r.returncode == 0, r.stderr
+    k = pd.read_parquet(out / "kernels.parquet").sort_values(["rank", "seq"])
+    assert k.groupby("rank")["op_id"].agg(list).to_dict() == {0: [7] * 5, 1: [9] * 3}
+
+
+@pytest.mark.ebpf
 def test_ctrl_c_reaches_the_script_and_the_profile_is_saved(ebpf_ready, tmp_path):
     out = tmp_path / "p"
     p = subprocess.Popen([MSPROF, "run", "-o", str(out), "--backend", "ebpf",
@@ -221,7 +250,7 @@ def test_print_bpf_shows_the_program(tmp_path):
     r = run_msprof("run", "--print-bpf", "x.py")
     assert r.returncode == 0
     assert "BPF_RINGBUF_OUTPUT(events" in r.stdout
-    assert "int usdt_kernel_end(struct pt_regs *ctx)" in r.stdout
+    assert "int usdt_record_batch(struct pt_regs *ctx)" in r.stdout
 
 
 def test_live_progress_in_a_terminal(tmp_path):

@@ -51,6 +51,24 @@ def test_kernel_ends_per_step_match_the_op_list_in_order(probes):
     assert all(ends == op_ids for ends in per_step.values())
 
 
+@pytest.mark.parametrize("target", ["CPU", "Inline"])
+def test_staged_records_are_handed_over_before_each_step_ends(probes, target):
+    # Traced, kernel_end and the pool events are staged per thread; every
+    # thread that staged one flushes before the step is over.
+    context.set_context(device_target=target)
+    run_lenet(probes, steps=3)
+    pending, steps_checked = set(), 0
+    for name, _, thread in probes:
+        if name in ("kernel_end", "mem_alloc", "mem_free"):
+            pending.add(thread)
+        elif name == "flush_staged":
+            pending.discard(thread)
+        elif name == "step_end":
+            assert not pending
+            steps_checked += 1
+    assert steps_checked == 3
+
+
 def test_per_op_sequence_and_timestamps(probes):
     exe, _ = run_lenet(probes, steps=2)
     host = threading.get_ident()
