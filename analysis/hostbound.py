@@ -25,7 +25,7 @@ import pandas as pd
 
 from msprof.analysis import memo
 from msprof.analysis.groupstats import Groups
-from msprof.analysis.intervals import covered, rank_chunks, rank_start_order, segments
+from msprof.analysis.intervals import rank_chunks, rank_start_order
 from msprof.analysis.opstats import op_groups, operators, with_ops
 
 
@@ -140,12 +140,13 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     its first kernel's start to its last one's end: their own time and the
     gaps between them, launch and dispatch overhead (the host issuing the
     next one, the stream picking it up), all of which fusing them would
-    give back.  And before that, a run the host launches while the device
-    has nothing running holds the stream idle: the time its stream runs
-    nothing while the host launches the run, before its first kernel
-    starts, is ``starved_ns`` (a launch path that shares a lock with the
-    device's executor, like this runtime's Python, starves the executor
-    while the host issues hundreds of launches).  Kernels outside steps, and those with an unknown
+    give back.  And before that, from the run's first launch to its first
+    kernel's start, the stream waits for the host to launch the run, but
+    for the work already queued on it (at its operators' fastest time):
+    that is ``starved_ns`` (a launch path that shares a lock with the
+    device's executor, like this runtime's Python, starves the executor,
+    and stretches the kernels it runs meanwhile, while the host issues
+    hundreds of launches).  Kernels outside steps, and those with an unknown
     launch time, are left out."""
     cols = ["rank", "step", "scope", "type", "kernels", "ops", "held_ns", "starved_ns",
             "overhead_ns", "names"]
@@ -165,8 +166,12 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     # operator, on its code (no groupby over the kernels)
     codes, table = operators(k, ops)
     dur = k["dur_ns"].to_numpy(dtype="int64")
-    med = Groups(codes[use], len(table)).median(dur[use])
+    per_op = Groups(codes[use], len(table))
+    med = per_op.median(dur[use])
     tiny_all = (med < cost.reindex(table["rank"].to_numpy()).fillna(0).to_numpy())[codes]
+    # an operator's own time: its fastest kernel (waiting on the host only
+    # ever stretches a kernel)
+    fastest_all = per_op.min(dur[use])[codes]
     st_all, start_all = k["stream"].to_numpy(), k["start_ns"].to_numpy(dtype="int64")
     # The kernels used, by rank, stream, then start (ties keep the table's
     # order), a chunk of whole ranks at a time: runs never span ranks.
@@ -184,7 +189,8 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
         gap = np.zeros(len(rows), dtype="int64")
         gap[1:] = np.clip(start[1:] - end[:-1], 0, None)
         held = d + np.where(same, gap, 0)
-        starved = _starved(rk * 1024 + st, start, end, launch[rows], tiny, same)
+        starved = _starved(rk * 1024 + st, start, end, launch[rows], tiny, same,
+                           fastest_all[rows])
         parts.append((rows[tiny], (held + starved)[tiny], starved[tiny],
                       (held + starved - d)[tiny]))
     rows, held, starved, overhead = (np.concatenate([p[i] for p in parts]) for i in range(4))
@@ -207,13 +213,16 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
                                  kind="stable").reset_index(drop=True)
 
 
-def _starved(rk, start, end, launch, tiny, same) -> np.ndarray:
+def _starved(rk, start, end, launch, tiny, same, fastest) -> np.ndarray:
     """Per kernel (sorted by ``rk``, a rank and stream key, then start):
     for the first kernel of each run of two or more tiny kernels, the time
-    its stream ran nothing while the host was launching the run and before
-    its first kernel started (from the run's first launch to the earlier of
-    its last launch and that start); 0 elsewhere.  Overlapping windows of
-    several runs count once, for the first run."""
+    from the run's first launch to that kernel's start that the stream did
+    not spend on work already queued before it (each such kernel counted at
+    its operator's ``fastest`` time: while the host launches the run it
+    holds the launch path, and the queued kernels wait on it, stretched, so
+    the stretch is the run's too); 0 elsewhere.  A run's window starts
+    after the previous run of its stream has ended (that one holds the
+    stream until then)."""
     out = np.zeros(len(rk), dtype="int64")
     first = tiny & ~same                     # a run's first kernel
     nxt = np.zeros(len(rk), dtype=bool)
@@ -222,26 +231,28 @@ def _starved(rk, start, end, launch, tiny, same) -> np.ndarray:
     if not len(heads):
         return out
     run = np.cumsum(first)                   # run number of every kernel
-    t_run = run[tiny]
-    lg = pd.Series(launch[tiny]).groupby(t_run)
-    a = lg.min().reindex(run[heads]).to_numpy()
-    b = np.minimum(start[heads], lg.max().reindex(run[heads]).to_numpy())
-    keep = a < b
-    heads, a, b = heads[keep], a[keep], b[keep]
-    if not len(heads):
-        return out
-    # count each stretch of time once: clip each window to after the
-    # previous window of its rank
-    order = np.lexsort((a, rk[heads]))
-    heads, a, b = heads[order], a[order], b[order]
+    a = pd.Series(launch[tiny]).groupby(run[tiny]).min().reindex(run[heads]).to_numpy()
+    e = pd.Series(end[tiny]).groupby(run[tiny]).max().reindex(run[heads]).to_numpy()
+    b = start[heads]
+    # each window starts after the previous run of its stream has ended
+    # (heads are in stream, then start order)
     r = rk[heads]
     reset = np.r_[True, r[1:] != r[:-1]]
-    prev_b = np.where(reset, np.iinfo("int64").min, np.r_[0, b[:-1]])
-    a = np.maximum(a, _running_max_by_group(prev_b, reset))
+    prev_e = np.where(reset, np.iinfo("int64").min, np.r_[0, e[:-1]])
+    a = np.maximum(a, _running_max_by_group(prev_e, reset))
     ok = a < b
-    busy = segments(pd.DataFrame({"rank": rk, "start_ns": start, "end_ns": end}))
-    q = pd.DataFrame({"rank": r[ok], "a": a[ok], "b": b[ok]})
-    out[heads[ok]] = (q["b"] - q["a"]).to_numpy() - covered(busy, q)
+    heads, a, b = heads[ok], a[ok], b[ok]
+    # the queued work: kernels of the same stream starting in [a, b), at
+    # their fastest; found by one search on start times laid end to end
+    # per stream (the kernels are sorted by stream, then start)
+    t0 = int(start.min())
+    span = int(start.max()) - t0 + 1
+    group = np.r_[0, np.cumsum(rk[1:] != rk[:-1])]
+    flat = group * span + (start - t0)
+    work = np.r_[0, np.cumsum(np.where(tiny, 0, fastest))]
+    lo = np.searchsorted(flat, group[heads] * span + (a - t0))
+    hi = np.searchsorted(flat, group[heads] * span + (b - t0))
+    out[heads] = np.clip((b - a) - (work[hi] - work[lo]), 0, None)
     return out
 
 
