@@ -217,7 +217,7 @@ def _starved(rk, start, end, launch, tiny, same, fastest) -> np.ndarray:
     """Per kernel (sorted by ``rk``, a rank and stream key, then start):
     for the first kernel of each run of two or more tiny kernels, the time
     from the run's first launch to that kernel's start that the stream did
-    not spend on work already queued before it (each such kernel counted at
+    not spend on work already queued or running (each such kernel counted at
     its operator's ``fastest`` time: while the host launches the run it
     holds the launch path, and the queued kernels wait on it, stretched, so
     the stretch is the run's too); 0 elsewhere.  A run's window starts
@@ -252,7 +252,13 @@ def _starved(rk, start, end, launch, tiny, same, fastest) -> np.ndarray:
     work = np.r_[0, np.cumsum(np.where(tiny, 0, fastest))]
     lo = np.searchsorted(flat, group[heads] * span + (a - t0))
     hi = np.searchsorted(flat, group[heads] * span + (b - t0))
-    out[heads] = np.clip((b - a) - (work[hi] - work[lo]), 0, None)
+    queued = work[hi] - work[lo]
+    # ... and what is left of the kernel already running at the window's
+    # start (at its fastest, less the time it had run)
+    before = np.maximum(lo - 1, 0)
+    running = (lo > 0) & (group[before] == group[heads]) & (end[before] > a) & ~tiny[before]
+    queued += np.where(running, np.clip(fastest[before] - (a - start[before]), 0, None), 0)
+    out[heads] = np.clip((b - a) - queued, 0, None)
     return out
 
 

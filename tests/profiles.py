@@ -311,6 +311,26 @@ def tiny(root) -> Path:
     return write_profile(root, base_meta((0,)), kernels=kernels, ops=ops, steps=steps)
 
 
+
+def tiny_behind_queued_work(root) -> Path:
+    """One rank.  Step 0 [0, 10000): MatMul-op1 launched and started at
+    100, stretched to 3000 while the host launches ten 50 ns Fill-op2
+    kernels every 200 ns from 200 (launch cost 200); they run from 3100,
+    one every 60 ns, the last ending at 3690.  Step 1 [10000, 12000):
+    MatMul-op1 alone, at its own 1000 ns.  The Fill run holds the stream
+    590 ns and starves it (3100 - 200) - (1000 - 100) = 2000 ns before:
+    MatMul had 900 ns of its own work left at the first launch."""
+    kernels = [_k(0, 1, 100, 100, 3000, 0)]
+    kernels += [_k(0, 2, 200 + 200 * i, 3100 + 60 * i, 50, 0) for i in range(10)]
+    kernels += [_k(0, 1, 10100, 10100, 1000, 1)]
+    ops = [{"rank": 0, "op_id": 1, "name": "MatMul-op1", "type": "MatMul",
+            "scope": "net/dense/MatMul-op1"},
+           {"rank": 0, "op_id": 2, "name": "Fill-op2", "type": "Fill",
+            "scope": "net/tiny/Fill-op2"}]
+    steps = [{"rank": 0, "step": 0, "start_ns": 0, "dur_ns": 10000},
+             {"rank": 0, "step": 1, "start_ns": 10000, "dur_ns": 2000}]
+    return write_profile(root, base_meta((0,)), kernels=kernels, ops=ops, steps=steps)
+
 # Fixtures over these scenarios; test modules import them by name.
 
 import pytest  # noqa: E402

@@ -196,6 +196,14 @@ def test_host_bound_tiny_kernels(tmp_path):
     assert f["impact_ns"] == 1360
 
 
+
+def test_tiny_run_is_charged_what_the_stream_waited_for_it(tmp_path):
+    from msprof.analysis import hostbound
+    p = msprof.load(profiles.tiny_behind_queued_work(tmp_path / "t"))
+    t = hostbound.tiny_time(p.kernels, p.ops)
+    assert t[["step", "scope", "type", "kernels", "held_ns", "starved_ns"]].values.tolist() == [
+        [0, "net/tiny", "Fill", 10, 590 + 2000, 2000]]
+
 def test_report_sections_are_json(dp_slow):
     import json
 
