@@ -212,35 +212,24 @@ INT_PROBE(comm_end, 5,
 
 /* step_begin(step) / step_end(step): the process's current step is kept
  * here too, for the kernels staged during it. */
-static PyObject *
-step_begin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    long long a[1];
-    if (ints(args, nargs, 1, a, "step_begin") < 0)
-        return NULL;
-    current_step = a[0];
-    if (ENABLED(step_begin)) {
-        Py_BEGIN_ALLOW_THREADS
-        STAP_PROBE1(msrt, step_begin, a[0]);
-        Py_END_ALLOW_THREADS
-    }
-    Py_RETURN_NONE;
+#define STEP_PROBE(name, STEP_AFTER)                                         \
+static PyObject *                                                            \
+name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
+{                                                                            \
+    long long a[1];                                                          \
+    if (ints(args, nargs, 1, a, #name) < 0)                                  \
+        return NULL;                                                         \
+    current_step = STEP_AFTER;                                               \
+    if (ENABLED(name)) {                                                     \
+        Py_BEGIN_ALLOW_THREADS                                               \
+        STAP_PROBE1(msrt, name, a[0]);                                       \
+        Py_END_ALLOW_THREADS                                                 \
+    }                                                                        \
+    Py_RETURN_NONE;                                                          \
 }
 
-static PyObject *
-step_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    long long a[1];
-    if (ints(args, nargs, 1, a, "step_end") < 0)
-        return NULL;
-    current_step = -1;
-    if (ENABLED(step_end)) {
-        Py_BEGIN_ALLOW_THREADS
-        STAP_PROBE1(msrt, step_end, a[0]);
-        Py_END_ALLOW_THREADS
-    }
-    Py_RETURN_NONE;
-}
+STEP_PROBE(step_begin, a[0])
+STEP_PROBE(step_end, -1)
 
 /* kernel_end(op_id, stream, seq, launch_ns, begin_ns): staged as a KERNEL
  * record ending now, and/or fired as its own probe. */
