@@ -43,6 +43,14 @@ step_ns`` exactly:
 Informational: ``comm_ns`` (time any communication ran) and
 ``overlapped_comm_ns`` (the part of it hidden under compute;
 ``comm_ns == overlapped_comm_ns + exposed_comm_ns + bubble_ns``).
+``cpu_wait_ns``: time in the step a thread that runs compute kernels was
+runnable but waited for a CPU that another thread or process held (the
+``cpu_waits`` table, eBPF only; 0 without it; a wait that ended on an
+idle CPU is that CPU waking up, and does not count).  Such a thread only
+waits with work to do: inside a kernel, the kernel stretches
+(``compute_cpu_wait_ns``, the part of ``compute_ns`` the competition for
+the cores took, not the kernels); between kernels, a launched kernel
+starts late (idle time with work queued).
 Communication is the kernels on the communication stream (and, for a
 rank without any, its ``comms`` rows: see :func:`work`).
 """
@@ -52,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
-from msprof.analysis.intervals import (Timeline, Windows, pieces, rank_chunks,
+from msprof.analysis.intervals import (Timeline, Windows, covered, pieces, rank_chunks,
                                       rank_start_order, union_line)
 
 _NEVER = np.iinfo("int64").min  # launch time of a kernel launched "long ago"
@@ -61,6 +69,10 @@ COMM_STREAM = _comm.COMM_STREAM
 
 def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
     return df if rank is None else df[df["rank"] == rank]
+
+
+def _select_or_none(df: pd.DataFrame | None, rank: int | None) -> pd.DataFrame | None:
+    return None if df is None else _select(df, rank)
 
 
 def _i64(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -284,14 +296,17 @@ def _memory_peaks(memory: pd.DataFrame, win: Windows) -> pd.arrays.IntegerArray:
 
 
 def breakdown_and_gaps(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
-                       comms: pd.DataFrame | None = None, rank: int | None = None):
+                       comms: pd.DataFrame | None = None, rank: int | None = None,
+                       cpu_waits: pd.DataFrame | None = None):
     """``(step_breakdown(...), gaps(...))`` computed together (they share
     the costly part)."""
-    return _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=True)
+    return _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=True,
+                           cpu_waits=cpu_waits)
 
 
 def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFrame,
-                   comms: pd.DataFrame | None = None, rank: int | None = None) -> pd.DataFrame:
+                   comms: pd.DataFrame | None = None, rank: int | None = None,
+                   cpu_waits: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (rank, step) with ``start_ns``, ``step_ns``, ``busy_ns``,
     ``host_gap_ns``, ``idle_ns`` (these three sum to ``step_ns`` exactly),
     ``queued_ns`` (the part of idle_ns in which a launched kernel waited),
@@ -299,11 +314,12 @@ def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFr
     (highest bytes in use in the pool during the step; <NA> without memory
     events), and the split of busy time described in the module docstring:
     ``compute_ns``, ``exposed_comm_ns``, ``bubble_ns`` (with host_gap_ns and
-    idle_ns they sum to step_ns), ``overlapped_comm_ns``, ``comm_wait_ns``.
+    idle_ns they sum to step_ns), ``overlapped_comm_ns``, ``comm_wait_ns``,
+    ``cpu_wait_ns`` and ``compute_cpu_wait_ns`` (from ``cpu_waits``).
 
     ``comms`` holds every rank's collectives (waits are found by matching
     ranks, so pass them all even when ``rank`` selects one)."""
-    return _step_breakdown(kernels, steps, memory, comms, rank)
+    return _step_breakdown(kernels, steps, memory, comms, rank, cpu_waits=cpu_waits)
 
 
 def _with_compute(tl: _Timeline, iv: pd.DataFrame) -> np.ndarray:
@@ -318,7 +334,32 @@ def _with_compute(tl: _Timeline, iv: pd.DataFrame) -> np.ndarray:
     return _union_per_window(win, w[order], s[order], e[order])[0]
 
 
-def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False):
+def _cpu_wait(tl: _Timeline, kernels: pd.DataFrame, waits: pd.DataFrame | None):
+    """Per window: the time one of the threads that run the rank's compute
+    kernels waited for a busy CPU (the union of those threads' waits, cut
+    to the windows), and the part of it inside compute."""
+    win = tl.win
+    total, inside = np.zeros(len(win), dtype="int64"), np.zeros(len(win), dtype="int64")
+    if waits is None or waits.empty or not len(win):
+        return total, inside
+    waits = waits[~waits["idle_cpu"].to_numpy(dtype=bool)]
+    comp = kernels[~_is_comm(kernels)]
+    key = lambda df: (_i64(df, "rank") << 32) | (_i64(df, "tid") & 0xFFFFFFFF)  # noqa: E731
+    waits = waits[np.isin(key(waits), np.unique(key(comp)))]
+    if waits.empty:
+        return total, inside
+    start = _i64(waits, "start_ns")
+    _, w, s, e = pieces(win, waits["rank"].to_numpy(), start, start + _i64(waits, "dur_ns"))
+    first, end = union_line(s, e)          # waits of several threads at once count once
+    w, s = w[first], s[first]
+    cw, cs, ce = tl.compute
+    order = np.argsort(cs, kind="stable")
+    during = covered(pd.DataFrame({"rank": 0, "s": cs[order], "e": ce[order]}),
+                     pd.DataFrame({"rank": 0, "a": s, "b": end}))
+    return _per_window(win, w, end - s), _per_window(win, w, during)
+
+
+def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False, cpu_waits=None):
     tl = _timeline(kernels, steps, comms, rank)
     win = tl.win
     g, host, queued = tl.gaps()
@@ -344,6 +385,8 @@ def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False):
     out["exposed_comm_ns"] = tl.busy_ns - compute - bubble
     out["overlapped_comm_ns"] = compute + tl.comm_ns - tl.busy_ns
     out["comm_wait_ns"] = waited - bubble
+    out["cpu_wait_ns"], out["compute_cpu_wait_ns"] = _cpu_wait(
+        tl, _select(kernels, rank), _select_or_none(cpu_waits, rank))
     order = np.lexsort((win.step, win.rank))
     out = out.take(order).reset_index(drop=True)
     return (out, g) if with_gaps else out
@@ -359,7 +402,8 @@ def device_breakdown(step_df: pd.DataFrame, memory: pd.DataFrame,
     ``bubble_frac`` of the step, and ``mem_peak``: the highest bytes in use on the rank over
     the whole profile (<NA> without memory events)."""
     parts = ["step_ns", "busy_ns", "host_gap_ns", "idle_ns", "queued_ns", "comm_ns",
-             "compute_ns", "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns"]
+             "compute_ns", "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns",
+             "cpu_wait_ns", "compute_cpu_wait_ns"]
     g = step_df.groupby("rank")
     out = g[parts].mean()
     out.insert(0, "steps", g.size())

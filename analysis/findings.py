@@ -27,6 +27,7 @@ from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
 HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
 IDLE_FRAC = 0.30         # idle above this share of the step
 IMBALANCE_FRAC = 0.10    # slowest rank's compute above the others' median by this share of the step
+CPU_WAIT_FRAC = 0.10     # compute threads waiting for a CPU above this share of the step
 EXPOSED_COMM_FRAC = 0.10  # exposed transfer time above this share of the step
 BUBBLE_FRAC = 0.10       # pipeline bubble above this share of the step (GPipe, M = 8: 11 %)
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
@@ -229,12 +230,53 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     return [_finding(
         "slow_rank", "warning", [r], [], excess,
         f"rank {r} computes {fmt_ns(worst['compute_ns'])}/step vs {fmt_ns(others)} on the "
-        f"other ranks (+{_pct(excess, others)}){wait}; rank {r} at the others' speed: "
-        f"-{fmt_ns(excess)}/step (-{_pct(excess, step)})",
+        f"other ranks (+{_pct(excess, others)}; time waiting for a CPU left out){wait}; "
+        f"rank {r} at the others' speed: -{fmt_ns(excess)}/step (-{_pct(excess, step)})",
         f"find out why rank {r} is slower (its host or device, data it gets, a shard "
         "that is bigger than the others)",
         compute_ns=float(worst["compute_ns"]), others_ns=float(others),
         caused_wait_ns=waited)]
+
+
+def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
+    """The threads that run a rank's compute kernels were runnable but
+    waited for a busy CPU (``cpu_wait_ns`` of the step breakdown, from the
+    scheduler): the machine runs more busy threads than it has cores, and
+    the rank's kernels stretch or start late by the time others held them.
+    What-if, the larger of two lower bounds: per step, the slowest rank's
+    compute less the slowest rank's compute without the waits inside it
+    (``compute_cpu_wait_ns``: every rank waits for the slowest one); and,
+    when only some ranks wait for a CPU, what the other ranks wait for them
+    in collectives per step (it also covers kernels that started late and
+    host threads held up).  Medians over steps.  (Not the waits
+    themselves: part of a wait is time the thread would have spent waiting
+    anyway, for the GIL or a peer.)"""
+    if devices.empty or "compute_cpu_wait_ns" not in step_df:
+        return []
+    step = devices["step_ns"].median()
+    hit = devices[devices["cpu_wait_ns"] >= CPU_WAIT_FRAC * step]
+    if hit.empty:
+        return []
+    per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
+    per = per.groupby("step")
+    gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
+    unhit = step_df[~step_df["rank"].isin(hit["rank"])]
+    if len(unhit):
+        gain = max(gain, float(unhit.groupby("step")["comm_wait_ns"].mean().median()))
+    worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
+    rest = devices[~devices["rank"].isin(hit["rank"])]
+    others = (f"; other ranks: {fmt_ns(rest['cpu_wait_ns'].median())}/step"
+              if len(rest) else "")
+    return [_finding(
+        "cpu_contention", "warning", hit["rank"], [], gain,
+        f"{fmt_ranks(hit['rank'])}: the threads running compute kernels waited "
+        f"{fmt_ns(worst['cpu_wait_ns'])}/step for a CPU ({_pct(worst['cpu_wait_ns'], step)} "
+        f"of the step; runnable while other threads or processes held the cores){others}; "
+        f"without the competition: -{fmt_ns(gain)}/step (-{_pct(gain, step)})",
+        "give each rank cores of its own: fewer ranks or other busy processes per machine, "
+        "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
+        "(OMP_NUM_THREADS, data-loader workers)",
+        cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])})]
 
 
 P2P_TYPES = ("Send", "Recv")
@@ -452,7 +494,8 @@ def dominant_op(ops: pd.DataFrame) -> list[dict]:
 
 
 _PARTS = ["step_ns", "busy_ns", "host_gap_ns", "idle_ns", "queued_ns", "comm_ns", "compute_ns",
-          "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns"]
+          "exposed_comm_ns", "bubble_ns", "overlapped_comm_ns", "comm_wait_ns", "cpu_wait_ns",
+          "compute_cpu_wait_ns"]
 
 
 def typical_steps(step_df: pd.DataFrame) -> pd.DataFrame:
@@ -485,7 +528,8 @@ def rank_order(items: list[dict]) -> list[dict]:
 
 def findings(profile, rank: int | None = None) -> list[dict]:
     """All detectors over one profile (optionally one rank), ranked."""
-    devices = typical_steps(profile.step_breakdown(rank))
+    step_df = profile.step_breakdown(rank)
+    devices = typical_steps(step_df)
     ops = profile.op_stats(rank)
     reg = profile.ops.drop_duplicates(["rank", "op_id"], keep="last")
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
@@ -503,6 +547,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             starved = per.groupby(level="rank").apply(
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
         out += idle(devices, starved)
+        out += cpu_contention(step_df, devices)
         comms = profile.comms
         if rank is None:
             out += slow_rank(profile.slow_ranks(), devices)

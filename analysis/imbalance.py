@@ -43,25 +43,34 @@ def per_step(step_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
-    """Per rank: ``compute_ns`` (median per step), ``others_ns`` (median
-    over steps of the other ranks' median compute in the same step),
-    ``excess_ns`` (median over steps of its compute minus the other ranks'
-    median in that step), ``wait_ns`` (its own mean wait in collectives
-    per step) and ``caused_wait_ns`` (per step, the mean wait of each other
-    rank in collectives this rank arrived last at), sorted by excess,
-    largest first.
+    """Per rank: ``compute_ns`` (median per step of its compute, less the
+    part of it its compute threads spent waiting for a CPU: ``compute_ns -
+    compute_cpu_wait_ns`` of the step breakdown), ``cpu_wait_ns`` (median
+    per step of that part), ``others_ns`` (median over steps of the other ranks' median
+    compute in the same step), ``excess_ns`` (median over steps of its
+    compute minus the other ranks' median in that step), ``wait_ns`` (its
+    own mean wait in collectives per step) and ``caused_wait_ns`` (per
+    step, the mean wait of each other rank in collectives this rank arrived
+    last at), sorted by excess, largest first.
 
     Medians over steps, compared step by step: a slow rank is slow in
     every step, while the first step (warm-up: first touches, lazy
     allocations, connection set-up) or one hiccup of the machine can take
-    several times as long as the others on any rank."""
-    cols = ["rank", "compute_ns", "others_ns", "excess_ns", "wait_ns", "caused_wait_ns"]
+    several times as long as the others on any rank.  Time spent waiting
+    for a CPU is left out: a rank that shares its cores with other busy
+    processes is not slow at its work, its machine is oversubscribed
+    (:func:`msprof.analysis.findings.cpu_contention` reports that)."""
+    cols = ["rank", "compute_ns", "cpu_wait_ns", "others_ns", "excess_ns", "wait_ns",
+            "caused_wait_ns"]
     if step_df.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
+    cpu_wait = step_df["compute_cpu_wait_ns"] if "compute_cpu_wait_ns" in step_df else 0
+    step_df = step_df.assign(cpu_wait_ns=cpu_wait, on_cpu_ns=step_df["compute_ns"] - cpu_wait)
     g = step_df.groupby("rank")
-    out = pd.DataFrame({"compute_ns": g["compute_ns"].median(),
+    out = pd.DataFrame({"compute_ns": g["on_cpu_ns"].median(),
+                        "cpu_wait_ns": g["cpu_wait_ns"].median(),
                         "wait_ns": g["comm_wait_ns"].mean(), "steps": g.size()})
-    per = step_df.pivot_table(index="step", columns="rank", values="compute_ns")
+    per = step_df.pivot_table(index="step", columns="rank", values="on_cpu_ns")
     others, excess = {}, {}
     for r in per.columns:  # a loop per rank, not per event
         rest = per.drop(columns=r).median(axis=1) if per.shape[1] > 1 else per[r] * float("nan")

@@ -30,7 +30,7 @@ from msprof.analysis import memory as _memory
 from msprof.analysis import opstats as _opstats
 from msprof.analysis import pipeline as _pipeline
 from msprof.analysis import report as _report
-from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, REQUIRED
+from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, OPTIONAL, REQUIRED
 from msprof.errors import MsprofError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -67,10 +67,13 @@ def _read_meta(root: Path) -> dict:
     return meta
 
 
-def _check_table(root: Path, name: str) -> Path:
+def _check_table(root: Path, name: str) -> Path | None:
     """Reads the table's footer only: a missing file, a damaged footer or a
-    missing column is found at load time, the rows are read on first use."""
+    missing column is found at load time, the rows are read on first use.
+    None for an :data:`OPTIONAL` table the directory lacks."""
     path = root / f"{name}.parquet"
+    if not path.is_file() and name in OPTIONAL:
+        return None
     if not path.is_file():
         raise MsprofError(f"corrupt profile {root}: no {name}.parquet")
     try:
@@ -88,9 +91,12 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _read_table(name: str, paths: Sequence[Path]) -> pd.DataFrame:
+def _read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
     frames = []
     for path in paths:
+        if path is None:
+            frames.append(_conform(name, pd.DataFrame({c: [] for c in COLUMNS[name]})))
+            continue
         try:
             df = _read_parquet(path)
         except (pa.ArrowException, OSError) as e:
@@ -182,7 +188,7 @@ class Profile:
     DataFrames, plus the analyses as methods.
 
     Tables: ``kernels``, ``ops``, ``memory``, ``comms``, ``steps``,
-    ``devices`` (read on first use, cached).  ``ranks`` lists the ranks.
+    ``devices``, ``cpu_waits`` (read on first use, cached).  ``ranks`` lists the ranks.
     """
 
     def __init__(self, meta: dict, paths: dict[str, list[Path]]):
@@ -215,6 +221,8 @@ class Profile:
     comms = property(lambda self: self.table("comms"), doc="Collectives.")
     steps = property(lambda self: self.table("steps"), doc="Training steps.")
     devices = property(lambda self: self.table("devices"), doc="Device processes.")
+    cpu_waits = property(lambda self: self.table("cpu_waits"),
+                         doc="Times a runtime thread was runnable but waited for a CPU.")
 
     @property
     def ranks(self) -> list[int]:
@@ -263,7 +271,8 @@ class Profile:
 
     def _both(self, rank):
         return self._once(("steps", rank), lambda: _breakdown.breakdown_and_gaps(
-            self.kernels, self.steps, self.memory, self.comms, rank=rank))
+            self.kernels, self.steps, self.memory, self.comms, rank=rank,
+            cpu_waits=self.cpu_waits))
 
     def device_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank, the mean step's breakdown

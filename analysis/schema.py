@@ -35,7 +35,15 @@ COLUMNS: dict[str, dict[str, str]] = {
         "rank": "int32", "pid": "int32", "world_size": "int32", "kind": "int32",
         "init_ns": "int64",
     },
+    "cpu_waits": {
+        "rank": "int32", "pid": "int32", "tid": "int32", "start_ns": "int64",
+        "dur_ns": "int64", "cpu": "int32", "idle_cpu": "bool",
+    },
 }
+
+# Tables a profile may lack (written since a later msprof, or only by the
+# eBPF backend's writers): a missing one reads as empty.
+OPTIONAL = ("cpu_waits",)
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "kernels": ("rank", "op_id", "stream", "step", "start_ns", "dur_ns"),
@@ -44,13 +52,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "comms": ("rank", "kind", "bytes", "seq", "peer", "start_ns", "dur_ns"),
     "steps": ("rank", "step", "start_ns", "dur_ns"),
     "devices": ("rank",),
+    "cpu_waits": ("rank", "tid", "start_ns", "dur_ns"),
 }
 
 # Value given to a column a writer left out.  launch_ns -1 means "unknown".
 DEFAULTS: dict[str, object] = {
     "rank": -1, "pid": -1, "tid": -1, "seq": -1, "step": -1, "launch_ns": -1,
     "graph_id": -1, "group": -1, "world_size": -1, "kind": -1, "init_ns": -1,
-    "name": "", "type": "", "scope": "",
+    "name": "", "type": "", "scope": "", "cpu": -1,
+    "idle_cpu": False,
 }
 
 META_REQUIRED = ("format_version",)

@@ -16,7 +16,7 @@ MEM_FREE = 3
 STEP = 4          # one training step, paired: begin and end
 COMM = 5          # one collective, paired: begin and end
 KERNEL_LAUNCH = 6  # unpaired launch (only when kernel_launch is attached alone)
-SCHED = 7         # a device thread switched off-CPU (sched_switch)
+CPU_WAIT = 7      # a runtime thread waited for a CPU (sched_wakeup/sched_switch)
 EXIT = 8          # a traced process exited
 
 # Meta record kinds (``type`` field of a META record).
@@ -47,6 +47,9 @@ COMM_KINDS = {
 #     STEP           begin_ns, -, -, step
 #     COMM           begin_ns, bytes, group << 32 | peer (u32), step
 #                    (sub kind, seq seq)
+#     CPU_WAIT       runnable since (ns), the CPU it then ran on, -, -
+#                    (ts: when it got a CPU; tid: the waiting thread;
+#                    sub 1: that CPU was idle until then)
 #     EXIT           exit_group() status (-1: none), last signal received (0: none)
 #   step is -1 outside a step.
 EVENT_FIELDS = [
@@ -90,7 +93,7 @@ def c_header() -> str:
     defs = {
         "EV_KERNEL": KERNEL, "EV_MEM_ALLOC": MEM_ALLOC, "EV_MEM_FREE": MEM_FREE,
         "EV_STEP": STEP, "EV_COMM": COMM, "EV_KERNEL_LAUNCH": KERNEL_LAUNCH,
-        "EV_SCHED": SCHED, "EV_EXIT": EXIT,
+        "EV_CPU_WAIT": CPU_WAIT, "EV_EXIT": EXIT,
         "META_DEVICE_INIT": DEVICE_INIT, "META_OP_REGISTER": OP_REGISTER,
         "META_PROCESS_FORK": PROCESS_FORK,
         "NAME_LEN": NAME_LEN, "TYPE_LEN": TYPE_LEN, "SCOPE_LEN": SCOPE_LEN,

@@ -18,7 +18,9 @@
  *    them (a thread that exits with records still staged has them read at
  *    its exit, SIGKILL included);
  *  - a record that finds the ring full is counted in `lost`, never dropped
- *    silently.
+ *    silently;
+ *  - the scheduler tracepoints return at once for any thread but the
+ *    runtime's own (a hash lookup).
  */
 #include <uapi/linux/ptrace.h>
 
@@ -38,8 +40,13 @@ BPF_ARRAY(lost, u64, 5);
 BPF_HASH(traced, u32, u8, MAX_TRACED);
 
 /* Staging areas of the runtime's threads (record_batch): thread id -> the
- * area's address in that thread's process. */
-BPF_HASH(stages, u32, u64, MAX_TRACED * 4);
+ * area's address in that thread's process, and the process. */
+struct stage_ref { u64 area; u32 pid; };
+BPF_HASH(stages, u32, struct stage_ref, MAX_TRACED * 4);
+
+/* Threads of the runtime (those in `stages`) that are runnable but not
+ * running: thread id -> since when (woken, or switched out still runnable). */
+BPF_HASH(runnable, u32, u64, MAX_TRACED * 4);
 
 /* Records one record_batch hit reads at most: the runtime's STAGE_CAP. */
 #define STAGE_CAP 64
@@ -182,9 +189,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     u32 pid = id >> 32, tid = id;
     /* Records a thread staged and did not hand over: this kernel runs the
      * tracepoint before the thread lets go of its memory. */
-    u64 *area = stages.lookup(&tid);
-    if (area) {
-        u64 at = *area;
+    struct stage_ref *ref = stages.lookup(&tid);
+    runnable.delete(&tid);
+    if (ref) {
+        u64 at = ref->area;
         s64 count = 0;
         if (bpf_probe_read_user(&count, sizeof(count), (void *)at))
             count_lost(LOST_STAGED);
@@ -206,6 +214,60 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     exit_codes.delete(&pid);
     signals.delete(&pid);
     traced.delete(&pid);
+    return 0;
+}
+
+/* ---- waiting for a CPU ------------------------------------------------- */
+
+/* A runtime thread that is runnable but not running: woken and not yet
+ * on a CPU, or switched out while still runnable (preempted, or yielded).
+ * Each such wait becomes an EV_CPU_WAIT record when the thread gets a CPU
+ * again, marked when that CPU was idle until then (pid 0 switched out): a
+ * wait behind other threads and processes competing for the cores, or
+ * only the latency of an idle CPU waking up (on a VM, tens of us). */
+TRACEPOINT_PROBE(sched, sched_wakeup)
+{
+    u32 tid = args->pid;
+    if (!stages.lookup(&tid))
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    runnable.update(&tid, &now);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_switch)
+{
+    u32 prev = args->prev_pid, next = args->next_pid;
+    /* prev_state: 0 runnable (a yield), 0x100 preempted (runnable too);
+     * any state bit in the low byte means it went to sleep or died. */
+    if ((args->prev_state & 0xff) == 0 && stages.lookup(&prev)) {
+        u64 now = bpf_ktime_get_ns();
+        runnable.update(&prev, &now);
+    }
+    u64 *since = runnable.lookup(&next);
+    if (!since)
+        return 0;
+    u64 begin = *since;
+    runnable.delete(&next);
+    u64 now = bpf_ktime_get_ns();
+    struct stage_ref *ref = stages.lookup(&next);
+    if (!ref)
+        return 0;
+    struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
+    if (!e) {
+        count_lost(LOST_EVENT_RING);
+        return 0;
+    }
+    e->ts = now;
+    e->pid = ref->pid;
+    e->tid = next;
+    e->type = EV_CPU_WAIT;
+    e->sub = prev == 0;     /* the CPU was idle: the wait was its waking up */
+    e->seq = 0;
+    e->a0 = begin;
+    e->a1 = bpf_get_smp_processor_id();
+    e->a2 = e->a3 = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
@@ -376,7 +438,8 @@ static __always_inline int handle_record_batch(struct pt_regs *ctx, s64 *a)
     u32 tid = bpf_get_current_pid_tgid();
     u64 area = a[0];
     if (a[1] == 0) {
-        stages.update(&tid, &area);
+        struct stage_ref ref = {.area = area, .pid = pid};
+        stages.update(&tid, &ref);
         return 0;
     }
     emit_staged(pid, tid, area, a[1]);

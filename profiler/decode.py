@@ -37,6 +37,11 @@ SCHEMAS = {
         ("rank", pa.int32()), ("pid", pa.int32()), ("step", pa.int64()),
         ("start_ns", pa.int64()), ("dur_ns", pa.int64()),
     ]),
+    "cpu_waits": pa.schema([
+        ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
+        ("start_ns", pa.int64()), ("dur_ns", pa.int64()), ("cpu", pa.int32()),
+        ("idle_cpu", pa.bool_()),
+    ]),
     "devices": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("world_size", pa.int32()),
         ("kind", pa.int32()), ("init_ns", pa.int64()),
@@ -104,7 +109,7 @@ def decode_meta(meta: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
 
 
 def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
-    """Hot-path records -> kernels, memory, comms and steps rows."""
+    """Hot-path records -> kernels, memory, comms, steps and cpu_waits rows."""
     out = {}
     if len(recs) == 0:
         return out
@@ -151,6 +156,11 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
     r = rows(types == ev.STEP)
     if r:
         out["steps"] = table("steps", [r("rank"), r("pid"), r("a3"), r("a0"), r("ts") - r("a0")])
+    r = rows(types == ev.CPU_WAIT)
+    if r:
+        out["cpu_waits"] = table("cpu_waits", [r("rank"), r("pid"), r("tid"), r("a0"),
+                                               r("ts") - r("a0"), r("a1").astype(np.int32),
+                                               r("sub") != 0])
     return out
 
 

@@ -26,7 +26,8 @@ from msprof.profiler.ringbuf import RingReader
 TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
                 "record_batch", "comm_begin", "comm_end")
 TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
-               "syscalls:sys_enter_exit_group", "signal:signal_generate")
+               "syscalls:sys_enter_exit_group", "signal:signal_generate",
+               "sched:sched_wakeup", "sched:sched_switch")
 LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full",
                "staged_unreadable")
 

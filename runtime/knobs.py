@@ -6,6 +6,7 @@ environment so the hot paths only test a module constant.
     MSRT_LEAK_BYTES=65536                   a persistent block per step, never freed
     MSRT_TINY_OPS=50                        50 tiny (host-bound) ops per training step
     MSRT_CRASH_RANK=1 MSRT_CRASH_STEP=3     rank 1 dies (exit 13) at step 3's start
+    MSRT_CPU_HOG=1                          rank 1 and a busy process share one core
     MSRT_SLOW_LINK=1-2 MSRT_SLOW_LINK_US=500
                                             messages between ranks 1 and 2 (either way)
                                             take 500 us longer, and so does every
@@ -31,6 +32,7 @@ TINY_OPS = _get("MSRT_TINY_OPS", int, 0)
 CRASH_RANK = _get("MSRT_CRASH_RANK", int, -1)
 CRASH_STEP = _get("MSRT_CRASH_STEP", int, -1)
 CRASH_EXIT_CODE = 13
+CPU_HOG = _get("MSRT_CPU_HOG", int, -1)
 
 
 def _pair(raw: str) -> frozenset:

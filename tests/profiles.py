@@ -30,11 +30,13 @@ SCHEMAS = {
     "steps": [("rank", i32), ("pid", i32), ("step", i64), ("start_ns", i64), ("dur_ns", i64)],
     "devices": [("rank", i32), ("pid", i32), ("world_size", i32), ("kind", i32),
                 ("init_ns", i64)],
+    "cpu_waits": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64),
+                  ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_())],
 }
 
 DEFAULT_ROW = {"pid": 100, "tid": 100, "seq": 0, "graph_id": 0, "group": 0, "peer": -1,
                "step": -1, "kind": 0, "world_size": 2, "init_ns": 0, "addr": 0, "op_id": -1,
-               "stream": 0}
+               "stream": 0, "cpu": 0, "idle_cpu": False}
 
 
 def write_table(root: Path, name: str, rows: list[dict]) -> None:
@@ -245,6 +247,37 @@ def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000
                          ops=ops, devices=devices)
 
 
+def contended(root, n=4, steps=3) -> Path:
+    """:func:`data_parallel` with rank 2 computing 2000 ns longer per step
+    only because its compute thread (tid 100, the thread of every kernel)
+    waited 2000 ns per step for a CPU, in three waits at step offsets
+    [500, 1500), [2500, 3300) and [5800, 6300): the last one runs past the
+    rank's compute (which ends at 6000, with the step window) and counts
+    200.  A thread that runs no kernel (tid 300, the host) waits [100,
+    3000) every step: not compute's wait; and the compute thread's wait
+    [3400, 3900) ended on an idle CPU (that CPU waking up): not
+    contention.  Rank 0's compute thread waits [4500, 4700) every step,
+    after its compute (which ends at 4000): 200 of cpu_wait_ns, none of
+    it in compute, and below the finding's threshold.
+
+    So rank 2: cpu_wait_ns 2000 per step, all of it in compute, compute
+    6000 of which 4000 on a CPU, like the other ranks (no slow rank); CPU
+    contention on rank 2, without it: the longest wait per step, 2000 (the
+    others wait 1000 per step in collectives: less)."""
+    root = data_parallel(root, n=n, steps=steps, slow_rank=2)
+    waits = []
+    for st in range(steps):
+        t0 = 10_000 * (st + 1)
+        for a, b, tid, idle in ((500, 1500, 100, False), (2500, 3300, 100, False),
+                                (5800, 6300, 100, False), (100, 3000, 300, False),
+                                (3400, 3900, 100, True)):
+            waits.append({"rank": 2, "pid": 102, "tid": tid, "start_ns": t0 + a,
+                          "dur_ns": b - a, "cpu": 1, "idle_cpu": idle})
+        waits.append({"rank": 0, "pid": 100, "tid": 100, "start_ns": t0 + 4500, "dur_ns": 200})
+    write_table(root, "cpu_waits", waits)
+    return root
+
+
 def _pp_ops(rank):
     return [
         {"rank": rank, "op_id": 1, "name": "Fwd-op1", "type": "MatMul", "scope": f"stage{rank}/Fwd-op1"},
@@ -366,6 +399,12 @@ def dp_clean(tmp_path):
 def dp_slow(tmp_path):
     """Data parallel on 4 ranks, rank 2 computing 2000 ns longer per step."""
     return msprof.load(data_parallel(tmp_path / "dp_slow", slow_rank=2))
+
+
+@pytest.fixture
+def dp_contended(tmp_path):
+    """Data parallel on 4 ranks, rank 2 waiting 2000 ns per step for a CPU."""
+    return msprof.load(contended(tmp_path / "dp_contended"))
 
 
 @pytest.fixture

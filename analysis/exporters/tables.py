@@ -15,9 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from msprof.analysis.schema import COLUMNS, DEFAULTS
+from msprof.analysis.schema import COLUMNS, DEFAULTS, OPTIONAL
 
-_ARROW = {"int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "object": pa.string()}
+_ARROW = {"int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "object": pa.string(),
+          "bool": pa.bool_()}
 BATCH_ROWS = 1 << 20
 
 
@@ -42,8 +43,9 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, name: str) -> pa.RecordBa
 
 
 def batches(name: str, paths: list[Path]) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """Schema and record batches of table ``name`` over its source files."""
-    schema = arrow_schema(name, pq.read_schema(paths[0]))
+    """Schema and record batches of table ``name`` over its source files
+    (none: an optional table the profile lacks, exported empty)."""
+    schema = arrow_schema(name, pq.read_schema(paths[0]) if paths else pa.schema([]))
 
     def gen():
         for path in paths:
@@ -55,9 +57,12 @@ def batches(name: str, paths: list[Path]) -> tuple[pa.Schema, Iterator[pa.Record
 
 
 def table_paths(profile) -> dict[str, list[Path]]:
-    """Source Parquet files per table (one per profile directory)."""
+    """Source Parquet files per table (one per profile directory that has it:
+    an optional table may be missing)."""
     roots = [Path(r) for r in profile.meta.get("sources") or []]
-    return {name: [r / f"{name}.parquet" for r in roots] for name in COLUMNS}
+    return {name: [r / f"{name}.parquet" for r in roots
+                   if name not in OPTIONAL or (r / f"{name}.parquet").is_file()]
+            for name in COLUMNS}
 
 
 def export(profile, out: Path, fmt: str = "parquet") -> list[Path]:

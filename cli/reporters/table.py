@@ -98,17 +98,20 @@ def ops_table(ops: pd.DataFrame) -> RenderableType:
 
 
 def devices_table(devices: pd.DataFrame) -> RenderableType:
-    """Per rank, the mean step: kernel time, host/launch gaps, idle, memory peak."""
+    """Per rank, the mean step: kernel time, host/launch gaps, idle, memory
+    peak, and the time its compute threads waited for a busy CPU (a part of
+    kernel and idle time)."""
     if not len(devices):
         return Text("Devices: no steps recorded, so no step breakdown.", style="dim")
     t = _table("Devices (mean step; kernel + host gaps + idle = step)")
-    for name in ("rank", "steps", "step", "kernel", "host gaps", "idle", "mem peak"):
+    for name in ("rank", "steps", "step", "kernel", "host gaps", "idle", "mem peak", "CPU wait"):
         t.add_column(name, justify="right", no_wrap=True)
     for r in devices.itertuples(index=False):
         t.add_row(str(r.rank), str(r.steps), _ns(r.step_ns),
                   f"{_ns(r.busy_ns)} {r.busy_frac:4.0%}",
                   f"{_ns(r.host_gap_ns)} {r.host_gap_frac:4.0%}",
-                  f"{_ns(r.idle_ns)} {r.idle_frac:4.0%}", _bytes(r.mem_peak))
+                  f"{_ns(r.idle_ns)} {r.idle_frac:4.0%}", _bytes(r.mem_peak),
+                  _ns(r.cpu_wait_ns))
     return t
 
 

@@ -8,7 +8,7 @@ import pytest
 import profiles
 import msprof
 from msprof.analysis import comm
-from profiles import dp_clean, dp_slow, pp, ref, ref_dir  # noqa: F401  (fixtures)
+from profiles import dp_clean, dp_contended, dp_slow, pp, ref, ref_dir  # noqa: F401  (fixtures)
 
 SUM = ["compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns", "idle_ns"]
 COLS = ["rank", "step_ns"] + SUM + ["overlapped_comm_ns", "comm_wait_ns", "comm_ns"]
@@ -85,6 +85,28 @@ def test_slow_rank_is_the_top_finding(dp_slow):
     assert fs[0]["kind"] == "slow_rank" and fs[0]["ranks"] == [2]
     assert fs[0]["impact_ns"] == 2000 and fs[0]["recommendation"]
     assert "-33%" in fs[0]["message"]
+
+
+def test_cpu_waits_inside_compute_threads_kernels(dp_contended):
+    sb = dp_contended.step_breakdown().set_index(["rank", "step"])
+    per_rank = sb.groupby(level="rank")[["cpu_wait_ns", "compute_cpu_wait_ns"]].agg(set)
+    assert per_rank.to_dict("index") == {
+        0: {"cpu_wait_ns": {200}, "compute_cpu_wait_ns": {0}},
+        1: {"cpu_wait_ns": {0}, "compute_cpu_wait_ns": {0}},
+        2: {"cpu_wait_ns": {2000}, "compute_cpu_wait_ns": {2000}},
+        3: {"cpu_wait_ns": {0}, "compute_cpu_wait_ns": {0}}}
+    assert (sb.loc[2, "compute_ns"] == 6000).all()
+
+
+def test_a_rank_slow_only_by_waiting_for_a_cpu_is_contention_not_a_slow_rank(dp_contended):
+    r = dp_contended.slow_ranks().set_index("rank")
+    assert (r["compute_ns"] == 4000).all() and (r["excess_ns"] == 0).all()
+    assert r.loc[2, "cpu_wait_ns"] == 2000
+    fs = dp_contended.findings()
+    assert "slow_rank" not in {f["kind"] for f in fs}
+    assert fs[0]["kind"] == "cpu_contention" and fs[0]["ranks"] == [2]
+    assert fs[0]["impact_ns"] == 2000 and "-33%" in fs[0]["message"]
+    assert fs[0]["evidence"]["cpu_wait_ns"] == {0: 200.0, 1: 0.0, 2: 2000.0, 3: 0.0}
 
 
 def test_clean_dp_raises_no_alarm(dp_clean):

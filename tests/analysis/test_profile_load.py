@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import msprof
 import profiles
 from msprof.analysis import Profile
+from msprof.analysis.exporters.tables import export as export_tables
+from msprof.analysis.schema import COLUMNS
 from msprof.errors import MsprofError
 from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
@@ -180,3 +183,14 @@ def test_overlapping_ranks_refuse_to_merge(ref_dir, tmp_path):
 def test_unknown_rank(ref):
     with pytest.raises(MsprofError, match=r"no rank 5 in this profile \(ranks: 0, 1\)"):
         ref.op_stats(rank=5)
+
+
+def test_a_profile_without_the_optional_cpu_waits_table_loads_and_exports(ref_dir, tmp_path):
+    (ref_dir / "cpu_waits.parquet").unlink()
+    p = msprof.load(ref_dir)
+    assert p.cpu_waits.empty and list(p.cpu_waits.columns) == [
+        "rank", "pid", "tid", "start_ns", "dur_ns", "cpu", "idle_cpu"]
+    assert (p.step_breakdown()["cpu_wait_ns"] == 0).all()
+    written = export_tables(p, tmp_path / "out")
+    assert pq.read_table(tmp_path / "out" / "cpu_waits.parquet").num_rows == 0
+    assert len(written) == len(COLUMNS)

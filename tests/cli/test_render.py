@@ -34,11 +34,11 @@ def test_ops_table_at_80_columns(ref):
 def test_devices_table(ref):
     lines = _text(table.devices_table(ref.device_breakdown())).splitlines()
     assert lines[1].split() == ["rank", "steps", "step", "kernel", "host", "gaps", "idle",
-                                "mem", "peak"]
+                                "mem", "peak", "CPU", "wait"]
     assert lines[3].split() == ["0", "2", "1us", "550ns", "55%", "75ns", "8%", "375ns", "38%",
-                                "3.91KiB"]
+                                "3.91KiB", "0ns"]
     assert lines[4].split() == ["1", "2", "1us", "150ns", "15%", "350ns", "35%", "500ns", "50%",
-                                "2KiB"]
+                                "2KiB", "0ns"]
 
 
 def test_full_report_fits_80_columns_and_has_every_part(ref):

@@ -17,7 +17,9 @@ MSRT_LEAK_BYTES block to) so the tests know it without the profile.
 """
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,19 @@ def batches(features, batch, steps, seed=0):
              r.integers(0, 10, batch).astype(np.int32)) for _ in range(steps)]
 
 
+def run_delays() -> dict[str, int]:
+    """The kernel's own count of each thread's time on a run queue so far
+    (schedstat's run_delay), by thread id; a thread that ends meanwhile is
+    left out."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[tid] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["dp", "pipeline"])
@@ -51,6 +66,9 @@ def main():
                     help="dp: 0 = --width; pipeline: a thin input layer on stage 0")
     ap.add_argument("--bucket-bytes", type=int, default=1 << 40, help="dp")
     ap.add_argument("--overlap", action="store_true", help="dp: allreduce during backward")
+    ap.add_argument("--sched-stats", action="store_true",
+                    help="dp: rank 0 also reports its threads' run-queue waits (schedstat) "
+                         "at the end and after the first step")
     args = ap.parse_args()
     rank, n = get_rank(), get_group_size()
     set_seed(0)
@@ -68,8 +86,11 @@ def main():
         opt = nn.Momentum(net.trainable_params(), 0.01, 0.9)
         step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits()), opt)
         data = ShardedBatches(batches(fin, args.batch, args.steps), n, rank)
-        for x, y in data:
+        for i, (x, y) in enumerate(data):
             step(x, y)
+            if i == 0 and args.sched_stats:     # the first step: warm-up, and some
+                info["run_delay_step0_ns"] = run_delays()   # threads not yet seen
+                info["step0_end_ns"] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         exe = step.executable(x, y)
         info["comm_ops"] = [op.name for op in exe.graph.ops if op.prim.stream]
         info["leak_op"] = {"op_id": exe.steps[-1].op_id, "name": exe.ops[-1].name}
@@ -95,6 +116,8 @@ def main():
         for x, y in batches(fin, args.batch, args.steps):
             step(x, y)
         info.update(stages=stages, micro=args.micro)
+    if args.sched_stats:
+        info["run_delay_ns"] = run_delays()
     if rank == 0:
         print(json.dumps(info), flush=True)
     return 0
