@@ -440,10 +440,12 @@ def pipeline_bubble(stages: pd.DataFrame, causes: pd.DataFrame | None = None) ->
     return [_finding(
         "pipeline_bubble", "warning", stages["rank"], [], gain,
         f"pipeline bubble {worst['bubble_ratio']:.0%} of the step on stage "
-        f"{int(worst['stage'])} ({fmt_ns(worst['bubble_ns'])}/step), {cause}; without the "
+        f"{int(worst['stage'])} ({fmt_ns(worst['bubble_ns'])}/step; fill and drain "
+        f"{worst['schedule_ratio']:.0%}), {cause}; without the "
         f"bottleneck stage's bubble: -{fmt_ns(gain)}/step "
         f"(-{_pct(gain, neck['step_ns'])})",
-        rec, bubble_ratio=float(worst["bubble_ratio"]), steady_share=float(steady))]
+        rec, bubble_ratio=float(worst["bubble_ratio"]),
+        schedule_ratio=float(worst["schedule_ratio"]), steady_share=float(steady))]
 
 
 def memory_leak(nf: pd.DataFrame) -> list[dict]:

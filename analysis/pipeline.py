@@ -6,12 +6,18 @@ step breakdown) is the time its compute stream had nothing to do while a
 send or receive waited for the neighbouring stage.  Each wait is charged
 to a phase of the schedule:
 
-``fill``     the first wait for activations of the step (stage s waits for
-             the s stages before it to process the first micro-batch)
-``drain``    the first wait for gradients of the step (the turnaround from
-             forward to backward through the later stages)
-``steady``   every other wait: a neighbour slower than this stage (stage
-             imbalance), or a schedule that lets it fall behind
+``fill``     the first wait to receive activations in the step (stage s
+             waits for the s stages before it to process the first
+             micro-batch)
+``drain``    the first wait to receive gradients in the step (the
+             turnaround from forward to backward through the later stages)
+``steady``   every other wait, and every wait of a send for its receiver: a
+             neighbour slower than this stage (stage imbalance), or a
+             schedule that lets it fall behind
+
+A wait's ``direction`` is the way its data flows: ``forward`` for
+activations (received from a lower stage, or sent to a higher one),
+``backward`` for gradients.
 
 For GPipe with p stages of equal cost and m micro-batches the bubble is
 ``(p - 1) / (m + p - 1)`` of the step (``ideal_ratio``): fill and drain
@@ -36,8 +42,8 @@ def stages(comms: pd.DataFrame) -> list[int]:
 
 def bubble_waits(kernels: pd.DataFrame, comms: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
     """Every send/recv wait with ``step``, ``direction`` (``forward``:
-    waiting on a lower stage, ``backward``: on a higher one), ``phase`` and
-    ``exposed_ns`` (the part with no compute kernel running)."""
+    activations, ``backward``: gradients), ``phase`` and ``exposed_ns``
+    (the part with no compute kernel running)."""
     w = _comm.waits(comms)
     w = w[w["p2p"]]
     cols = ["rank", "step", "start_ns", "end_ns", "wait_ns", "exposed_ns", "waited_for",
@@ -55,9 +61,12 @@ def bubble_waits(kernels: pd.DataFrame, comms: pd.DataFrame, steps: pd.DataFrame
                                   "end_ns": comp["start_ns"] + comp["dur_ns"]}))
     hidden = covered(segs, pd.DataFrame({"rank": w["rank"], "a": w["start_ns"], "b": w["end_ns"]}))
     w["exposed_ns"] = w["wait_ns"] - hidden
-    w["direction"] = np.where(w["waited_for"] < w["rank"], "forward", "backward")
+    recv = (w["kind"] == "recv").to_numpy()
+    lower = (w["waited_for"] < w["rank"]).to_numpy()
+    w["direction"] = np.where(recv == lower, "forward", "backward")
     w = w.sort_values(["rank", "step", "start_ns"], kind="stable")
-    first = ~w.duplicated(["rank", "step", "direction"])
+    first = (w["kind"] == "recv") & ~w.assign(r=w["kind"] == "recv").duplicated(
+        ["rank", "step", "direction", "r"])
     w["phase"] = np.where(first, np.where(w["direction"] == "forward", "fill", "drain"), "steady")
     return w[cols].reset_index(drop=True)
 
@@ -66,12 +75,16 @@ def stage_stats(step_df: pd.DataFrame, comms: pd.DataFrame, waits: pd.DataFrame)
     """Per stage: ``steps``, ``step_ns``, ``compute_ns``, ``bubble_ns`` (median
     per step), ``bubble_ratio`` (median over steps of bubble / step),
     ``fill_ns``/``drain_ns``/``steady_ns``
-    (exposed waits per step by phase), ``micro_batches`` (messages per step
-    from the previous stage, or to the next one for the first stage) and
-    ``ideal_ratio`` (GPipe's bubble for that many stages and micro-batches)."""
+    (exposed waits per step by phase), ``schedule_ratio`` (median over
+    steps of fill and drain over the step: the part of the bubble the
+    schedule itself costs; the rest is steady-state waits, stage imbalance),
+    ``micro_batches`` (messages per step from the previous stage, or to
+    the next one for the first stage) and ``ideal_ratio`` (GPipe's bubble
+    for that many stages and micro-batches)."""
     st = stages(comms)
     cols = ["stage", "rank", "steps", "step_ns", "compute_ns", "bubble_ns", "bubble_ratio",
-            "fill_ns", "drain_ns", "steady_ns", "micro_batches", "ideal_ratio"]
+            "fill_ns", "drain_ns", "steady_ns", "schedule_ratio", "micro_batches",
+            "ideal_ratio"]
     if not st or step_df.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
     s = step_df[step_df["rank"].isin(st)]
@@ -85,6 +98,12 @@ def stage_stats(step_df: pd.DataFrame, comms: pd.DataFrame, waits: pd.DataFrame)
     for p in ("fill", "drain", "steady"):
         col = ph[p] if p in ph else pd.Series(dtype="float64")
         out[f"{p}_ns"] = out.index.map(col).fillna(0).to_numpy() / out["steps"]
+    # per step, then the median: the warm-up step's fill and drain are long
+    sched = waits[waits["phase"] != "steady"].groupby(["rank", "step"])["exposed_ns"].sum()
+    ratio = s.set_index(["rank", "step"])
+    ratio = (sched.reindex(ratio.index, fill_value=0) / ratio["step_ns"]).where(
+        ratio["step_ns"] > 0, 0.0)
+    out["schedule_ratio"] = out.index.map(ratio.groupby(level="rank").median()).fillna(0.0)
     sends = comms[(comms["kind"] == "send") & (comms["step"] >= 0)]
     fwd = sends[sends["peer"] > sends["rank"]]
     per = fwd.groupby(["rank", "step"]).size().groupby("rank").median()

@@ -233,7 +233,8 @@ def section(name: str, data) -> list[RenderableType]:
         return [_verdict("Pipeline", data), frame_table("Stages (per step)", data["stages"], [
             ("stage", "stage", _int), ("rank", "rank", _int), ("step", "step_ns", _ns),
             ("bubble", "bubble_ns", _ns), ("ratio", "bubble_ratio", _pct), ("fill", "fill_ns", _ns),
-            ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns), ("ideal", "ideal_ratio", _pct)])]
+            ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns),
+            ("schedule", "schedule_ratio", _pct), ("ideal", "ideal_ratio", _pct)])]
     if name == "memory":
         return [_verdict("Memory", data), frame_table("Peaks", data["peaks"], [
             ("rank", "rank", _int), ("peak", "peak", _bytes), ("live blocks", "live_blocks", _int),

@@ -140,10 +140,12 @@ def test_pipeline_breakdown_and_bubble(pp):
     assert st.loc[0, ["bubble_ns", "drain_ns", "fill_ns", "steady_ns"]].tolist() == [3100, 3100, 0, 0]
     assert st.loc[1, ["bubble_ns", "fill_ns"]].tolist() == [1000, 1000]
     assert st.loc[0, "micro_batches"] == 2 and st.loc[0, "ideal_ratio"] == pytest.approx(1 / 3)
+    assert st["schedule_ratio"].tolist() == pytest.approx([3100 / 9200, 1000 / 7200])
     causes = pp.bubble_causes()
     assert causes.iloc[0][["rank", "phase", "waited_for", "per_step_ns"]].tolist() == [0, "drain", 1, 3100]
     f = pp.findings()[0]
     assert f["kind"] == "pipeline_bubble" and f["impact_ns"] == 3100
+    assert f["evidence"]["schedule_ratio"] == pytest.approx(3100 / 9200)
     assert "micro-batches" in f["recommendation"]
 
 

@@ -21,7 +21,13 @@ pipeline      GPipe, S = 2 stages of equal dense layers, M = 4
               bubble of 15 % (GPipe's textbook (S - 1) / (M + S - 1) =
               20 % counts the recompute in it).  Stage 0 gets a thin input
               layer, so skipping its input gradient leaves its work equal
-              to stage 1's.  (The size is an expected failure for now:
+              to stage 1's.  The size checked is the schedule's part of the
+              bubble (its fill and drain): two equal stages are equal only
+              within the machine's noise, and when stage 1 runs a few %
+              slower stage 0 also waits for each later micro-batch's
+              gradient (M - 1 steady-state waits, which the analysis
+              charges to stage imbalance): the whole bubble grew from 15 %
+              to 22 % in one full suite run.  (An expected failure still:
               see the test.)
 leak          MSRT_LEAK_BYTES=b: b bytes per step and rank, b x steps in
               all, charged to the operator the runtime allocates them in
@@ -227,17 +233,17 @@ def test_pipeline_bubble(pipeline):
 
 
 @pytest.mark.ebpf
-@pytest.mark.xfail(reason="two equal stages are equal only within the machine's noise: when "
-                   "stage 1 runs a few % slower than stage 0, stage 0 also waits for each "
-                   "later micro-batch's gradient (M - 1 steady waits), and its bubble grows "
-                   "from the schedule's 15 % (14.2-14.9 % in runs of this file alone) to 22 % "
-                   "(seen in a full suite run, stage 1 computing 4 % more)", strict=False)
+@pytest.mark.xfail(reason="the schedule's part of the bubble is stage 1's last forward and "
+                   "first backward less stage 0's recompute: on two shared cores the two "
+                   "stages' speeds differ by +-10 % from run to run, and that part measured "
+                   "11.8-17.3 % against the schedule's 15 %", strict=False)
 def test_pipeline_bubble_is_the_schedules(pipeline):
     f = 1.0                                  # a micro-batch's forward
     b = f + 2 * f                            # recompute, then weight and input gradients
     expected = (STAGES - 1) * (f + b - f) / ((MICRO + STAGES - 1) * (f + b))
-    measured = pipeline.top["evidence"]["bubble_ratio"]
-    assert within(measured, expected), (measured, expected, show(pipeline))
+    ev = pipeline.top["evidence"]
+    assert within(ev["schedule_ratio"], expected), (ev, expected, show(pipeline))
+    assert ev["bubble_ratio"] >= ev["schedule_ratio"]
 
 
 @pytest.mark.ebpf
