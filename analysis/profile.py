@@ -250,12 +250,14 @@ class Profile:
         """Per-operator statistics (see :func:`msprof.analysis.opstats.op_stats`)."""
         self.check_rank(rank)
         return self._once(("ops", rank, per_rank), lambda: _opstats.op_stats(
-            self._k, self.ops, self.steps, rank=rank, per_rank=per_rank)).copy()
+            self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
+            cpu_waits=self.cpu_waits)).copy()
 
     def type_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
         """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`)."""
         self.check_rank(rank)
-        return _opstats.type_stats(self._k, self.ops, self.steps, rank=rank, per_rank=per_rank)
+        return _opstats.type_stats(self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
+                                   cpu_waits=self.cpu_waits)
 
     def scope_stats(self, rank: int | None = None, per_rank: bool = False,
                     depth: int | None = None) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from msprof.analysis import pipeline as _pipe
 
 OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", "mean_ns",
               "p50_ns", "p99_ns", "min_ns", "max_ns", "share", "step_share", "per_step_ns",
-              "flops", "bytes", "gflops", "gbps", "ranks"]
+              "flops", "bytes", "gflops", "gbps", "ranks", "cpu_wait_ns"]
 
 SECTIONS = ("ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
             "memory", "hostbound", "critical_path", "findings")

@@ -98,6 +98,18 @@ def test_cpu_waits_inside_compute_threads_kernels(dp_contended):
     assert (sb.loc[2, "compute_ns"] == 6000).all()
 
 
+def test_each_kernel_is_charged_its_own_threads_waits_for_a_cpu(dp_contended):
+    o = dp_contended.op_stats(per_rank=True).set_index(["rank", "name"])["cpu_wait_ns"]
+    # per step (3 steps): rank 2's [500,1500) and [2500,3300) inside MatMul-op1
+    # [0,4000), 200 of [5800,6300) inside BiasGrad-op4 [5000,6000) and inside
+    # AllReduce-op3 [5000,6000); rank 0's [4500,4700) inside its AllReduce-op3
+    # [3000,6000) (every kernel runs on thread 100 in this profile)
+    assert o[o > 0].to_dict() == {(2, "MatMul-op1"): 5400, (2, "BiasGrad-op4"): 600,
+                                  (2, "AllReduce-op3"): 600, (0, "AllReduce-op3"): 600}
+    t = dp_contended.type_stats().set_index("type")["cpu_wait_ns"]
+    assert t["MatMul"] == 5400 and t.sum() == 7200
+
+
 def test_a_rank_slow_only_by_waiting_for_a_cpu_is_contention_not_a_slow_rank(dp_contended):
     r = dp_contended.slow_ranks().set_index("rank")
     assert (r["compute_ns"] == 4000).all() and (r["excess_ns"] == 0).all()

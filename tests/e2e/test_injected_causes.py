@@ -57,7 +57,11 @@ clean         data-parallel LeNet with overlapped buckets: no finding above
               (with the waits it measured), never that the rank is slow.
 
 Every rank shares two cores with the others and with the collector, so
-the runs are kept short and the models small but compute-bound.  In the
+the runs are kept short and the models small but compute-bound; and when
+the scheduler makes a rank's compute wait for a CPU the profiler says so
+(CPU contention, with the waits it measured).  That finding is about the
+machine, not the training: each test judges the first finding about the
+training (only the contention run's own test looks at contention).  In the
 slow-rank and pipeline runs MPICH is told to sleep while a rank waits
 (MPIR_CVAR_ENABLE_HEAVY_YIELD: a waiting rank then takes ~25 % of a core
 instead of all of it; the progress throttle does not change that): a
@@ -97,8 +101,15 @@ class Run:
 
     @property
     def top(self) -> dict:
+        """The first finding about the training: CPU contention is the
+        machine's (see the module docstring), except in the run that
+        injects it."""
         assert self.findings, "no finding at all"
-        return self.findings[0]
+        if self.info.get("cpu_hog"):
+            return self.findings[0]
+        about_training = [f for f in self.findings if f["kind"] != "cpu_contention"]
+        assert about_training, show(self)
+        return about_training[0]
 
 
 def profiled(factory, name: str, n: int, *args, env=None) -> Run:
@@ -110,6 +121,7 @@ def profiled(factory, name: str, n: int, *args, env=None) -> Run:
     prof = msprof.load(out)
     assert prof.meta["backend"] == "ebpf" and prof.meta["lost_events"] == 0
     assert sorted(x["rank"] for x in prof.meta["ranks"]) == list(range(n))
+    info["cpu_hog"] = "MSRT_CPU_HOG" in (env or {})
     return Run(prof, info, prof.findings())
 
 
