@@ -238,7 +238,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
         caused_wait_ns=waited)]
 
 
-def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
+def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
+                   holders: pd.DataFrame | None = None) -> list[dict]:
     """The threads that run a rank's compute kernels were runnable but
     waited for a busy CPU (``cpu_wait_ns`` of the step breakdown, from the
     scheduler): the machine runs more busy threads than it has cores, and
@@ -250,7 +251,8 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     in collectives per step (it also covers kernels that started late and
     host threads held up).  Medians over steps.  (Not the waits
     themselves: part of a wait is time the thread would have spent waiting
-    anyway, for the GIL or a peer.)"""
+    anyway, for the GIL or a peer.)  ``holders``
+    (:func:`msprof.analysis.contention.holders`) says who held the cores."""
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
@@ -267,6 +269,14 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     rest = devices[~devices["rank"].isin(hit["rank"])]
     others = (f"; other ranks: {fmt_ns(rest['cpu_wait_ns'].median())}/step"
               if len(rest) else "")
+    held = {}
+    if holders is not None and len(holders):
+        top = holders[holders["rank"] == worst["rank"]].head(3)
+        held = {h: float(v) for h, v in zip(top["holder"], top["per_step_ns"])}
+        shares = ", ".join(f"{h} {v:.0%}" for h, v in zip(top["holder"], top["share"])
+                           if v >= 0.05)
+        if shares:
+            others += f"; rank {int(worst['rank'])} waited behind: {shares}"
     return [_finding(
         "cpu_contention", "warning", hit["rank"], [], gain,
         f"{fmt_ranks(hit['rank'])}: the threads running compute kernels waited "
@@ -276,7 +286,8 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
         "give each rank cores of its own: fewer ranks or other busy processes per machine, "
         "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
         "(OMP_NUM_THREADS, data-loader workers)",
-        cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])})]
+        cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
+        held_by=held)]
 
 
 P2P_TYPES = ("Send", "Recv")
@@ -549,7 +560,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             starved = per.groupby(level="rank").apply(
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
         out += idle(devices, starved)
-        out += cpu_contention(step_df, devices)
+        out += cpu_contention(step_df, devices, profile.cpu_holders())
         comms = profile.comms
         if rank is None:
             out += slow_rank(profile.slow_ranks(), devices)

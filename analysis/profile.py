@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from msprof.analysis import breakdown as _breakdown
 from msprof.analysis import comm as _comm
+from msprof.analysis import contention as _contention
 from msprof.analysis import critical_path as _cpath
 from msprof.analysis import findings as _findings
 from msprof.analysis import flame as _flame
@@ -334,6 +335,11 @@ class Profile:
     def imbalance(self) -> pd.DataFrame:
         """Load-imbalance index per step (:func:`msprof.analysis.imbalance.per_step`)."""
         return _imbalance.per_step(self.step_breakdown())
+
+    def cpu_holders(self) -> pd.DataFrame:
+        """Per rank, who held the cores its compute threads waited for
+        (:func:`msprof.analysis.contention.holders`)."""
+        return _contention.holders(self.cpu_waits, self.kernels, self.steps, self.meta)
 
     def slow_ranks(self) -> pd.DataFrame:
         """Compute excess and the waits it causes, per rank

@@ -37,7 +37,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "cpu_waits": {
         "rank": "int32", "pid": "int32", "tid": "int32", "start_ns": "int64",
-        "dur_ns": "int64", "cpu": "int32", "idle_cpu": "bool",
+        "dur_ns": "int64", "cpu": "int32", "idle_cpu": "bool", "holder_pid": "int32",
     },
 }
 
@@ -60,7 +60,7 @@ DEFAULTS: dict[str, object] = {
     "rank": -1, "pid": -1, "tid": -1, "seq": -1, "step": -1, "launch_ns": -1,
     "graph_id": -1, "group": -1, "world_size": -1, "kind": -1, "init_ns": -1,
     "name": "", "type": "", "scope": "", "cpu": -1,
-    "idle_cpu": False,
+    "idle_cpu": False, "holder_pid": -1,
 }
 
 META_REQUIRED = ("format_version",)

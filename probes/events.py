@@ -47,7 +47,8 @@ COMM_KINDS = {
 #     STEP           begin_ns, -, -, step
 #     COMM           begin_ns, bytes, group << 32 | peer (u32), step
 #                    (sub kind, seq seq)
-#     CPU_WAIT       runnable since (ns), the CPU it then ran on, -, -
+#     CPU_WAIT       runnable since (ns), the CPU it then ran on, the process
+#                    that ran there until then (0: idle), -
 #                    (ts: when it got a CPU; tid: the waiting thread;
 #                    sub 1: that CPU was idle until then)
 #     EXIT           exit_group() status (-1: none), last signal received (0: none)

@@ -266,7 +266,8 @@ TRACEPOINT_PROBE(sched, sched_switch)
     e->seq = 0;
     e->a0 = begin;
     e->a1 = bpf_get_smp_processor_id();
-    e->a2 = e->a3 = 0;
+    e->a2 = bpf_get_current_pid_tgid() >> 32;   /* the process that held the CPU */
+    e->a3 = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }

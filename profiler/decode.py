@@ -40,7 +40,7 @@ SCHEMAS = {
     "cpu_waits": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
         ("start_ns", pa.int64()), ("dur_ns", pa.int64()), ("cpu", pa.int32()),
-        ("idle_cpu", pa.bool_()),
+        ("idle_cpu", pa.bool_()), ("holder_pid", pa.int32()),
     ]),
     "devices": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("world_size", pa.int32()),
@@ -160,7 +160,7 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
     if r:
         out["cpu_waits"] = table("cpu_waits", [r("rank"), r("pid"), r("tid"), r("a0"),
                                                r("ts") - r("a0"), r("a1").astype(np.int32),
-                                               r("sub") != 0])
+                                               r("sub") != 0, r("a2").astype(np.int32)])
     return out
 
 

@@ -31,12 +31,14 @@ SCHEMAS = {
     "devices": [("rank", i32), ("pid", i32), ("world_size", i32), ("kind", i32),
                 ("init_ns", i64)],
     "cpu_waits": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64),
-                  ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_())],
+                  ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_()),
+                  ("holder_pid", i32)],
 }
 
 DEFAULT_ROW = {"pid": 100, "tid": 100, "seq": 0, "graph_id": 0, "group": 0, "peer": -1,
                "step": -1, "kind": 0, "world_size": 2, "init_ns": 0, "addr": 0, "op_id": -1,
-               "stream": 0, "cpu": 0, "idle_cpu": False}
+               "stream": 0, "cpu": 0, "idle_cpu": False,
+               "holder_pid": -1}
 
 
 def write_table(root: Path, name: str, rows: list[dict]) -> None:
@@ -253,7 +255,8 @@ def contended(root, n=4, steps=3) -> Path:
     waited 2000 ns per step for a CPU, in three waits at step offsets
     [500, 1500), [2500, 3300) and [5800, 6300): the last one runs past the
     rank's compute (which ends at 6000, with the step window) and counts
-    200.  A thread that runs no kernel (tid 300, the host) waits [100,
+    200 (the three waited behind: rank 2's own threads, rank 0 and the
+    collector, pid 98).  A thread that runs no kernel (tid 300, the host) waits [100,
     3000) every step: not compute's wait; and the compute thread's wait
     [3400, 3900) ended on an idle CPU (that CPU waking up): not
     contention.  Rank 0's compute thread waits [4500, 4700) every step,
@@ -268,13 +271,19 @@ def contended(root, n=4, steps=3) -> Path:
     waits = []
     for st in range(steps):
         t0 = 10_000 * (st + 1)
-        for a, b, tid, idle in ((500, 1500, 100, False), (2500, 3300, 100, False),
-                                (5800, 6300, 100, False), (100, 3000, 300, False),
-                                (3400, 3900, 100, True)):
+        for a, b, tid, idle, holder in ((500, 1500, 100, False, 102),
+                                        (2500, 3300, 100, False, 100),
+                                        (5800, 6300, 100, False, 98),
+                                        (100, 3000, 300, False, 101),
+                                        (3400, 3900, 100, True, 0)):
             waits.append({"rank": 2, "pid": 102, "tid": tid, "start_ns": t0 + a,
-                          "dur_ns": b - a, "cpu": 1, "idle_cpu": idle})
-        waits.append({"rank": 0, "pid": 100, "tid": 100, "start_ns": t0 + 4500, "dur_ns": 200})
+                          "dur_ns": b - a, "cpu": 1, "idle_cpu": idle, "holder_pid": holder})
+        waits.append({"rank": 0, "pid": 100, "tid": 100, "start_ns": t0 + 4500, "dur_ns": 200,
+                      "holder_pid": 777})
     write_table(root, "cpu_waits", waits)
+    meta = json.loads((root / "meta.json").read_text())
+    meta["collector_pid"] = 98
+    (root / "meta.json").write_text(json.dumps(meta, indent=1))
     return root
 
 

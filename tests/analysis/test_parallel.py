@@ -119,6 +119,18 @@ def test_a_rank_slow_only_by_waiting_for_a_cpu_is_contention_not_a_slow_rank(dp_
     assert fs[0]["kind"] == "cpu_contention" and fs[0]["ranks"] == [2]
     assert fs[0]["impact_ns"] == 2000 and "-33%" in fs[0]["message"]
     assert fs[0]["evidence"]["cpu_wait_ns"] == {0: 200.0, 1: 0.0, 2: 2000.0, 3: 0.0}
+    assert fs[0]["evidence"]["held_by"] == {"own threads": 1000, "rank 0": 800,
+                                            "msprof collector": 500}
+    assert "waited behind: own threads 43%, rank 0 35%, msprof collector 22%" in fs[0]["message"]
+
+
+def test_who_held_the_cores(dp_contended):
+    h = dp_contended.cpu_holders()
+    assert h[["rank", "holder", "holder_pid", "waits", "wait_ns"]].values.tolist() == [
+        [0, "pid 777", 777, 3, 600],
+        [2, "own threads", 102, 3, 3000], [2, "rank 0", 100, 3, 2400],
+        [2, "msprof collector", 98, 3, 1500]]
+    assert h["per_step_ns"].tolist() == [200, 1000, 800, 500]
 
 
 def test_clean_dp_raises_no_alarm(dp_clean):

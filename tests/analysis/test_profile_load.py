@@ -189,7 +189,7 @@ def test_a_profile_without_the_optional_cpu_waits_table_loads_and_exports(ref_di
     (ref_dir / "cpu_waits.parquet").unlink()
     p = msprof.load(ref_dir)
     assert p.cpu_waits.empty and list(p.cpu_waits.columns) == [
-        "rank", "pid", "tid", "start_ns", "dur_ns", "cpu", "idle_cpu"]
+        "rank", "pid", "tid", "start_ns", "dur_ns", "cpu", "idle_cpu", "holder_pid"]
     assert (p.step_breakdown()["cpu_wait_ns"] == 0).all()
     written = export_tables(p, tmp_path / "out")
     assert pq.read_table(tmp_path / "out" / "cpu_waits.parquet").num_rows == 0

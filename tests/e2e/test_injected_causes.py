@@ -45,11 +45,13 @@ cpu contention MSRT_CPU_HOG=0: rank 0's threads share one core with a busy
               rank 0 and no slow rank; the waits eBPF recorded for rank 0's
               compute thread add up to the kernel's own count of its time on
               a run queue (schedstat's run_delay, read by the script after
-              the first step and at the end) within 10 %; what removing the
-              contention gains is checked, over two pairs of runs, against
-              the step of the same job run at once after it without the
-              busy process, within 25 % (a single clean run's step varies
-              by +-10 % from one run to the next on this machine).
+              the first step and at the end) within 10 %, and the busy
+              process is named among those it waited behind; what removing
+              the contention gains is checked against the step of the same
+              job run at once after it without the busy process: the median
+              over three such pairs within 25 % (a clean run's step varies by
+              +-10 % from one run to the next on this machine, and the
+              estimate strayed from a single pair's by -5 to +35 %).
 clean         data-parallel LeNet with overlapped buckets: no finding above
               info, but for CPU contention: two ranks with three threads
               each share two cores with the collector, and when the
@@ -191,7 +193,7 @@ CLEAN_JOB = ("dp", "--model", "lenet", "--overlap", "--bucket-bytes", 65536, "--
              "--steps", 30)
 
 
-CONTENTION_PAIRS = 2
+CONTENTION_PAIRS = 3
 
 
 @pytest.fixture(scope="module")
@@ -335,11 +337,15 @@ def test_cpu_contention(contention_pairs):
         w = w[(w["rank"] == 0) & (w["tid"] == tid[0]) & (w["start_ns"] >= info["step0_end_ns"])]
         counted = info["run_delay_ns"][str(tid[0])] - info["run_delay_step0_ns"][str(tid[0])]
         assert within(int(w["dur_ns"].sum()), counted), (int(w["dur_ns"].sum()), counted)
-    # without the busy process the step is what its neighbour run took
-    impact = sum(c.top["impact_ns"] for c, _ in contention_pairs) / CONTENTION_PAIRS
-    expected = sum(typical_step(c) - typical_step(b) for c, b in contention_pairs) / CONTENTION_PAIRS
-    assert within(impact, expected, 0.25), (impact, expected,
-                                             [show(c) for c, _ in contention_pairs])
+        # and the busy process is among those it waited behind
+        held = top["evidence"]["held_by"]
+        assert info["hog_pid"] and f"pid {info['hog_pid']}" in held, (info["hog_pid"], held)
+    # without the busy process the step is what its neighbour run took: the
+    # median over the pairs of the estimate over that
+    ratios = sorted(c.top["impact_ns"] / (typical_step(c) - typical_step(b))
+                    for c, b in contention_pairs)
+    assert within(ratios[len(ratios) // 2], 1.0, 0.25), (
+        ratios, [show(c) for c, _ in contention_pairs])
 
 
 @pytest.mark.ebpf

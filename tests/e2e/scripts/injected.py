@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from msprof.runtime import nn, set_seed
+from msprof.runtime.device import get_device
 from msprof.runtime.dataset import ShardedBatches
 from msprof.runtime.parallel import get_group_size, get_rank, set_auto_parallel_context
 
@@ -118,6 +119,8 @@ def main():
         info.update(stages=stages, micro=args.micro)
     if args.sched_stats:
         info["run_delay_ns"] = run_delays()
+        hog = getattr(get_device(), "_hog", None)         # MSRT_CPU_HOG's busy process
+        info["hog_pid"] = hog.pid if hog is not None else None
     if rank == 0:
         print(json.dumps(info), flush=True)
     return 0
