@@ -3,8 +3,11 @@
 One process per rank (``pid`` = rank + 1, named ``rank N``), one thread per
 device stream (compute, communication), a ``steps`` thread with one slice
 per training step, a ``collectives`` thread with the ``comms`` table (kind,
-bytes, peer, seq), and the pool's bytes in use as a counter track.  Kernel
-slices carry the op's metadata in ``args``.
+bytes, peer, seq), the pool's bytes in use as a counter track, and each
+time a runtime thread waited for a busy CPU as an async slice ``waiting
+for a CPU`` (they overlap across threads; ``args``: the thread, the CPU,
+the process that held it).  Kernel slices carry the op's metadata in
+``args``.
 
 The file is streamed: every table is read in record batches and each batch
 is formatted into JSON with Arrow string kernels (no Python object per
@@ -29,6 +32,7 @@ from msprof.analysis.flame import op_class
 BATCH_ROWS = 1 << 18
 STEPS_TID = 1
 COLLECTIVES_TID = 2
+CPU_WAITS_TID = 3
 STREAM_TID0 = 10  # stream s is thread STREAM_TID0 + s
 UNKNOWN_RANK_PID = 1 << 20
 
@@ -163,6 +167,7 @@ def export(profile, out: Path, ranks: Optional[list[int]] = None) -> Path:
         _steps(w, paths["steps"])
         _comms(w, paths["comms"])
         _memory(w, paths["memory"])
+        _cpu_waits(w, paths["cpu_waits"])
         if w.first:
             w.event({"ph": "M", "name": "trace_start", "pid": 0, "tid": 0, "args": {}})
         f.write(b"\n]}\n")
@@ -241,3 +246,20 @@ def _memory(w: _Writer, paths) -> None:
         w.many(join(',\n{"ph":"C","name":"memory in use","pid":',
                     ints(pid_of(df["rank"].to_numpy())), ',"tid":0,"ts":', us(df["ts_ns"]),
                     ',"args":{"bytes":', ints(df["in_use"]), "}}"))
+
+
+def _cpu_waits(w: _Writer, paths) -> None:
+    cols = ["rank", "tid", "start_ns", "dur_ns", "cpu", "idle_cpu", "holder_pid"]
+    first = 0
+    for df in read_batches(paths, cols):
+        df = df[~df["idle_cpu"].astype(bool)]     # an idle CPU waking up: no competition
+        ids = ints(np.arange(first, first + len(df)))
+        first += len(df)
+        head = join(',\n{"cat":"cpu_wait","name":"waiting for a CPU","id":', ids,
+                    ',"pid":', ints(pid_of(df["rank"].to_numpy())),
+                    ',"tid":', str(CPU_WAITS_TID))
+        start = df["start_ns"].to_numpy()
+        w.many(join(head, ',"ph":"b","ts":', us(start), ',"args":{"thread":', ints(df["tid"]),
+                    ',"cpu":', ints(df["cpu"]), ',"held_by_pid":', ints(df["holder_pid"]),
+                    "}}"))
+        w.many(join(head, ',"ph":"e","ts":', us(start + df["dur_ns"].to_numpy()), "}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from profiles import dp_slow, ref, ref_dir  # noqa: F401  (fixtures)
+from profiles import dp_contended, dp_slow, ref, ref_dir  # noqa: F401  (fixtures)
 
 from msprof.analysis.exporters import chrome
 
@@ -83,3 +83,17 @@ def test_batches_and_escaping(dp_slow, tmp_path, monkeypatch):
 def test_us_formatting_is_exact():
     assert chrome.us([0, 1, 999, 1000, 1234567, -1500]).to_pylist() == [
         "0.000", "0.001", "0.999", "1.000", "1234.567", "-1.500"]
+
+
+def test_waits_for_a_busy_cpu_are_async_slices(dp_contended, tmp_path):
+    doc = json.loads(chrome.export(dp_contended, tmp_path / "t.json").read_text())
+    validate(doc)
+    waits = [e for e in doc["traceEvents"] if e.get("cat") == "cpu_wait"]
+    begins = [e for e in waits if e["ph"] == "b"]
+    ends = {e["id"]: e for e in waits if e["ph"] == "e"}
+    # per step: rank 2's four waits on a busy CPU (three of its compute
+    # thread, one of its host thread) and rank 0's one; the idle one is left out
+    assert Counter(e["pid"] for e in begins) == {3: 12, 1: 3} and len(ends) == 15
+    first = min((e for e in begins if e["pid"] == 3), key=lambda e: e["ts"])
+    assert first["args"] == {"thread": 300, "cpu": 1, "held_by_pid": 101}
+    assert round((ends[first["id"]]["ts"] - first["ts"]) * 1000) == 2900
