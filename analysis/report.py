@@ -36,6 +36,8 @@ OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", 
               "p50_ns", "p99_ns", "min_ns", "max_ns", "share", "step_share", "per_step_ns",
               "flops", "bytes", "gflops", "gbps", "ranks", "cpu_wait_ns"]
 
+CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns"]
+
 SECTIONS = ("ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
             "memory", "hostbound", "critical_path", "findings")
 
@@ -85,12 +87,16 @@ def build(profile, rank: int | None = None, top: int | None = None,
     rank (cross-rank sections still use every rank)."""
     want = list(SECTIONS) if not sections else [s for s in SECTIONS if s in set(sections)]
     p = profile
+    # Waits for a CPU come from the scheduler's tracepoints: a profile that
+    # could not see them (in-process backend) leaves them out, not as zeros.
+    unseen = [] if p.meta.get("backend") == "ebpf" else CPU_WAIT_COLUMNS
     make = {
-        "ops": lambda: (lambda o: o.head(top) if top else o)(p.op_stats(rank))[OP_COLUMNS],
-        "types": lambda: p.type_stats(rank),
+        "ops": lambda: (lambda o: o.head(top) if top else o)(p.op_stats(rank))[
+            [c for c in OP_COLUMNS if c not in unseen]],
+        "types": lambda: p.type_stats(rank).drop(columns=unseen, errors="ignore"),
         "scopes": lambda: p.scope_stats(rank),
-        "devices": lambda: p.device_breakdown(rank),
-        "steps": lambda: p.step_breakdown(rank),
+        "devices": lambda: p.device_breakdown(rank).drop(columns=unseen, errors="ignore"),
+        "steps": lambda: p.step_breakdown(rank).drop(columns=unseen, errors="ignore"),
         "comm": lambda: _comm_section(p, rank),
         "imbalance": lambda: _imbalance_section(p, rank),
         "pipeline": lambda: _pipeline_section(p, rank),

@@ -283,6 +283,7 @@ def contended(root, n=4, steps=3) -> Path:
     write_table(root, "cpu_waits", waits)
     meta = json.loads((root / "meta.json").read_text())
     meta["collector_pid"] = 98
+    meta["backend"] = "ebpf"        # the backend that sees waits for a CPU
     (root / "meta.json").write_text(json.dumps(meta, indent=1))
     return root
 

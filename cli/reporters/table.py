@@ -104,14 +104,16 @@ def devices_table(devices: pd.DataFrame) -> RenderableType:
     if not len(devices):
         return Text("Devices: no steps recorded, so no step breakdown.", style="dim")
     t = _table("Devices (mean step; kernel + host gaps + idle = step)")
-    for name in ("rank", "steps", "step", "kernel", "host gaps", "idle", "mem peak", "CPU wait"):
+    waits = "cpu_wait_ns" in devices       # seen by the eBPF backend only
+    for name in ("rank", "steps", "step", "kernel", "host gaps", "idle", "mem peak") + (
+            ("CPU wait",) if waits else ()):
         t.add_column(name, justify="right", no_wrap=True)
     for r in devices.itertuples(index=False):
         t.add_row(str(r.rank), str(r.steps), _ns(r.step_ns),
                   f"{_ns(r.busy_ns)} {r.busy_frac:4.0%}",
                   f"{_ns(r.host_gap_ns)} {r.host_gap_frac:4.0%}",
                   f"{_ns(r.idle_ns)} {r.idle_frac:4.0%}", _bytes(r.mem_peak),
-                  _ns(r.cpu_wait_ns))
+                  *((_ns(r.cpu_wait_ns),) if waits else ()))
     return t
 
 

@@ -263,3 +263,10 @@ def test_report_sections_are_json(dp_slow):
     assert doc["critical_path"]["step"] == 1
     only = dp_slow.report(sections=["comm", "findings"])
     assert set(only) == {"meta", "rank", "comm", "findings"}
+
+
+def test_the_report_shows_cpu_waits_only_where_they_were_seen(dp_contended, ref):
+    seen = dp_contended.report(sections=["devices", "ops"])
+    assert "cpu_wait_ns" in seen["devices"] and "cpu_wait_ns" in seen["ops"]
+    unseen = ref.report(sections=["devices", "steps", "ops", "types"])   # in-process backend
+    assert all("cpu_wait_ns" not in unseen[s] for s in ("devices", "steps", "ops", "types"))
