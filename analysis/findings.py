@@ -246,13 +246,13 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     the rank's kernels stretch or start late by the time others held them.
     What-if, the larger of two lower bounds: per step, the slowest rank's
     compute less the slowest rank's compute without the waits inside it
-    (``compute_cpu_wait_ns``: every rank waits for the slowest one); and,
-    when only some ranks wait for a CPU, what the other ranks wait for them
-    in collectives per step (it also covers kernels that started late and
-    host threads held up).  Medians over steps.  (Not the waits
-    themselves: part of a wait is time the thread would have spent waiting
-    anyway, for the GIL or a peer.)  ``holders``
-    (:func:`msprof.analysis.contention.holders`) says who held the cores."""
+    (``compute_cpu_wait_ns``: every rank waits for the slowest one); and
+    the mean wait in collectives of the ranks other than the most
+    contended one (it also covers kernels that started late and host
+    threads held up).  Medians over steps.  (Not the waits themselves: part
+    of a wait is time the thread would have spent waiting anyway, for the
+    GIL or a peer.)  ``holders`` (:func:`msprof.analysis.contention.holders`)
+    says who held the cores."""
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
@@ -262,10 +262,10 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
     per = per.groupby("step")
     gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
-    unhit = step_df[~step_df["rank"].isin(hit["rank"])]
-    if len(unhit):
-        gain = max(gain, float(unhit.groupby("step")["comm_wait_ns"].mean().median()))
     worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
+    others_steps = step_df[step_df["rank"] != worst["rank"]]
+    if len(others_steps):
+        gain = max(gain, float(others_steps.groupby("step")["comm_wait_ns"].mean().median()))
     rest = devices[~devices["rank"].isin(hit["rank"])]
     others = (f"; other ranks: {fmt_ns(rest['cpu_wait_ns'].median())}/step"
               if len(rest) else "")

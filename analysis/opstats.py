@@ -30,6 +30,10 @@ Columns common to the tables returned here:
                kernel was runnable but waited for a CPU another thread or
                process held (``cpu_waits``, eBPF only; 0 without it): time
                the kernel lasted that was not its work.
+``blocked_ns`` the part of ``total_ns`` in which that thread slept, waiting
+               on a lock, the GIL or I/O (``blocked``, eBPF only): the
+               kernel's time on a CPU is ``total_ns - cpu_wait_ns -
+               blocked_ns`` (less the wake-up latency of idle CPUs).
 """
 from __future__ import annotations
 
@@ -154,21 +158,31 @@ def _in_step(kernels: pd.DataFrame, steps: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _thread(df: pd.DataFrame) -> np.ndarray:
+    return ((df["rank"].to_numpy(dtype="int64") << 32)
+            | (df["tid"].to_numpy(dtype="int64") & 0xFFFFFFFF))
+
+
+def thread_time_inside(kernels: pd.DataFrame, spans: pd.DataFrame | None) -> np.ndarray:
+    """Per kernel, the time of ``spans`` (``rank``, ``tid``, ``start_ns``,
+    ``dur_ns``) of its own thread that lies inside it."""
+    out = np.zeros(len(kernels), dtype="int64")
+    if spans is None or spans.empty or kernels.empty:
+        return out
+    start = spans["start_ns"].to_numpy(dtype="int64")
+    segs = segments(pd.DataFrame({"rank": _thread(spans), "start_ns": start,
+                                  "end_ns": start + spans["dur_ns"].to_numpy(dtype="int64")}))
+    a = kernels["start_ns"].to_numpy(dtype="int64")
+    return covered(segs, pd.DataFrame({"rank": _thread(kernels), "a": a,
+                                       "b": a + kernels["dur_ns"].to_numpy(dtype="int64")}))
+
+
 def cpu_waited(kernels: pd.DataFrame, cpu_waits: pd.DataFrame | None) -> np.ndarray:
     """Per kernel, how long its own thread waited for a busy CPU while it
     ran (waits that ended on an idle CPU are that CPU waking up: left out)."""
-    out = np.zeros(len(kernels), dtype="int64")
-    if cpu_waits is None or cpu_waits.empty or kernels.empty:
-        return out
-    w = cpu_waits[~cpu_waits["idle_cpu"].to_numpy(dtype=bool)]
-    thread = lambda df: ((df["rank"].to_numpy(dtype="int64") << 32)  # noqa: E731
-                         | (df["tid"].to_numpy(dtype="int64") & 0xFFFFFFFF))
-    start = w["start_ns"].to_numpy(dtype="int64")
-    segs = segments(pd.DataFrame({"rank": thread(w), "start_ns": start,
-                                  "end_ns": start + w["dur_ns"].to_numpy(dtype="int64")}))
-    a = kernels["start_ns"].to_numpy(dtype="int64")
-    return covered(segs, pd.DataFrame({"rank": thread(kernels), "a": a,
-                                       "b": a + kernels["dur_ns"].to_numpy(dtype="int64")}))
+    if cpu_waits is None or cpu_waits.empty:
+        return np.zeros(len(kernels), dtype="int64")
+    return thread_time_inside(kernels, cpu_waits[~cpu_waits["idle_cpu"].to_numpy(dtype=bool)])
 
 
 def op_groups(codes: np.ndarray, table: pd.DataFrame, keys: list[str], rows=None):
@@ -207,7 +221,8 @@ def _kernel_time(codes: np.ndarray, table: pd.DataFrame, dur: np.ndarray) -> pd.
 
 
 def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
-               keys: list[str], per_rank: bool, cpu_waits: pd.DataFrame | None = None):
+               keys: list[str], per_rank: bool, cpu_waits: pd.DataFrame | None = None,
+               blocked: pd.DataFrame | None = None):
     """The common statistics of the kernels grouped by ``keys`` (columns of
     :func:`operators`' table); and the operators with their group."""
     codes, table = operators(kernels, ops)
@@ -228,6 +243,7 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     out["p50_ns"], out["p99_ns"] = g.quantiles(dur, [0.5, 0.99])
     out["self_ns"] = out["total_ns"]
     out["cpu_wait_ns"] = g.sum(cpu_waited(kernels, cpu_waits))
+    out["blocked_ns"] = g.sum(thread_time_inside(kernels, blocked))
 
     # Denominators: kernel and step time of the ranks each row covers.
     kernel_time = _kernel_time(codes, table, dur)
@@ -254,12 +270,13 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
 
 _ORDER = ["calls", "total_ns", "self_ns", "mean_ns", "p50_ns", "p99_ns", "min_ns",
           "max_ns", "share", "step_share", "per_step_ns", "flops", "bytes", "gflops",
-          "gbps", "ranks", "cpu_wait_ns"]
+          "gbps", "ranks", "cpu_wait_ns", "blocked_ns"]
 
 
 def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
              rank: int | None = None, per_rank: bool = False,
-             cpu_waits: pd.DataFrame | None = None) -> pd.DataFrame:
+             cpu_waits: pd.DataFrame | None = None,
+             blocked: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per operator (per rank when ``per_rank``, else aggregated over
     ranks: operators of different ranks with the same id, name, type and
     scope are one row), sorted by total time, largest first.
@@ -271,7 +288,7 @@ def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     steps = _select(steps, rank)
     k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + OP_KEYS
-    out, _ = _aggregate(k, ops, steps, keys, per_rank, cpu_waits)
+    out, _ = _aggregate(k, ops, steps, keys, per_rank, cpu_waits, blocked)
     out = out[keys + _ORDER]
     return out.sort_values(["total_ns"] + keys, ascending=[False] + [True] * len(keys),
                            kind="stable").reset_index(drop=True)
@@ -279,14 +296,15 @@ def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
 
 def type_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
                rank: int | None = None, per_rank: bool = False,
-               cpu_waits: pd.DataFrame | None = None) -> pd.DataFrame:
+               cpu_waits: pd.DataFrame | None = None,
+               blocked: pd.DataFrame | None = None) -> pd.DataFrame:
     """Like :func:`op_stats`, one row per operator type; ``ops`` counts the
     distinct operators of the type.  ``gflops``/``gbps`` are total FLOPs
     (bytes) over total time."""
     steps = _select(steps, rank)
     k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + ["type"]
-    out, (table, by_op) = _aggregate(k, ops, steps, keys, per_rank, cpu_waits)
+    out, (table, by_op) = _aggregate(k, ops, steps, keys, per_rank, cpu_waits, blocked)
     out["ops"] = pd.Series(table["name"].to_numpy()).groupby(by_op).nunique() \
         .reindex(range(len(out))).to_numpy(dtype="int64")
     out["gflops"] = (out["flops_total"] / out["total_ns"]).where(out["flops_total"] > 0)

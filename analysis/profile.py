@@ -189,7 +189,7 @@ class Profile:
     DataFrames, plus the analyses as methods.
 
     Tables: ``kernels``, ``ops``, ``memory``, ``comms``, ``steps``,
-    ``devices``, ``cpu_waits`` (read on first use, cached).  ``ranks`` lists the ranks.
+    ``devices``, ``cpu_waits``, ``blocked`` (read on first use, cached).  ``ranks`` lists the ranks.
     """
 
     def __init__(self, meta: dict, paths: dict[str, list[Path]]):
@@ -224,6 +224,8 @@ class Profile:
     devices = property(lambda self: self.table("devices"), doc="Device processes.")
     cpu_waits = property(lambda self: self.table("cpu_waits"),
                          doc="Times a runtime thread was runnable but waited for a CPU.")
+    blocked = property(lambda self: self.table("blocked"),
+                       doc="Times a runtime thread slept (a lock, the GIL, I/O) until woken.")
 
     @property
     def ranks(self) -> list[int]:
@@ -252,13 +254,13 @@ class Profile:
         self.check_rank(rank)
         return self._once(("ops", rank, per_rank), lambda: _opstats.op_stats(
             self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
-            cpu_waits=self.cpu_waits)).copy()
+            cpu_waits=self.cpu_waits, blocked=self.blocked)).copy()
 
     def type_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
         """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`)."""
         self.check_rank(rank)
         return _opstats.type_stats(self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
-                                   cpu_waits=self.cpu_waits)
+                                   cpu_waits=self.cpu_waits, blocked=self.blocked)
 
     def scope_stats(self, rank: int | None = None, per_rank: bool = False,
                     depth: int | None = None) -> pd.DataFrame:

@@ -34,9 +34,9 @@ from msprof.analysis import pipeline as _pipe
 
 OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", "mean_ns",
               "p50_ns", "p99_ns", "min_ns", "max_ns", "share", "step_share", "per_step_ns",
-              "flops", "bytes", "gflops", "gbps", "ranks", "cpu_wait_ns"]
+              "flops", "bytes", "gflops", "gbps", "ranks", "cpu_wait_ns", "blocked_ns"]
 
-CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns"]
+CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns", "blocked_ns"]
 
 SECTIONS = ("ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
             "memory", "hostbound", "critical_path", "findings")
@@ -87,8 +87,9 @@ def build(profile, rank: int | None = None, top: int | None = None,
     rank (cross-rank sections still use every rank)."""
     want = list(SECTIONS) if not sections else [s for s in SECTIONS if s in set(sections)]
     p = profile
-    # Waits for a CPU come from the scheduler's tracepoints: a profile that
-    # could not see them (in-process backend) leaves them out, not as zeros.
+    # Waits for a CPU and sleeps come from the scheduler's tracepoints: a
+    # profile that could not see them (in-process backend) leaves them out,
+    # not as zeros.
     unseen = [] if p.meta.get("backend") == "ebpf" else CPU_WAIT_COLUMNS
     make = {
         "ops": lambda: (lambda o: o.head(top) if top else o)(p.op_stats(rank))[

@@ -39,11 +39,15 @@ COLUMNS: dict[str, dict[str, str]] = {
         "rank": "int32", "pid": "int32", "tid": "int32", "start_ns": "int64",
         "dur_ns": "int64", "cpu": "int32", "idle_cpu": "bool", "holder_pid": "int32",
     },
+    "blocked": {
+        "rank": "int32", "pid": "int32", "tid": "int32", "start_ns": "int64",
+        "dur_ns": "int64",
+    },
 }
 
 # Tables a profile may lack (written since a later msprof, or only by the
 # eBPF backend's writers): a missing one reads as empty.
-OPTIONAL = ("cpu_waits",)
+OPTIONAL = ("cpu_waits", "blocked")
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "kernels": ("rank", "op_id", "stream", "step", "start_ns", "dur_ns"),
@@ -53,6 +57,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "steps": ("rank", "step", "start_ns", "dur_ns"),
     "devices": ("rank",),
     "cpu_waits": ("rank", "tid", "start_ns", "dur_ns"),
+    "blocked": ("rank", "tid", "start_ns", "dur_ns"),
 }
 
 # Value given to a column a writer left out.  launch_ns -1 means "unknown".

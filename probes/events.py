@@ -18,6 +18,7 @@ COMM = 5          # one collective, paired: begin and end
 KERNEL_LAUNCH = 6  # unpaired launch (only when kernel_launch is attached alone)
 CPU_WAIT = 7      # a runtime thread waited for a CPU (sched_wakeup/sched_switch)
 EXIT = 8          # a traced process exited
+BLOCKED = 9       # a runtime thread slept (a lock, the GIL, I/O) until woken
 
 # Meta record kinds (``type`` field of a META record).
 DEVICE_INIT = 1
@@ -51,6 +52,8 @@ COMM_KINDS = {
 #                    that ran there until then (0: idle), -
 #                    (ts: when it got a CPU; tid: the waiting thread;
 #                    sub 1: that CPU was idle until then)
+#     BLOCKED        asleep since (ns), -, -, -  (ts: when it was woken; tid: the
+#                    thread; then it waits for a CPU: a CPU_WAIT record)
 #     EXIT           exit_group() status (-1: none), last signal received (0: none)
 #   step is -1 outside a step.
 EVENT_FIELDS = [
@@ -95,6 +98,7 @@ def c_header() -> str:
         "EV_KERNEL": KERNEL, "EV_MEM_ALLOC": MEM_ALLOC, "EV_MEM_FREE": MEM_FREE,
         "EV_STEP": STEP, "EV_COMM": COMM, "EV_KERNEL_LAUNCH": KERNEL_LAUNCH,
         "EV_CPU_WAIT": CPU_WAIT, "EV_EXIT": EXIT,
+        "EV_BLOCKED": BLOCKED,
         "META_DEVICE_INIT": DEVICE_INIT, "META_OP_REGISTER": OP_REGISTER,
         "META_PROCESS_FORK": PROCESS_FORK,
         "NAME_LEN": NAME_LEN, "TYPE_LEN": TYPE_LEN, "SCOPE_LEN": SCOPE_LEN,

@@ -48,6 +48,10 @@ BPF_HASH(stages, u32, struct stage_ref, MAX_TRACED * 4);
  * running: thread id -> since when (woken, or switched out still runnable). */
 BPF_HASH(runnable, u32, u64, MAX_TRACED * 4);
 
+/* Threads of the runtime asleep (switched out waiting on a lock, the GIL,
+ * I/O): thread id -> since when. */
+BPF_HASH(asleep, u32, u64, MAX_TRACED * 4);
+
 /* Records one record_batch hit reads at most: the runtime's STAGE_CAP. */
 #define STAGE_CAP 64
 #define STAGE_RECORD_BYTES 56   /* sizeof(struct msprof_event) */
@@ -191,6 +195,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
      * tracepoint before the thread lets go of its memory. */
     struct stage_ref *ref = stages.lookup(&tid);
     runnable.delete(&tid);
+    asleep.delete(&tid);
     if (ref) {
         u64 at = ref->area;
         s64 count = 0;
@@ -224,14 +229,36 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
  * Each such wait becomes an EV_CPU_WAIT record when the thread gets a CPU
  * again, marked when that CPU was idle until then (pid 0 switched out): a
  * wait behind other threads and processes competing for the cores, or
- * only the latency of an idle CPU waking up (on a VM, tens of us). */
+ * only the latency of an idle CPU waking up (on a VM, tens of us).  The
+ * sleep before a wake-up (switched out waiting on something) becomes an
+ * EV_BLOCKED record when the thread is woken. */
 TRACEPOINT_PROBE(sched, sched_wakeup)
 {
     u32 tid = args->pid;
-    if (!stages.lookup(&tid))
+    struct stage_ref *ref = stages.lookup(&tid);
+    if (!ref)
         return 0;
     u64 now = bpf_ktime_get_ns();
     runnable.update(&tid, &now);
+    u64 *since = asleep.lookup(&tid);
+    if (!since)
+        return 0;
+    u64 begin = *since;
+    asleep.delete(&tid);
+    struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
+    if (!e) {
+        count_lost(LOST_EVENT_RING);
+        return 0;
+    }
+    e->ts = now;
+    e->pid = ref->pid;
+    e->tid = tid;
+    e->type = EV_BLOCKED;
+    e->sub = 0;
+    e->seq = 0;
+    e->a0 = begin;
+    e->a1 = e->a2 = e->a3 = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
@@ -240,9 +267,12 @@ TRACEPOINT_PROBE(sched, sched_switch)
     u32 prev = args->prev_pid, next = args->next_pid;
     /* prev_state: 0 runnable (a yield), 0x100 preempted (runnable too);
      * any state bit in the low byte means it went to sleep or died. */
-    if ((args->prev_state & 0xff) == 0 && stages.lookup(&prev)) {
+    if (stages.lookup(&prev)) {
         u64 now = bpf_ktime_get_ns();
-        runnable.update(&prev, &now);
+        if ((args->prev_state & 0xff) == 0)
+            runnable.update(&prev, &now);
+        else
+            asleep.update(&prev, &now);
     }
     u64 *since = runnable.lookup(&next);
     if (!since)

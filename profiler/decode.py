@@ -42,6 +42,10 @@ SCHEMAS = {
         ("start_ns", pa.int64()), ("dur_ns", pa.int64()), ("cpu", pa.int32()),
         ("idle_cpu", pa.bool_()), ("holder_pid", pa.int32()),
     ]),
+    "blocked": pa.schema([
+        ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
+        ("start_ns", pa.int64()), ("dur_ns", pa.int64()),
+    ]),
     "devices": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("world_size", pa.int32()),
         ("kind", pa.int32()), ("init_ns", pa.int64()),
@@ -109,7 +113,7 @@ def decode_meta(meta: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
 
 
 def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
-    """Hot-path records -> kernels, memory, comms, steps and cpu_waits rows."""
+    """Hot-path records -> kernels, memory, comms, steps, cpu_waits and blocked rows."""
     out = {}
     if len(recs) == 0:
         return out
@@ -161,6 +165,10 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
         out["cpu_waits"] = table("cpu_waits", [r("rank"), r("pid"), r("tid"), r("a0"),
                                                r("ts") - r("a0"), r("a1").astype(np.int32),
                                                r("sub") != 0, r("a2").astype(np.int32)])
+    r = rows(types == ev.BLOCKED)
+    if r:
+        out["blocked"] = table("blocked", [r("rank"), r("pid"), r("tid"), r("a0"),
+                                           r("ts") - r("a0")])
     return out
 
 

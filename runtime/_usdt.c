@@ -21,9 +21,11 @@
  * ``record_batch`` hit hands the tracer up to STAGE_CAP of them.  A thread
  * flushes when its area is full and whenever flush_staged() is called (a
  * stream at each synchronize marker, the executor after each graph run).  The
- * first record a thread stages announces its area's address
+ * first record a thread stages, or its first flush_staged() (a stream thread
+ * calls it as it starts), announces its area's address
  * (``record_batch(area, 0)``), so that a tracer can still read what is
- * staged when the thread exits without flushing, even by SIGKILL.
+ * staged when the thread exits without flushing, even by SIGKILL, and knows
+ * the thread for one of the runtime's (its waits for a CPU, its sleeps).
  *
  * The probes, their arguments and their meaning are listed in
  * probes/CATALOG.md; keep the two in step.
@@ -151,6 +153,13 @@ stage_after_fork(void)
 static PyObject *
 flush_staged(PyObject *self, PyObject *unused)
 {
+    /* A thread that has staged nothing yet announces its area here: a new
+     * stream thread calls this first, so that a tracer follows it (its
+     * waits for a CPU, its sleeps) from its first kernel on. */
+    if (!stage_announced && ENABLED(record_batch)) {
+        fire_record_batch(&stage, 0);
+        stage_announced = 1;
+    }
     flush_stage();
     Py_RETURN_NONE;
 }

@@ -66,6 +66,7 @@ class Stream:
 
     def _work(self) -> None:
         get, sid = self._queue.get, self.id
+        hooks.flush_staged()               # nothing staged yet: announces this thread
         while True:
             op_id, seq, t_launch, kernel = get()
             if op_id < 0:                  # control item (a synchronize marker...)

@@ -30,6 +30,7 @@ SCHEMAS = {
     "steps": [("rank", i32), ("pid", i32), ("step", i64), ("start_ns", i64), ("dur_ns", i64)],
     "devices": [("rank", i32), ("pid", i32), ("world_size", i32), ("kind", i32),
                 ("init_ns", i64)],
+    "blocked": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64), ("dur_ns", i64)],
     "cpu_waits": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64),
                   ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_()),
                   ("holder_pid", i32)],
@@ -281,6 +282,11 @@ def contended(root, n=4, steps=3) -> Path:
         waits.append({"rank": 0, "pid": 100, "tid": 100, "start_ns": t0 + 4500, "dur_ns": 200,
                       "holder_pid": 777})
     write_table(root, "cpu_waits", waits)
+    # rank 0's compute thread asleep [100, 600) of every step (inside
+    # MatMul-op1, [0, 2000)) and rank 1's host thread (tid 200, no kernel)
+    write_table(root, "blocked", [
+        {"rank": r, "pid": 100 + r, "tid": tid, "start_ns": 10_000 * (st + 1) + 100,
+         "dur_ns": 500} for st in range(steps) for r, tid in ((0, 100), (1, 200))])
     meta = json.loads((root / "meta.json").read_text())
     meta["collector_pid"] = 98
     meta["backend"] = "ebpf"        # the backend that sees waits for a CPU

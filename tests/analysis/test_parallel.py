@@ -110,6 +110,13 @@ def test_each_kernel_is_charged_its_own_threads_waits_for_a_cpu(dp_contended):
     assert t["MatMul"] == 5400 and t.sum() == 7200
 
 
+def test_each_kernel_is_charged_its_own_threads_sleep(dp_contended):
+    o = dp_contended.op_stats(per_rank=True).set_index(["rank", "name"])["blocked_ns"]
+    # rank 0's compute thread asleep 500 per step inside MatMul-op1; rank 1's
+    # host thread runs no kernel
+    assert o[o > 0].to_dict() == {(0, "MatMul-op1"): 1500}
+
+
 def test_a_rank_slow_only_by_waiting_for_a_cpu_is_contention_not_a_slow_rank(dp_contended):
     r = dp_contended.slow_ranks().set_index("rank")
     assert (r["compute_ns"] == 4000).all() and (r["excess_ns"] == 0).all()

@@ -187,6 +187,7 @@ def test_unknown_rank(ref):
 
 def test_a_profile_without_the_optional_cpu_waits_table_loads_and_exports(ref_dir, tmp_path):
     (ref_dir / "cpu_waits.parquet").unlink()
+    (ref_dir / "blocked.parquet").unlink()
     p = msprof.load(ref_dir)
     assert p.cpu_waits.empty and list(p.cpu_waits.columns) == [
         "rank", "pid", "tid", "start_ns", "dur_ns", "cpu", "idle_cpu", "holder_pid"]
