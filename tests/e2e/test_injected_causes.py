@@ -46,12 +46,13 @@ cpu contention MSRT_CPU_HOG=0: rank 0's threads share one core with a busy
               compute thread add up to the kernel's own count of its time on
               a run queue (schedstat's run_delay, read by the script after
               the first step and at the end) within 10 %, and the busy
-              process is named among those it waited behind; what removing
-              the contention gains is checked against the step of the same
-              job run at once after it without the busy process: the median
-              over three such pairs within 25 % (a clean run's step varies by
-              +-10 % from one run to the next on this machine, and the
-              estimate strayed from a single pair's by -5 to +35 %).
+              process is named among those it waited behind.  What removing
+              all competition for the cores gains is at least what the same
+              job gains when run at once after without the busy process
+              (the median over three such pairs at 0.8x or more: the
+              neighbour run still competes for two cores with the collector
+              and itself, so the what-if exceeds its gain, by 0.95-1.35x
+              here and up to 1.7x in a full suite run on a busier machine).
 clean         data-parallel LeNet with overlapped buckets: no finding above
               info, but for CPU contention: two ranks with three threads
               each share two cores with the collector, and when the
@@ -355,12 +356,15 @@ def test_cpu_contention(contention_pairs):
         # and the busy process is among those it waited behind
         held = top["evidence"]["held_by"]
         assert info["hog_pid"] and f"pid {info['hog_pid']}" in held, (info["hog_pid"], held)
-    # without the busy process the step is what its neighbour run took: the
-    # median over the pairs of the estimate over that
+    # The what-if takes all the competition for the cores away; the
+    # neighbour run without the busy process only that process, so its step
+    # is an upper bound on the step the what-if promises: the gain is at
+    # least the difference (the median over the pairs), and no more than
+    # the contended step.
     ratios = sorted(c.top["impact_ns"] / (typical_step(c) - typical_step(b))
                     for c, b in contention_pairs)
-    assert within(ratios[len(ratios) // 2], 1.0, 0.25), (
-        ratios, [show(c) for c, _ in contention_pairs])
+    assert ratios[len(ratios) // 2] >= 0.8, (ratios, [show(c) for c, _ in contention_pairs])
+    assert all(c.top["impact_ns"] < typical_step(c) for c, _ in contention_pairs)
 
 
 @pytest.mark.ebpf
