@@ -132,17 +132,24 @@ class Executable:
         pool, streams = dev.pool, (dev.compute, dev.comm)
         seqs = [streams[0].seq, streams[1].seq]
         in_use, peak, mem_batch = pool.in_use, pool.peak, hooks.mem_batch
+        # A threaded communication stream gets its items when the launch
+        # loop ends: woken at its first item, its thread would take the GIL
+        # (and on a busy machine the core) from the launching host, item
+        # after item; its first collective waits on compute launched in the
+        # same loop anyway, or on nothing but the loop.  (An inline stream
+        # runs each item as it is put: a wait must find its release there.)
+        comm_items = []
+        puts = (streams[0].put, comm_items.append if streams[1].threaded else streams[1].put)
         try:
             for (op_id, kernel, _, _), (sid, wait), batches in zip(
                     self.steps[lo:hi], self.lanes[lo:hi], self.mem_before[lo:hi]):
-                stream = streams[sid]
                 if wait and streams[1 - sid].done != seqs[1 - sid]:
                     # the other stream still has launched kernels to run:
                     # this one waits for them (a lock it releases at the marker)
                     ready = allocate_lock()
                     ready.acquire()
-                    streams[1 - sid].put((-1, 0, 0, ready.release))
-                    stream.put((-1, 0, 0, ready.acquire))
+                    puts[1 - sid]((-1, 0, 0, ready.release))
+                    puts[sid]((-1, 0, 0, ready.acquire))
                 for delta, args in batches:
                     mem_batch(in_use, *args)
                     in_use += delta
@@ -151,12 +158,15 @@ class Executable:
                 seqs[sid] += 1
                 t_launch = hooks.now_ns()
                 hooks.kernel_launch(op_id, sid, seqs[sid])
-                stream.put((op_id, seqs[sid], t_launch, kernel))
+                puts[sid]((op_id, seqs[sid], t_launch, kernel))
             if hi == len(self.steps):
                 for delta, args in self.mem_after:
                     mem_batch(in_use, *args)
                     in_use += delta
         finally:
+            put = streams[1].put
+            for item in comm_items:
+                put(item)
             streams[0].seq, streams[1].seq = seqs
             pool.in_use, pool.peak = in_use, peak
 

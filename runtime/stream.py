@@ -51,6 +51,8 @@ class StreamError(RuntimeError):
 
 
 class Stream:
+    threaded = True                        # kernels run on the stream's own thread
+
     def __init__(self, stream_id: int, name: str = "compute"):
         self.id, self.name = stream_id, name
         self.seq = 0                       # per-stream kernel counter (launches)
@@ -109,6 +111,8 @@ class Stream:
 class InlineStream:
     """Runs each kernel at launch, on the host thread; ``compute=False``
     skips the arithmetic (the null device) but keeps every probe."""
+
+    threaded = False                       # kernels run in the launch call
 
     def __init__(self, stream_id: int, name: str = "compute", compute: bool = True):
         self.id, self.name, self.seq, self.compute = stream_id, name, 0, compute
