@@ -81,22 +81,28 @@ static __always_inline s64 current_step(u32 pid)
     return s ? s->step : -1;
 }
 
-static __always_inline struct msprof_event *reserve(u32 pid, u16 type)
+/* A zeroed record of thread `tid` of process `pid`, stamped `ts`. */
+static __always_inline struct msprof_event *reserve_for(u32 pid, u32 tid, u16 type, u64 ts)
 {
     struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
     if (!e) {
         count_lost(LOST_EVENT_RING);
         return 0;
     }
-    u64 id = bpf_get_current_pid_tgid();
-    e->ts = bpf_ktime_get_ns();
+    e->ts = ts;
     e->pid = pid;
-    e->tid = (u32)id;
+    e->tid = tid;
     e->type = type;
     e->sub = 0;
     e->seq = 0;
     e->a0 = e->a1 = e->a2 = e->a3 = 0;
     return e;
+}
+
+/* A zeroed record of the current thread, stamped now. */
+static __always_inline struct msprof_event *reserve(u32 pid, u16 type)
+{
+    return reserve_for(pid, (u32)bpf_get_current_pid_tgid(), type, bpf_ktime_get_ns());
 }
 
 /* Copy `count` staged records from the area at `area` (current process) to
@@ -245,20 +251,11 @@ TRACEPOINT_PROBE(sched, sched_wakeup)
         return 0;
     u64 begin = *since;
     asleep.delete(&tid);
-    struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
-    if (!e) {
-        count_lost(LOST_EVENT_RING);
-        return 0;
+    struct msprof_event *e = reserve_for(ref->pid, tid, EV_BLOCKED, now);
+    if (e) {
+        e->a0 = begin;
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }
-    e->ts = now;
-    e->pid = ref->pid;
-    e->tid = tid;
-    e->type = EV_BLOCKED;
-    e->sub = 0;
-    e->seq = 0;
-    e->a0 = begin;
-    e->a1 = e->a2 = e->a3 = 0;
-    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
@@ -283,22 +280,14 @@ TRACEPOINT_PROBE(sched, sched_switch)
     struct stage_ref *ref = stages.lookup(&next);
     if (!ref)
         return 0;
-    struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
-    if (!e) {
-        count_lost(LOST_EVENT_RING);
-        return 0;
+    struct msprof_event *e = reserve_for(ref->pid, next, EV_CPU_WAIT, now);
+    if (e) {
+        e->sub = prev == 0;     /* the CPU was idle: the wait was its waking up */
+        e->a0 = begin;
+        e->a1 = bpf_get_smp_processor_id();
+        e->a2 = bpf_get_current_pid_tgid() >> 32;   /* the process that held the CPU */
+        events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }
-    e->ts = now;
-    e->pid = ref->pid;
-    e->tid = next;
-    e->type = EV_CPU_WAIT;
-    e->sub = prev == 0;     /* the CPU was idle: the wait was its waking up */
-    e->seq = 0;
-    e->a0 = begin;
-    e->a1 = bpf_get_smp_processor_id();
-    e->a2 = bpf_get_current_pid_tgid() >> 32;   /* the process that held the CPU */
-    e->a3 = 0;
-    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
