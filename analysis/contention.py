@@ -56,3 +56,38 @@ def holders(cpu_waits: pd.DataFrame, kernels: pd.DataFrame, steps: pd.DataFrame,
     g["share"] = g["wait_ns"] / g.groupby("rank")["wait_ns"].transform("sum")
     g = g.sort_values(["rank", "wait_ns"], ascending=[True, False], kind="stable")
     return g[cols].reset_index(drop=True)
+
+
+def compute_cpus(cpu_time: pd.DataFrame, kernels: pd.DataFrame) -> pd.DataFrame:
+    """Where each rank's compute ran: per rank and CPU, ``ns`` (the time its
+    compute threads ran there, over the run) and ``share`` (of the rank's
+    compute threads' time on any CPU); largest first per rank.  Ranks on
+    one machine each on their own cores run at those cores' speed: on a
+    VM, or beside other busy processes, the same kernels can take a third
+    longer on one core than on another."""
+    cols = ["rank", "cpu", "ns", "share"]
+    if cpu_time.empty or kernels.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
+    comp = kernels[kernels["stream"] != COMM_STREAM]
+    t = cpu_time[np.isin(_thread_key(cpu_time), np.unique(_thread_key(comp)))]
+    g = t.groupby(["rank", "cpu"], as_index=False)["ns"].sum()
+    g["share"] = g["ns"] / g.groupby("rank")["ns"].transform("sum").clip(lower=1)
+    g = g.sort_values(["rank", "ns"], ascending=[True, False], kind="stable")
+    return g[cols].reset_index(drop=True)
+
+
+def cores_apart(cpus: pd.DataFrame, rank: int, others: list[int], meta: dict,
+                least: float = 0.9) -> bool:
+    """Whether ``rank``'s compute ran (``least`` of its time or more) on CPUs
+    where the compute of the other ranks of its machine spent under a
+    tenth of theirs: then its cores, not its work, may make it slower."""
+    host = {int(r["rank"]): r.get("host") for r in meta.get("ranks") or []
+            if isinstance(r, dict) and "rank" in r}
+    peers = [o for o in others if host.get(o) == host.get(rank)]
+    mine = cpus[cpus["rank"] == rank]
+    if mine.empty or not peers:
+        return False
+    theirs = cpus[cpus["rank"].isin(peers)].groupby("cpu")["ns"].sum()
+    theirs = theirs / max(theirs.sum(), 1)
+    apart = mine["cpu"].map(theirs).fillna(0.0) < 0.1
+    return bool(mine.loc[apart.to_numpy(), "share"].sum() >= least)

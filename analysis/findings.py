@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
 from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
 
@@ -209,11 +210,16 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
         idle_frac=float(worst["idle_frac"]))]
 
 
-def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
+def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | None = None,
+              meta: dict | None = None) -> list[dict]:
     """A rank whose compute per step exceeds the other ranks' median: in
     synchronous training every other rank waits for it at the next
     collective.  What-if: that rank computing like the others saves its
-    excess (``ranks`` from :func:`msprof.analysis.imbalance.ranks`)."""
+    excess (``ranks`` from :func:`msprof.analysis.imbalance.ranks`).
+    With ``cpus`` (:func:`msprof.analysis.contention.compute_cpus`), the
+    finding says where the rank's compute ran when it had cores of its own
+    on a machine it shares with other ranks (evidence ``cores_apart``): a
+    slower core makes a rank slow just as more work does."""
     if len(ranks) < 2 or devices.empty:
         return []
     worst = ranks.iloc[0]
@@ -227,15 +233,25 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     waited = float(worst["caused_wait_ns"])
     wait = (f"; each other rank waits {fmt_ns(waited)}/step for it in collectives"
             if waited > 0 else "")
+    rest = [int(x) for x in ranks["rank"] if int(x) != r]
+    apart = cpus is not None and _contention.cores_apart(cpus, r, rest, meta or {})
+    where, check = "", ""
+    if apart:
+        def main_cpus(rs):
+            c = cpus[cpus["rank"].isin(rs) & (cpus["share"] >= 0.1)]
+            return ", ".join(str(x) for x in sorted(c["cpu"].unique()))
+        where = (f"; its kernels ran on CPU {main_cpus([r])}, the other ranks' on CPU "
+                 f"{main_cpus(rest)} (a slower core slows a rank as more work does)")
+        check = "; pin the ranks to other cores (or swap them) to tell its cores from its work"
     return [_finding(
         "slow_rank", "warning", [r], [], excess,
         f"rank {r} computes {fmt_ns(worst['compute_ns'])}/step vs {fmt_ns(others)} on the "
-        f"other ranks (+{_pct(excess, others)}; time waiting for a CPU left out){wait}; "
+        f"other ranks (+{_pct(excess, others)}; time waiting for a CPU left out){wait}{where}; "
         f"rank {r} at the others' speed: -{fmt_ns(excess)}/step (-{_pct(excess, step)})",
         f"find out why rank {r} is slower (its host or device, data it gets, a shard "
-        "that is bigger than the others)",
+        f"that is bigger than the others){check}",
         compute_ns=float(worst["compute_ns"]), others_ns=float(others),
-        caused_wait_ns=waited)]
+        caused_wait_ns=waited, cores_apart=apart)]
 
 
 def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
@@ -563,7 +579,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         out += cpu_contention(step_df, devices, profile.cpu_holders())
         comms = profile.comms
         if rank is None:
-            out += slow_rank(profile.slow_ranks(), devices)
+            out += slow_rank(profile.slow_ranks(), devices, profile.compute_cpus(),
+                             profile.meta)
             links = slow_link(profile.links(), profile.groups(), devices["steps"].median())
             out += links
             out += pipeline_bubble(profile.pipeline(), profile.bubble_causes())

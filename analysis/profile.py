@@ -189,7 +189,7 @@ class Profile:
     DataFrames, plus the analyses as methods.
 
     Tables: ``kernels``, ``ops``, ``memory``, ``comms``, ``steps``,
-    ``devices``, ``cpu_waits``, ``blocked`` (read on first use, cached).  ``ranks`` lists the ranks.
+    ``devices``, ``cpu_waits``, ``blocked``, ``cpu_time`` (read on first use, cached).  ``ranks`` lists the ranks.
     """
 
     def __init__(self, meta: dict, paths: dict[str, list[Path]]):
@@ -226,6 +226,8 @@ class Profile:
                          doc="Times a runtime thread was runnable but waited for a CPU.")
     blocked = property(lambda self: self.table("blocked"),
                        doc="Times a runtime thread slept (a lock, the GIL, I/O) until woken.")
+    cpu_time = property(lambda self: self.table("cpu_time"),
+                        doc="Time each runtime thread ran on each CPU.")
 
     @property
     def ranks(self) -> list[int]:
@@ -342,6 +344,12 @@ class Profile:
         """Per rank, who held the cores its compute threads waited for
         (:func:`msprof.analysis.contention.holders`)."""
         return _contention.holders(self.cpu_waits, self.kernels, self.steps, self.meta)
+
+    def compute_cpus(self) -> pd.DataFrame:
+        """Per rank and CPU, the time its compute threads ran there
+        (:func:`msprof.analysis.contention.compute_cpus`)."""
+        return self._once(("compute_cpus",), lambda: _contention.compute_cpus(
+            self.cpu_time, self.kernels)).copy()
 
     def slow_ranks(self) -> pd.DataFrame:
         """Compute excess and the waits it causes, per rank

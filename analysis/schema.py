@@ -43,11 +43,14 @@ COLUMNS: dict[str, dict[str, str]] = {
         "rank": "int32", "pid": "int32", "tid": "int32", "start_ns": "int64",
         "dur_ns": "int64",
     },
+    "cpu_time": {
+        "rank": "int32", "pid": "int32", "tid": "int32", "cpu": "int32", "ns": "int64",
+    },
 }
 
 # Tables a profile may lack (written since a later msprof, or only by the
 # eBPF backend's writers): a missing one reads as empty.
-OPTIONAL = ("cpu_waits", "blocked")
+OPTIONAL = ("cpu_waits", "blocked", "cpu_time")
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "kernels": ("rank", "op_id", "stream", "step", "start_ns", "dur_ns"),
@@ -58,6 +61,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "devices": ("rank",),
     "cpu_waits": ("rank", "tid", "start_ns", "dur_ns"),
     "blocked": ("rank", "tid", "start_ns", "dur_ns"),
+    "cpu_time": ("rank", "tid", "cpu", "ns"),
 }
 
 # Value given to a column a writer left out.  launch_ns -1 means "unknown".

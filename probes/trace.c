@@ -33,7 +33,8 @@ BPF_RINGBUF_OUTPUT(meta, META_RING_PAGES);
 #define LOST_UNPAIRED 2
 #define LOST_PAIR_MAP 3
 #define LOST_STAGED 4      /* staged records that could not be read */
-BPF_ARRAY(lost, u64, 5);
+#define LOST_CPU_TIME 5    /* on-CPU slices of a thread the on_cpu map had no room for */
+BPF_ARRAY(lost, u64, 6);
 
 /* Processes (tgids) of the profiled tree: the collector seeds its own pid,
  * and every process forked by a traced one is traced too. */
@@ -51,6 +52,16 @@ BPF_HASH(runnable, u32, u64, MAX_TRACED * 4);
 /* Threads of the runtime asleep (switched out waiting on a lock, the GIL,
  * I/O): thread id -> since when. */
 BPF_HASH(asleep, u32, u64, MAX_TRACED * 4);
+
+/* Runtime threads (those in `stages`) on a CPU now: thread id -> since when. */
+BPF_HASH(running, u32, u64, MAX_TRACED * 4);
+
+/* Time each runtime thread spent on each CPU, read by the collector when
+ * the run ends (the cpu_time table): a rank on a slower core than the
+ * others shows there. */
+struct cpu_key { u32 tid; u32 cpu; };
+struct cpu_use { u64 ns; u32 pid; };
+BPF_HASH(on_cpu, struct cpu_key, struct cpu_use, MAX_TRACED * 16);
 
 /* Records one record_batch hit reads at most: the runtime's STAGE_CAP. */
 #define STAGE_CAP 64
@@ -103,6 +114,24 @@ static __always_inline struct msprof_event *reserve_for(u32 pid, u32 tid, u16 ty
 static __always_inline struct msprof_event *reserve(u32 pid, u16 type)
 {
     return reserve_for(pid, (u32)bpf_get_current_pid_tgid(), type, bpf_ktime_get_ns());
+}
+
+/* The slice runtime thread `tid` (of process `pid`) has run on this CPU
+ * until `now`, added to its time on this CPU. */
+static __always_inline void account_on_cpu(u32 tid, u32 pid, u64 now)
+{
+    u64 *since = running.lookup(&tid);
+    if (!since)
+        return;
+    u64 ran = now - *since;
+    running.delete(&tid);
+    struct cpu_key k = {.tid = tid, .cpu = bpf_get_smp_processor_id()};
+    struct cpu_use zero = {.ns = 0, .pid = pid};
+    struct cpu_use *u = on_cpu.lookup_or_try_init(&k, &zero);
+    if (u)
+        u->ns += ran;      /* only this thread, switched out on this CPU, writes it */
+    else
+        count_lost(LOST_CPU_TIME);
 }
 
 /* Copy `count` staged records from the area at `area` (current process) to
@@ -203,6 +232,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     runnable.delete(&tid);
     asleep.delete(&tid);
     if (ref) {
+        account_on_cpu(tid, pid, bpf_ktime_get_ns());   /* its last slice */
         u64 at = ref->area;
         s64 count = 0;
         if (bpf_probe_read_user(&count, sizeof(count), (void *)at))
@@ -262,24 +292,26 @@ TRACEPOINT_PROBE(sched, sched_wakeup)
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     u32 prev = args->prev_pid, next = args->next_pid;
+    u64 now = bpf_ktime_get_ns();
     /* prev_state: 0 runnable (a yield), 0x100 preempted (runnable too);
      * any state bit in the low byte means it went to sleep or died. */
-    if (stages.lookup(&prev)) {
-        u64 now = bpf_ktime_get_ns();
+    struct stage_ref *pref = stages.lookup(&prev);
+    if (pref) {
+        account_on_cpu(prev, pref->pid, now);
         if ((args->prev_state & 0xff) == 0)
             runnable.update(&prev, &now);
         else
             asleep.update(&prev, &now);
     }
+    struct stage_ref *ref = stages.lookup(&next);
+    if (!ref)
+        return 0;
+    running.update(&next, &now);
     u64 *since = runnable.lookup(&next);
     if (!since)
         return 0;
     u64 begin = *since;
     runnable.delete(&next);
-    u64 now = bpf_ktime_get_ns();
-    struct stage_ref *ref = stages.lookup(&next);
-    if (!ref)
-        return 0;
     struct msprof_event *e = reserve_for(ref->pid, next, EV_CPU_WAIT, now);
     if (e) {
         e->sub = prev == 0;     /* the CPU was idle: the wait was its waking up */
@@ -460,6 +492,8 @@ static __always_inline int handle_record_batch(struct pt_regs *ctx, s64 *a)
     if (a[1] == 0) {
         struct stage_ref ref = {.area = area, .pid = pid};
         stages.update(&tid, &ref);
+        u64 now = bpf_ktime_get_ns();
+        running.insert(&tid, &now);        /* on a CPU since at least now */
         return 0;
     }
     emit_staged(pid, tid, area, a[1]);

@@ -46,6 +46,10 @@ SCHEMAS = {
         ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
         ("start_ns", pa.int64()), ("dur_ns", pa.int64()),
     ]),
+    "cpu_time": pa.schema([
+        ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
+        ("cpu", pa.int32()), ("ns", pa.int64()),
+    ]),
     "devices": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("world_size", pa.int32()),
         ("kind", pa.int32()), ("init_ns", pa.int64()),
@@ -170,6 +174,18 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
         out["blocked"] = table("blocked", [r("rank"), r("pid"), r("tid"), r("a0"),
                                            r("ts") - r("a0")])
     return out
+
+
+def decode_cpu_time(rows: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
+    """The eBPF backend's per-thread, per-CPU time (pid, tid, cpu, ns
+    records) -> cpu_time rows, by rank, thread and CPU."""
+    if len(rows) == 0:
+        return {}
+    rows = np.sort(rows, order=["pid", "tid", "cpu"])
+    rank = ranks.lookup(rows["pid"].astype(np.int64))
+    return {"cpu_time": pa.Table.from_arrays(
+        [pa.array(rank), pa.array(rows["pid"]), pa.array(rows["tid"]),
+         pa.array(rows["cpu"]), pa.array(rows["ns"])], schema=SCHEMAS["cpu_time"])}
 
 
 def exited_pids(recs: np.ndarray) -> list[tuple[int, int, int | None]]:

@@ -29,7 +29,10 @@ TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
                "syscalls:sys_enter_exit_group", "signal:signal_generate",
                "sched:sched_wakeup", "sched:sched_switch")
 LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full",
-               "staged_unreadable")
+               "staged_unreadable", "cpu_time_map_full")
+
+CPU_TIME = np.dtype([("pid", np.int32), ("tid", np.int32), ("cpu", np.int32),
+                     ("ns", np.int64)])
 
 EVENT_RING_BYTES = 16 << 20
 META_RING_BYTES = 1 << 20
@@ -94,6 +97,15 @@ class EbpfBackend:
     def lost(self) -> dict[str, int]:
         table = self.bpf[b"lost"]
         return {cause: int(table[table.Key(i)].value) for i, cause in enumerate(LOST_CAUSES)}
+
+    def cpu_time(self) -> np.ndarray:
+        """Time each runtime thread spent on each CPU so far: records of
+        ``pid``, ``tid``, ``cpu`` and ``ns`` (the trace program's on_cpu map)."""
+        items = self.bpf[b"on_cpu"].items()
+        out = np.zeros(len(items), dtype=CPU_TIME)
+        for i, (k, v) in enumerate(items):   # one per thread and CPU: a few dozen
+            out[i] = (v.pid, k.tid, k.cpu, v.ns)
+        return out
 
     def close(self) -> None:
         for link in self._links:

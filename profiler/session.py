@@ -236,6 +236,8 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                 signal.signal(s, h)
         collector.take(*chosen.poll())
         collector.take(*chosen.poll())
+        if hasattr(chosen, "cpu_time"):
+            writer.add(decode.decode_cpu_time(chosen.cpu_time(), collector.ranks))
         lost = chosen.lost()
         stats.lost = sum(lost.values())
         status = _exit_status(child.returncode)

@@ -31,6 +31,7 @@ SCHEMAS = {
     "devices": [("rank", i32), ("pid", i32), ("world_size", i32), ("kind", i32),
                 ("init_ns", i64)],
     "blocked": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64), ("dur_ns", i64)],
+    "cpu_time": [("rank", i32), ("pid", i32), ("tid", i32), ("cpu", i32), ("ns", i64)],
     "cpu_waits": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64),
                   ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_()),
                   ("holder_pid", i32)],

@@ -2,6 +2,8 @@
 construction (tests/profiles.py: data_parallel, pipeline, tiny)."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -85,6 +87,44 @@ def test_slow_rank_is_the_top_finding(dp_slow):
     assert fs[0]["kind"] == "slow_rank" and fs[0]["ranks"] == [2]
     assert fs[0]["impact_ns"] == 2000 and fs[0]["recommendation"]
     assert "-33%" in fs[0]["message"]
+    assert fs[0]["evidence"]["cores_apart"] is False     # no cpu_time table: not known
+
+
+def test_a_slow_rank_on_cores_of_its_own_says_where_it_ran(tmp_path):
+    """Rank 2's compute thread (tid 100, as every kernel's) ran on CPU 3,
+    the others' on CPUs 0 and 1; another thread of rank 2 that runs no
+    kernel (tid 300) on CPU 0 does not count."""
+    root = profiles.data_parallel(tmp_path / "p", slow_rank=2)
+    rows = [{"rank": r, "pid": 100 + r, "tid": 100, "cpu": r % 2, "ns": 9000} for r in (0, 1, 3)]
+    rows += [{"rank": 2, "pid": 102, "tid": 100, "cpu": 3, "ns": 17_000},
+             {"rank": 2, "pid": 102, "tid": 100, "cpu": 1, "ns": 3_000},
+             {"rank": 2, "pid": 102, "tid": 300, "cpu": 0, "ns": 50_000}]
+    profiles.write_table(root, "cpu_time", rows)
+    p = msprof.load(root)
+    c = p.compute_cpus()
+    assert c[c["rank"] == 2][["cpu", "ns", "share"]].values.tolist() == [[3, 17_000, 0.85],
+                                                                         [1, 3_000, 0.15]]
+    # 0.85 of its time on a core of its own: not apart enough
+    f = [f for f in p.findings() if f["kind"] == "slow_rank"][0]
+    assert f["evidence"]["cores_apart"] is False and "ran on CPU" not in f["message"]
+    rows[-2]["cpu"] = 2                          # all of it on CPUs 2 and 3 now
+    profiles.write_table(root, "cpu_time", rows)
+    f = [f for f in msprof.load(root).findings() if f["kind"] == "slow_rank"][0]
+    assert f["evidence"]["cores_apart"] is True and f["ranks"] == [2]
+    assert "its kernels ran on CPU 2, 3, the other ranks' on CPU 0, 1" in f["message"]
+    assert "pin the ranks" in f["recommendation"]
+
+
+def test_ranks_on_other_machines_are_not_apart(tmp_path):
+    root = profiles.data_parallel(tmp_path / "p", slow_rank=2)
+    profiles.write_table(root, "cpu_time", [
+        {"rank": r, "pid": 100 + r, "tid": 100, "cpu": 0, "ns": 9000} for r in range(4)])
+    meta = json.loads((root / "meta.json").read_text())
+    for r in meta["ranks"]:
+        r["host"] = f"node{r['rank']}"          # each rank on its own machine, on its CPU 0
+    (root / "meta.json").write_text(json.dumps(meta))
+    f = [f for f in msprof.load(root).findings() if f["kind"] == "slow_rank"][0]
+    assert f["evidence"]["cores_apart"] is False
 
 
 def test_cpu_waits_inside_compute_threads_kernels(dp_contended):

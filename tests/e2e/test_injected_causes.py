@@ -41,12 +41,16 @@ slow link     MSRT_SLOW_LINK=1-2 MSRT_SLOW_LINK_US=d, a 3-stage pipeline:
               every message between stages 1 and 2 (M activations forward,
               M gradients back per step) takes d longer: 2 M d per step.
 cpu contention MSRT_CPU_HOG=0: rank 0's threads share one core with a busy
-              process (the clean run's job otherwise).  The finding names
-              rank 0 and no slow rank; the waits eBPF recorded for rank 0's
-              compute thread add up to the kernel's own count of its time on
-              a run queue (schedstat's run_delay, read by the script after
-              the first step and at the end) within 10 %, and the busy
-              process is named among those it waited behind.  What removing
+              process (the clean run's job otherwise).  The finding comes
+              first (but for a slower core, as in the clean run) and
+              names rank 0, and rank 0 is never called a slow rank; its
+              compute thread's time on each CPU adds up to the kernel's
+              count of its time on a CPU (schedstat) within 10 %; the
+              waits eBPF recorded for rank 0's compute thread add up to
+              the kernel's own count of its time on a run queue
+              (schedstat's run_delay, read by the script after the first
+              step and at the end) within 10 %, and the busy process is
+              named among those it waited behind.  What removing
               all competition for the cores gains is at least what the same
               job gains when run at once after without the busy process
               (the median over three such pairs at 0.8x or more: the
@@ -54,10 +58,15 @@ cpu contention MSRT_CPU_HOG=0: rank 0's threads share one core with a busy
               and itself, so the what-if exceeds its gain, by 0.95-1.35x
               here and up to 1.7x in a full suite run on a busier machine).
 clean         data-parallel LeNet with overlapped buckets: no finding above
-              info, but for CPU contention: two ranks with three threads
-              each share two cores with the collector, and when the
-              scheduler makes one rank's compute wait for a CPU it says so
-              (with the waits it measured), never that the rank is slow.
+              info, but for two about the machine.  CPU contention: two
+              ranks with three threads each share two cores with the
+              collector, and when the scheduler makes one rank's compute
+              wait for a CPU the profiler says so (with the waits it
+              measured), never that the rank is slow.  A slower core: a
+              rank whose compute ran on cores the other's did not may be
+              slow for a whole run (this machine's two vCPUs at times run
+              the same kernels a third apart), and the finding says where
+              each rank ran.
 
 Every rank shares two cores with the others and with the collector, so
 the runs are kept short and the models small but compute-bound; and when
@@ -344,12 +353,20 @@ def test_slow_link(slow_link):
 @pytest.mark.ebpf
 def test_cpu_contention(contention_pairs):
     for contended, _ in contention_pairs:
-        top = contended.top
-        # rank 0 the most contended (on a busy machine rank 1 may be named too)
-        assert top["kind"] == "cpu_contention" and 0 in top["ranks"], show(contended)
+        # first, but for a slower core (see the clean run's test); rank 0 the
+        # most contended (on a busy machine rank 1 may be named too)
+        kinds = [f["kind"] for f in contended.findings]
+        assert "cpu_contention" in kinds, show(contended)
+        before = contended.findings[:kinds.index("cpu_contention")]
+        assert all(on_a_core_of_its_own(f) for f in before), show(contended)
+        top = contended.findings[kinds.index("cpu_contention")]
+        assert 0 in top["ranks"], show(contended)
         waited = top["evidence"]["cpu_wait_ns"]
         assert max(waited, key=waited.get) == 0, show(contended)
-        assert "slow_rank" not in {f["kind"] for f in contended.findings}, show(contended)
+        # the contended rank is never called slow: its waits are left out of
+        # its compute
+        slow = [f for f in contended.findings if f["kind"] == "slow_rank"]
+        assert all(0 not in f["ranks"] for f in slow), show(contended)
         # what eBPF saw is what the scheduler counted, for rank 0's compute thread
         prof, info = contended.prof, contended.info
         k = prof.kernels
@@ -362,6 +379,11 @@ def test_cpu_contention(contention_pairs):
         # and the busy process is among those it waited behind
         held = top["evidence"]["held_by"]
         assert info["hog_pid"] and f"pid {info['hog_pid']}" in held, (info["hog_pid"], held)
+        # its time on each CPU adds up to the scheduler's count of its time
+        # on a CPU (schedstat's first field, read at the end)
+        t = prof.cpu_time
+        ran = int(t[(t["rank"] == 0) & (t["tid"] == tid[0])]["ns"].sum())
+        assert within(ran, info["run_time_ns"][str(tid[0])]), (ran, info["run_time_ns"])
     # The what-if takes all the competition for the cores away; the
     # neighbour run without the busy process only that process, so its step
     # is an upper bound on the step the what-if promises: the gain is at
@@ -373,10 +395,19 @@ def test_cpu_contention(contention_pairs):
     assert all(c.top["impact_ns"] < typical_step(c) for c, _ in contention_pairs)
 
 
+def on_a_core_of_its_own(f: dict) -> bool:
+    """A slow rank whose compute ran on cores the other rank's did not:
+    this machine's two vCPUs at times run the same kernels at speeds a
+    third apart for a whole run (one clean run: rank 0 14.7 ms of compute
+    per step on CPU 1, rank 1 10.9 ms on CPU 0, in every step), so such a
+    rank is slow, and the profiler says where it ran."""
+    return f["kind"] == "slow_rank" and f["evidence"]["cores_apart"]
+
+
 @pytest.mark.ebpf
 def test_clean_run_raises_no_alarm(clean):
     alarms = [f for f in clean.findings if f["severity"] in ALARM]
-    machine = [f for f in alarms if f["kind"] == "cpu_contention"]
+    machine = [f for f in alarms if f["kind"] == "cpu_contention" or on_a_core_of_its_own(f)]
     assert [f for f in alarms if f not in machine] == [], show(clean)
     for f in machine:     # the machine's doing, measured: compute threads waited for a CPU
         waited = max(f["evidence"]["cpu_wait_ns"].values())

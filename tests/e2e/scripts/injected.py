@@ -40,14 +40,14 @@ def batches(features, batch, steps, seed=0):
              r.integers(0, 10, batch).astype(np.int32)) for _ in range(steps)]
 
 
-def run_delays() -> dict[str, int]:
-    """The kernel's own count of each thread's time on a run queue so far
-    (schedstat's run_delay), by thread id; a thread that ends meanwhile is
-    left out."""
+def schedstat(field: int) -> dict[str, int]:
+    """The kernel's own count of each thread's time on a CPU (field 0) or on
+    a run queue (field 1: run_delay) so far, by thread id (schedstat); a
+    thread that ends meanwhile is left out."""
     out = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            out[tid] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[1])
+            out[tid] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[field])
         except (FileNotFoundError, ProcessLookupError):
             pass
     return out
@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--overlap", action="store_true", help="dp: allreduce during backward")
     ap.add_argument("--sched-stats", action="store_true",
                     help="dp: rank 0 also reports its threads' run-queue waits (schedstat) "
-                         "at the end and after the first step")
+                         "at the end and after the first step, and their time on a CPU")
     args = ap.parse_args()
     rank, n = get_rank(), get_group_size()
     set_seed(0)
@@ -90,7 +90,7 @@ def main():
         for i, (x, y) in enumerate(data):
             step(x, y)
             if i == 0 and args.sched_stats:     # the first step: warm-up, and some
-                info["run_delay_step0_ns"] = run_delays()   # threads not yet seen
+                info["run_delay_step0_ns"] = schedstat(1)   # threads not yet seen
                 info["step0_end_ns"] = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         exe = step.executable(x, y)
         info["comm_ops"] = [op.name for op in exe.graph.ops if op.prim.stream]
@@ -118,7 +118,8 @@ def main():
             step(x, y)
         info.update(stages=stages, micro=args.micro)
     if args.sched_stats:
-        info["run_delay_ns"] = run_delays()
+        info["run_delay_ns"] = schedstat(1)
+        info["run_time_ns"] = schedstat(0)
         hog = getattr(get_device(), "_hog", None)         # MSRT_CPU_HOG's busy process
         info["hog_pid"] = hog.pid if hog is not None else None
     if rank == 0:
