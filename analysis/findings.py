@@ -211,7 +211,7 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
 
 
 def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | None = None,
-              meta: dict | None = None) -> list[dict]:
+              meta: dict | None = None, contended=()) -> list[dict]:
     """A rank whose compute per step exceeds the other ranks' median: in
     synchronous training every other rank waits for it at the next
     collective.  What-if: that rank computing like the others saves its
@@ -219,7 +219,9 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     With ``cpus`` (:func:`msprof.analysis.contention.compute_cpus`), the
     finding says where the rank's compute ran when it had cores of its own
     on a machine it shares with other ranks (evidence ``cores_apart``): a
-    slower core makes a rank slow just as more work does."""
+    slower core makes a rank slow just as more work does.  A rank among
+    ``contended`` (those of the CPU contention finding) is left to that
+    finding, which says how much longer its kernels took on a CPU."""
     if len(ranks) < 2 or devices.empty:
         return []
     worst = ranks.iloc[0]
@@ -228,6 +230,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     if excess < IMBALANCE_FRAC * step:
         return []
     r = int(worst["rank"])
+    if r in set(map(int, contended)):
+        return []
     others = (worst["others_ns"] if "others_ns" in ranks else
               ranks[ranks["rank"] != r]["compute_ns"].median())
     waited = float(worst["caused_wait_ns"])
@@ -255,7 +259,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
 
 
 def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
-                   holders: pd.DataFrame | None = None) -> list[dict]:
+                   holders: pd.DataFrame | None = None,
+                   ranks: pd.DataFrame | None = None) -> list[dict]:
     """The threads that run a rank's compute kernels were runnable but
     waited for a busy CPU (``cpu_wait_ns`` of the step breakdown, from the
     scheduler): the machine runs more busy threads than it has cores, and
@@ -268,7 +273,14 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     threads held up).  Medians over steps.  (Not the waits themselves: part
     of a wait is time the thread would have spent waiting anyway, for the
     GIL or a peer.)  ``holders`` (:func:`msprof.analysis.contention.holders`)
-    says who held the cores."""
+    says who held the cores.  With ``ranks``
+    (:func:`msprof.analysis.imbalance.ranks`), a contended rank whose
+    kernels also took longer on a CPU than the other ranks' (by
+    ``IMBALANCE_FRAC`` of the step or more) is said to here (evidence
+    ``on_cpu_excess_ns``), not called a slow rank: a core shared with other
+    busy processes runs kernels with the caches those emptied (one measured
+    +25 % on a CPU, beside a process that only spun); the first what-if
+    then adds that excess."""
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
@@ -278,6 +290,9 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
     per = per.groupby("step")
     gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
+    excess = _shared_core_excess(ranks, hit["rank"], step)
+    if excess:              # its kernels at the others' speed on a CPU, too
+        gain += excess[1]
     worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
     others_steps = step_df[step_df["rank"] != worst["rank"]]
     if len(others_steps):
@@ -293,6 +308,11 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
                            if v >= 0.05)
         if shares:
             others += f"; rank {int(worst['rank'])} waited behind: {shares}"
+    if excess:
+        r, ns, pct = excess
+        others += (f"; rank {r}'s kernels also took +{pct} longer on a CPU than the other "
+                   f"ranks' ({fmt_ns(ns)}/step: a shared core runs them with caches others "
+                   "emptied)")
     return [_finding(
         "cpu_contention", "warning", hit["rank"], [], gain,
         f"{fmt_ranks(hit['rank'])}: the threads running compute kernels waited "
@@ -303,7 +323,19 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
         "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
         "(OMP_NUM_THREADS, data-loader workers)",
         cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
-        held_by=held)]
+        held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0)]
+
+
+def _shared_core_excess(ranks: pd.DataFrame | None, contended, step: float):
+    """(rank, excess_ns, percent) of the rank that would be the slow rank,
+    when it is one of the ``contended`` ranks; else None."""
+    if ranks is None or len(ranks) < 2:
+        return None
+    worst = ranks.iloc[0]
+    excess = float(worst["excess_ns"])
+    if excess < IMBALANCE_FRAC * step or int(worst["rank"]) not in set(map(int, contended)):
+        return None
+    return int(worst["rank"]), excess, _pct(excess, float(worst["others_ns"]))
 
 
 P2P_TYPES = ("Send", "Recv")
@@ -576,11 +608,13 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             starved = per.groupby(level="rank").apply(
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
         out += idle(devices, starved)
-        out += cpu_contention(step_df, devices, profile.cpu_holders())
+        ranks = profile.slow_ranks() if rank is None else None
+        contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks)
+        out += contention
         comms = profile.comms
         if rank is None:
-            out += slow_rank(profile.slow_ranks(), devices, profile.compute_cpus(),
-                             profile.meta)
+            out += slow_rank(ranks, devices, profile.compute_cpus(), profile.meta,
+                             contended=contention[0]["ranks"] if contention else ())
             links = slow_link(profile.links(), profile.groups(), devices["steps"].median())
             out += links
             out += pipeline_bubble(profile.pipeline(), profile.bubble_causes())

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msprof.runtime import hooks, knobs
+from msprof.runtime import device_model, hooks, knobs
 from msprof.runtime.device import Device, get_device
 from msprof.runtime.executor import Executable, Step
 from msprof.runtime.graph import Graph
@@ -237,7 +237,9 @@ def compile_graph(graph: Graph, device: Device | None = None) -> Executable:
     for op, here, gone in zip(graph.ops, born, dies):
         kernel = op.prim.bind(op, [arrays[id(v)] for v in op.inputs],
                               [arrays[id(v)] for v in op.outputs], workspaces[op.id])
-        if slow and not op.prim.stream:
+        if knobs.DEVICE_FLOPS and not op.prim.stream:
+            kernel = device_model.modelled(kernel, op.flops / knobs.DEVICE_FLOPS, slow or 1.0)
+        elif slow and not op.prim.stream:
             kernel = _slowed(kernel, slow)
         allocs = tuple((arena.base + offsets[k], n) for k, n in here)
         frees = tuple((arena.base + offsets[k], n, owner[k]) for k, n in gone)

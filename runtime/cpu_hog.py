@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from msprof.runtime import knobs
+from msprof.runtime import cpu_bind, knobs
 
 # Spins; every few milliseconds checks that the rank that started it lives.
 _SPIN = ("import os, sys\n"
@@ -28,12 +28,11 @@ def start_if_asked(rank: int) -> subprocess.Popen | None:
     if knobs.CPU_HOG != rank:
         return None
     cpus = sorted(os.sched_getaffinity(0))
-    core = {cpus[rank % len(cpus)]}
-    for tid in os.listdir("/proc/self/task"):   # threads started later inherit it
-        os.sched_setaffinity(int(tid), core)
+    core = cpus[rank % len(cpus)]
+    cpu_bind.pin_process(core)
     hog = subprocess.Popen([sys.executable, "-c", _SPIN, str(os.getpid())],
                            stdin=subprocess.DEVNULL)
-    os.sched_setaffinity(hog.pid, core)
+    os.sched_setaffinity(hog.pid, {core})
     atexit.register(_stop, hog)
     return hog
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import atexit
 
-from msprof.runtime import cpu_hog, hooks
+from msprof.runtime import cpu_bind, cpu_hog, hooks
 from msprof.runtime.context import get_context
 from msprof.runtime.memory import MemoryPool
 from msprof.runtime.stream import COMM, COMPUTE, InlineStream, Stream
@@ -32,7 +32,8 @@ class Device:
         self.target, self.rank, self.world_size = target, rank, world_size
         self._blas = _limit_blas_threads(get_context("blas_threads"))
         self.pool = MemoryPool()
-        self._hog = cpu_hog.start_if_asked(rank)   # before the streams' threads start
+        self.core = cpu_bind.bind_if_asked(rank)   # before the streams' threads start
+        self._hog = cpu_hog.start_if_asked(rank)
         self.compute = self._stream(COMPUTE, "compute")
         self._comm = None
         hooks.device_init(rank, world_size, hooks.DEVICE_CPU)

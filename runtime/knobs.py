@@ -7,6 +7,8 @@ environment so the hot paths only test a module constant.
     MSRT_TINY_OPS=50                        50 tiny (host-bound) ops per training step
     MSRT_CRASH_RANK=1 MSRT_CRASH_STEP=3     rank 1 dies (exit 13) at step 3's start
     MSRT_CPU_HOG=1                          rank 1 and a busy process share one core
+    MSRT_CPU_BIND=1,0                       rank 0 runs on core 1, rank 1 on core 0
+    MSRT_DEVICE_GFLOPS=10                   compute kernels last as on a 10 GFLOP/s device
     MSRT_SLOW_LINK=1-2 MSRT_SLOW_LINK_US=500
                                             messages between ranks 1 and 2 (either way)
                                             take 500 us longer, and so does every
@@ -33,6 +35,29 @@ CRASH_RANK = _get("MSRT_CRASH_RANK", int, -1)
 CRASH_STEP = _get("MSRT_CRASH_STEP", int, -1)
 CRASH_EXIT_CODE = 13
 CPU_HOG = _get("MSRT_CPU_HOG", int, -1)
+
+
+def _cores(raw: str) -> tuple[int, ...]:
+    try:
+        cores = tuple(int(c) for c in raw.split(","))
+    except ValueError:
+        cores = ()
+    if not cores or min(cores) < 0:
+        raise ValueError(f"MSRT_CPU_BIND={raw!r}: expected core numbers, one per rank, like 1,0")
+    return cores
+
+
+CPU_BIND = _get("MSRT_CPU_BIND", _cores, ())
+
+
+def _rate(raw: str) -> float:
+    rate = float(raw)
+    if not rate > 0:
+        raise ValueError(f"MSRT_DEVICE_GFLOPS={raw!r}: expected a speed above 0, like 10")
+    return rate * 1e9
+
+
+DEVICE_FLOPS = _get("MSRT_DEVICE_GFLOPS", _rate, 0.0)     # FLOP/s; 0: kernels take their host time
 
 
 def _pair(raw: str) -> frozenset:

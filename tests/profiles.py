@@ -251,7 +251,7 @@ def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000
                          ops=ops, devices=devices)
 
 
-def contended(root, n=4, steps=3) -> Path:
+def contended(root, n=4, steps=3, slow_extra=2000) -> Path:
     """:func:`data_parallel` with rank 2 computing 2000 ns longer per step
     only because its compute thread (tid 100, the thread of every kernel)
     waited 2000 ns per step for a CPU, in three waits at step offsets
@@ -268,8 +268,9 @@ def contended(root, n=4, steps=3) -> Path:
     So rank 2: cpu_wait_ns 2000 per step, all of it in compute, compute
     6000 of which 4000 on a CPU, like the other ranks (no slow rank); CPU
     contention on rank 2, without it: the longest wait per step, 2000 (the
-    others wait 1000 per step in collectives: less)."""
-    root = data_parallel(root, n=n, steps=steps, slow_rank=2)
+    others wait 1000 per step in collectives: less).  A larger
+    ``slow_extra`` makes rank 2's kernels longer on a CPU too."""
+    root = data_parallel(root, n=n, steps=steps, slow_rank=2, slow_extra=slow_extra)
     waits = []
     for st in range(steps):
         t0 = 10_000 * (st + 1)

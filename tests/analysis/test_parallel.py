@@ -171,6 +171,23 @@ def test_a_rank_slow_only_by_waiting_for_a_cpu_is_contention_not_a_slow_rank(dp_
     assert "waited behind: own threads 43%, rank 0 35%, msprof collector 22%" in fs[0]["message"]
 
 
+def test_a_contended_rank_slower_on_a_cpu_too_is_left_to_the_contention_finding(tmp_path):
+    """Rank 2 computes 8000 per step, 2300 of it waiting for a CPU (its
+    last wait, [5800, 6300), now inside its compute): 5700 on a CPU against
+    the others' 4000.  A core shared with other processes also runs
+    kernels slower: the contention finding says so, no slow rank."""
+    p = msprof.load(profiles.contended(tmp_path / "p", slow_extra=4000))
+    r = p.slow_ranks().set_index("rank")
+    assert r.loc[2, "compute_ns"] == 5700 and r.loc[2, "excess_ns"] == 1700
+    fs = p.findings()
+    assert "slow_rank" not in {f["kind"] for f in fs}
+    c = [f for f in fs if f["kind"] == "cpu_contention"][0]
+    assert c["ranks"] == [2] and c["evidence"]["on_cpu_excess_ns"] == 1700
+    # without the competition: its 2300 of waits and 1700 of slower kernels
+    assert c["impact_ns"] == 4000
+    assert "rank 2's kernels also took +42% longer on a CPU than the other ranks'" in c["message"]
+
+
 def test_who_held_the_cores(dp_contended):
     h = dp_contended.cpu_holders()
     assert h[["rank", "holder", "holder_pid", "waits", "wait_ns"]].values.tolist() == [
