@@ -164,7 +164,7 @@ def show(run: Run) -> str:
 # -- the profiled runs, one per scenario ---------------------------------------
 
 BOTH_WAYS = ("0,1", "1,0")       # MSRT_CPU_BIND: each rank on one core, then swapped
-DEVICE = {"MSRT_DEVICE_GFLOPS": "10"}   # kernels as long as on a device (module docstring)
+DEVICE = {"MSRT_DEVICE_GFLOPS": "5"}   # kernels as long as on a device (module docstring)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def comm_delay(tmp_path_factory, ebpf_ready):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, ebpf_ready):
     return profiled(tmp_path_factory, "pipeline", STAGES, "pipeline", "--width", 512,
-                    "--layers-per-stage", 2, "--in-features", 8, "--batch", 1024, "--micro", MICRO,
+                    "--layers-per-stage", 2, "--in-features", 8, "--batch", 512, "--micro", MICRO,
                     "--steps", 6, env=DEVICE)
 
 
