@@ -51,6 +51,11 @@ def _comm_section(p, rank):
 
 def _imbalance_section(p, rank):
     steps, ranks = p.imbalance(), p.slow_ranks()
+    cpus = p.compute_cpus()
+    if len(cpus):         # eBPF: where each rank's compute ran (a slower core slows a rank)
+        main = cpus[cpus["share"] >= 0.1].groupby("rank")["cpu"].apply(
+            lambda c: " ".join(str(x) for x in sorted(c)))
+        ranks = ranks.assign(cpus=ranks["rank"].map(main).fillna(""))
     return {"verdict": _imb.verdict(steps, ranks), "steps": steps, "ranks": ranks,
             "links": p.links(), "groups": p.groups()}
 

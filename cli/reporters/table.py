@@ -224,9 +224,11 @@ def section(name: str, data) -> list[RenderableType]:
                 ("op", "name", _str), ("time", "dur_ns", _ns), ("exposed", "exposed_ns", _ns),
                 ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)])]
     if name == "imbalance":
-        return [_verdict("Imbalance", data), frame_table("Ranks (per step)", data["ranks"], [
+        ranked = data["ranks"]
+        where = [("ran on CPU", "cpus", _str)] if "cpus" in ranked else []
+        return [_verdict("Imbalance", data), frame_table("Ranks (per step)", ranked, [
             ("rank", "rank", _int), ("compute", "compute_ns", _ns), ("excess", "excess_ns", _ns),
-            ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)]),
+            ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)] + where),
             frame_table("Load imbalance per step", data["steps"], [
                 ("step", "step", _int), ("max", "compute_max_ns", _ns),
                 ("mean", "compute_mean_ns", _ns), ("slowest", "slowest_rank", _int),

@@ -113,6 +113,8 @@ def test_a_slow_rank_on_cores_of_its_own_says_where_it_ran(tmp_path):
     assert f["evidence"]["cores_apart"] is True and f["ranks"] == [2]
     assert "its kernels ran on CPU 2, 3, the other ranks' on CPU 0, 1" in f["message"]
     assert "pin the ranks" in f["recommendation"]
+    ranks = msprof.load(root).report(sections=["imbalance"])["imbalance"]["ranks"]
+    assert dict(zip(ranks["rank"], ranks["cpus"])) == {0: "0", 1: "1", 2: "2 3", 3: "1"}
 
 
 def test_ranks_on_other_machines_are_not_apart(tmp_path):
@@ -332,5 +334,8 @@ def test_report_sections_are_json(dp_slow):
 def test_the_report_shows_cpu_waits_only_where_they_were_seen(dp_contended, ref):
     seen = dp_contended.report(sections=["devices", "ops"])
     assert "cpu_wait_ns" in seen["devices"] and "cpu_wait_ns" in seen["ops"]
+    # where each rank computed: only with the cpu_time table
+    assert "cpus" not in seen["devices"] and "cpus" not in dp_contended.report(
+        sections=["imbalance"])["imbalance"]["ranks"]
     unseen = ref.report(sections=["devices", "steps", "ops", "types"])   # in-process backend
     assert all("cpu_wait_ns" not in unseen[s] for s in ("devices", "steps", "ops", "types"))
