@@ -5,6 +5,11 @@ medians), with the mean kernel duration and probe hits per step beside it.
     sudo .venv/bin/python bench/lenet_overhead.py [--repeats 5] [--epochs 3]
 
 Target: eBPF trace-mode overhead <= 3 % of the unprofiled step.
+
+Two estimates: the median step of each mode over all repeats, and the
+median over repeats of each mode's step over the unprofiled step of the
+same repeat (paired: on a VM whose speed flips between two levels from
+run to run, a flip hits a few pairs, not every median).
 """
 from __future__ import annotations
 
@@ -69,7 +74,9 @@ def main() -> None:
     for mode in modes:
         med = statistics.median(times[mode])
         over = (med / base - 1) * 100
-        print(f"  {mode:11s} {med:7.3f} ms/step   overhead {over:+6.2f} %   runs {times[mode]}")
+        paired = (statistics.median(t / u for t, u in zip(times[mode], times["unprofiled"])) - 1) * 100
+        print(f"  {mode:11s} {med:7.3f} ms/step   overhead {over:+6.2f} %   paired {paired:+6.2f} %   "
+              f"runs {times[mode]}")
     print(f"  mean kernel duration {mean_kernel_us:.1f} us; ~{hits_per_step:.0f} probe records per step; "
           f"eBPF lost events {lost}")
     print("  target: eBPF trace-mode overhead <= 3 %")
