@@ -211,7 +211,7 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
 
 
 def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | None = None,
-              meta: dict | None = None, contended=()) -> list[dict]:
+              meta: dict | None = None, reported=()) -> list[dict]:
     """A rank whose compute per step exceeds the other ranks' median: in
     synchronous training every other rank waits for it at the next
     collective.  What-if: that rank computing like the others saves its
@@ -219,9 +219,10 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     With ``cpus`` (:func:`msprof.analysis.contention.compute_cpus`), the
     finding says where the rank's compute ran when it had cores of its own
     on a machine it shares with other ranks (evidence ``cores_apart``): a
-    slower core makes a rank slow just as more work does.  A rank among
-    ``contended`` (those of the CPU contention finding) is left to that
-    finding, which says how much longer its kernels took on a CPU."""
+    slower core makes a rank slow just as more work does.  A rank in
+    ``reported`` (the CPU contention finding's ``slower_on_cpu_rank``) is
+    left to that finding, which says how much longer its kernels took on a
+    CPU beside the competition."""
     if len(ranks) < 2 or devices.empty:
         return []
     worst = ranks.iloc[0]
@@ -230,7 +231,7 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     if excess < IMBALANCE_FRAC * step:
         return []
     r = int(worst["rank"])
-    if r in set(map(int, contended)):
+    if r in set(map(int, reported)):
         return []
     others = (worst["others_ns"] if "others_ns" in ranks else
               ranks[ranks["rank"] != r]["compute_ns"].median())
@@ -274,13 +275,13 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     of a wait is time the thread would have spent waiting anyway, for the
     GIL or a peer.)  ``holders`` (:func:`msprof.analysis.contention.holders`)
     says who held the cores.  With ``ranks``
-    (:func:`msprof.analysis.imbalance.ranks`), a contended rank whose
-    kernels also took longer on a CPU than the other ranks' (by
-    ``IMBALANCE_FRAC`` of the step or more) is said to here (evidence
-    ``on_cpu_excess_ns``), not called a slow rank: a core shared with other
-    busy processes runs kernels with the caches those emptied (one measured
-    +25 % on a CPU, beside a process that only spun); the first what-if
-    then adds that excess."""
+    (:func:`msprof.analysis.imbalance.ranks`), a rank that waited for a CPU
+    more than the others and whose kernels also took longer on a CPU than
+    theirs (by ``IMBALANCE_FRAC`` of the step or more) is said to here
+    (evidence ``on_cpu_excess_ns``, ``slower_on_cpu_rank``), not called a
+    slow rank: a core shared with other busy processes runs kernels with
+    the caches those emptied (one measured +25 % on a CPU, beside a process
+    that only spun); the first what-if then adds that excess."""
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
@@ -290,7 +291,7 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
     per = per.groupby("step")
     gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
-    excess = _shared_core_excess(ranks, hit["rank"], step)
+    excess = _shared_core_excess(ranks, devices, step)
     if excess:              # its kernels at the others' speed on a CPU, too
         gain += excess[1]
     worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
@@ -323,19 +324,26 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
         "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
         "(OMP_NUM_THREADS, data-loader workers)",
         cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
-        held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0)]
+        held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0,
+        slower_on_cpu_rank=excess[0] if excess else None)]
 
 
-def _shared_core_excess(ranks: pd.DataFrame | None, contended, step: float):
+def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step: float):
     """(rank, excess_ns, percent) of the rank that would be the slow rank,
-    when it is one of the ``contended`` ranks; else None."""
+    when its compute threads waited for a CPU more than the other ranks'
+    did (by ``CPU_WAIT_FRAC`` of the step or more: its cores are the more
+    shared ones); else None.  Where every rank waits alike, sharing does
+    not explain why one is slower."""
     if ranks is None or len(ranks) < 2:
         return None
     worst = ranks.iloc[0]
-    excess = float(worst["excess_ns"])
-    if excess < IMBALANCE_FRAC * step or int(worst["rank"]) not in set(map(int, contended)):
+    r, excess = int(worst["rank"]), float(worst["excess_ns"])
+    waits = devices.set_index("rank")["cpu_wait_ns"]
+    if excess < IMBALANCE_FRAC * step or r not in waits.index:
         return None
-    return int(worst["rank"]), excess, _pct(excess, float(worst["others_ns"]))
+    if waits[r] - waits.drop(index=r).median() < CPU_WAIT_FRAC * step:
+        return None
+    return r, excess, _pct(excess, float(worst["others_ns"]))
 
 
 P2P_TYPES = ("Send", "Recv")
@@ -613,8 +621,10 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         out += contention
         comms = profile.comms
         if rank is None:
+            folded = [f["evidence"]["slower_on_cpu_rank"] for f in contention
+                      if f["evidence"]["slower_on_cpu_rank"] is not None]
             out += slow_rank(ranks, devices, profile.compute_cpus(), profile.meta,
-                             contended=contention[0]["ranks"] if contention else ())
+                             reported=folded)
             links = slow_link(profile.links(), profile.groups(), devices["steps"].median())
             out += links
             out += pipeline_bubble(profile.pipeline(), profile.bubble_causes())

@@ -2,10 +2,12 @@
 
 Ranks of one machine that each run on cores of their own run at those
 cores' speeds, and on a VM two cores can run the same kernels a third
-apart for minutes: a rank then looks slow for its core, not its work.
-Binding ranks to chosen cores, and swapping them, tells the two apart
-(the slow-rank and single-rank comparison tests do that).  Applied when
-the device starts, before its streams' threads: they inherit it.
+apart: a rank then looks slow for its core, not its work.  Binding keeps
+runs that are compared with each other on the same cores (the tiny-op
+pairs, the contention runs and their neighbours), and swapping the cores
+tells a core from a rank as far as the cores' speeds hold still (on this
+kind of VM they drift within seconds).  Applied when the device starts,
+before its streams' threads: they inherit it.
 """
 from __future__ import annotations
 

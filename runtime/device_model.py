@@ -6,8 +6,8 @@ A compute kernel still computes (numpy, on the host), then sleeps until
 as long as its work on the device takes, however fast or busy the host's
 cores are.  On a VM two cores can run the same kernels a third apart and
 drift within seconds, so a comparison of ranks or of runs within 10 %
-needs kernels whose length the host does not set (the pipeline, slow-rank
-and tiny-operator tests run with it).  A kernel the host takes longer to
+needs kernels whose length the host does not set (the slow-rank,
+pipeline, clean-job and LeNet-backend tests run with it).  A kernel the host takes longer to
 compute than the model keeps its own time (pick ``r`` below the host's
 speed).  A sleep that overshoots (a late wake-up) is paid back by the
 following kernels, up to ``PAYBACK_S``, as a device's clock would not

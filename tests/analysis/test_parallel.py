@@ -190,6 +190,23 @@ def test_a_contended_rank_slower_on_a_cpu_too_is_left_to_the_contention_finding(
     assert "rank 2's kernels also took +42% longer on a CPU than the other ranks'" in c["message"]
 
 
+def test_a_slow_rank_among_ranks_that_all_wait_for_a_cpu_is_still_a_slow_rank(tmp_path):
+    """Every rank's compute thread waits 1800 per step for a CPU inside its
+    compute ([500, 1500) and [2500, 3300)); rank 2 computes 8000, the others
+    4000: on a CPU 6200 against 2200.  Sharing the cores does not explain
+    it (every rank shares them alike): a slow rank, beside the contention."""
+    root = profiles.data_parallel(tmp_path / "p", slow_rank=2, slow_extra=4000)
+    profiles.write_table(root, "cpu_waits", [
+        {"rank": r, "pid": 100 + r, "tid": 100, "start_ns": 10_000 * (st + 1) + a,
+         "dur_ns": b - a, "holder_pid": 99}
+        for st in range(3) for r in range(4) for a, b in ((500, 1500), (2500, 3300))])
+    fs = msprof.load(root).findings()
+    kinds = {f["kind"]: f for f in fs}
+    assert kinds["cpu_contention"]["ranks"] == [0, 1, 2, 3]
+    assert kinds["cpu_contention"]["evidence"]["slower_on_cpu_rank"] is None
+    assert kinds["slow_rank"]["ranks"] == [2] and kinds["slow_rank"]["impact_ns"] == 4000
+
+
 def test_who_held_the_cores(dp_contended):
     h = dp_contended.cpu_holders()
     assert h[["rank", "holder", "holder_pid", "waits", "wait_ns"]].values.tolist() == [
