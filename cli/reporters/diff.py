@@ -5,6 +5,7 @@ import pandas as pd
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
+from msprof.cli.reporters.named_rows import NamedRows
 from msprof.cli.reporters.table import _ns, _pct, _table, findings_table
 
 
@@ -25,16 +26,10 @@ def step_line(step: dict) -> Text:
 def ops_table(ops: pd.DataFrame) -> RenderableType:
     if not len(ops):
         return Text("Operators: no kernels in either profile.", style="dim")
-    t = _table("Operators (time per step, B - A)")
     rows = [(str(r.name), _ns(r.a_ns), _ns(r.b_ns), _signed(r.delta_ns), _pct(r.pct))
             for r in ops.itertuples(index=False)]
-    t.add_column("operator", overflow="ellipsis", min_width=10)
-    for i, name in enumerate(("A", "B", "delta", "change"), start=1):
-        t.add_column(name, justify="right", no_wrap=True,
-                     min_width=max([len(name)] + [len(r[i]) for r in rows]))
-    for row in rows:
-        t.add_row(*row)
-    return t
+    return NamedRows(lambda: _table("Operators (time per step, B - A)"), "operator",
+                     ("A", "B", "delta", "change"), rows)
 
 
 def devices_table(dev: pd.DataFrame) -> RenderableType:

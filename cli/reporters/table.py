@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_rate
+from msprof.cli.reporters.named_rows import NamedRows
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -81,20 +82,11 @@ def ops_table(ops: pd.DataFrame) -> RenderableType:
     """Per-operator statistics, largest total first."""
     if not len(ops):
         return Text("Operators: no kernels recorded.", style="dim")
-    t = _table("Operators (kernel time)")
     rows = [(str(r.name), f"{r.calls:,}", _ns(r.total_ns), _ns(r.self_ns), _ns(r.mean_ns),
              _ns(r.p50_ns), _ns(r.p99_ns), _pct(r.share), fmt_rate(r.gflops))
             for r in ops.itertuples(index=False)]
-    # Numbers are never cut: each numeric column is as wide as its widest
-    # cell, and the operator name takes what is left (cut with an ellipsis).
-    t.add_column("operator", overflow="ellipsis", min_width=10)
-    names = ("calls", "total", "self", "mean", "p50", "p99", "share", "GFLOP/s")
-    for i, name in enumerate(names, start=1):
-        width = max([len(name)] + [len(row[i]) for row in rows])
-        t.add_column(name, justify="right", no_wrap=True, min_width=width)
-    for row in rows:
-        t.add_row(*row)
-    return t
+    return NamedRows(lambda: _table("Operators (kernel time)"), "operator",
+                     ("calls", "total", "self", "mean", "p50", "p99", "share", "GFLOP/s"), rows)
 
 
 def devices_table(devices: pd.DataFrame) -> RenderableType:

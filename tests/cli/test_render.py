@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from io import StringIO
 
+import pytest
 from rich.console import Console
 
 import profiles
 
 import msprof
-from msprof.cli.reporters import table
+from msprof.cli.reporters import named_rows, table
 from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
 
 
@@ -51,11 +52,30 @@ def test_full_report_fits_80_columns_and_has_every_part(ref):
     assert "WARNING" not in out
 
 
-def test_long_operator_names_are_cut_not_wrapped(ref):
+def test_long_operator_names_are_cut_in_the_middle_not_wrapped(ref):
     stats = ref.op_stats()
     stats.loc[0, "name"] = "net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
     lines = _text(table.ops_table(stats)).splitlines()
-    assert len(lines) == 6 and "…" in lines[3]
+    assert len(lines) == 6 and max(map(len, lines)) <= 80
+    name = lines[3].split()[0]
+    assert name.startswith("net/encoder/") and name.endswith("…-op1234")
+    assert lines[3].split()[1:] == ["4", "1.1us", "1.1us", "275ns", "250ns", "397ns", "71.0%",
+                                    "10,000"]
+    wide = _text(table.ops_table(stats), width=120).splitlines()
+    assert wide[3].split()[0] == "net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
+
+
+@pytest.mark.parametrize("name,width,cut", [
+    ("Conv2DBackpropFilter-op31", 40, "Conv2DBackpropFilter-op31"),
+    ("Conv2DBackpropFilter-op31", 17, "Conv2DBackp…-op31"),
+    ("Conv2DBackpropFilter-op31", 10, "Conv…-op31"),
+    ("a/very/long/scope/without_any_short_tail", 12, "a/very…_tail"),
+    ("abcdefghijklmnop", 9, "abcd…mnop"),
+    ("abcdef", 1, "…"),
+])
+def test_cut_middle_keeps_the_distinguishing_tail(name, width, cut):
+    assert named_rows.cut_middle(name, width) == cut
+    assert len(cut) <= width
 
 
 def test_no_findings_says_so():
