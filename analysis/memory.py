@@ -20,6 +20,7 @@ from msprof.analysis.intervals import Timeline
 
 
 _INF = np.iinfo("int64").max
+OUTSIDE_OPS = "(outside ops)"   # op_id -1: parameters, optimizer state, graph inputs
 
 
 def _select(df: pd.DataFrame, rank: int | None) -> pd.DataFrame:
@@ -110,7 +111,7 @@ def _peaks(m: pd.DataFrame):
 def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
     """What held the memory at each rank's peak: one row per (rank,
     operator) with ``blocks``, ``bytes`` and ``share`` of the peak, largest
-    first; ``name``/``scope`` of the allocating operator (``op-1`` for
+    first; ``name``/``scope`` of the allocating operator (OUTSIDE_OPS for
     blocks allocated outside any operator)."""
     m = _select(memory, rank)
     if m.empty:
@@ -130,13 +131,16 @@ def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
 
 def _name(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     """Adds the allocating operator's ``name`` and ``scope`` (by rank and
-    op_id, else op_id alone; ``op<id>`` when unregistered)."""
+    op_id, else op_id alone; ``op<id>`` when unregistered; OUTSIDE_OPS for
+    a block no operator allocated, op_id < 0)."""
     reg = ops.drop_duplicates(["rank", "op_id"], keep="last")
     out = df.merge(reg[["rank", "op_id", "name", "scope"]], on=["rank", "op_id"], how="left")
     anyrank = reg.drop_duplicates("op_id", keep="last").set_index("op_id")
     miss = out["name"].isna()
     out.loc[miss, "name"] = out.loc[miss, "op_id"].map(anyrank["name"])
     out.loc[miss, "scope"] = out.loc[miss, "op_id"].map(anyrank["scope"])
+    outside = out["name"].isna() & (out["op_id"] < 0)
+    out.loc[outside, "name"] = OUTSIDE_OPS
     miss = out["name"].isna()
     out.loc[miss, "name"] = "op" + out.loc[miss, "op_id"].astype(str)
     out["scope"] = out["scope"].fillna("")

@@ -142,22 +142,13 @@ def _gbps(x) -> str:
 
 def frame_table(title: str, df: pd.DataFrame, columns: list[tuple], limit: int = 12) -> RenderableType:
     """A table of ``df``'s first ``limit`` rows; ``columns`` are
-    ``(header, column, formatter)``; the first column may be cut, numbers
-    never are."""
+    ``(header, column, formatter)``; the first column may be cut in its
+    middle, numbers never are."""
     if df is None or not len(df):
         return Text(f"{title}: none.", style="dim")
-    t = _table(title)
     rows = [[fmt(getattr(r, col)) for _, col, fmt in columns]
             for r in df.head(limit).itertuples(index=False)]
-    for i, (head, _, _) in enumerate(columns):
-        if i == 0:
-            t.add_column(head, overflow="ellipsis", min_width=8)
-        else:
-            width = max([len(head)] + [len(row[i]) for row in rows])
-            t.add_column(head, justify="right", no_wrap=True, min_width=width)
-    for row in rows:
-        t.add_row(*row)
-    return t
+    return NamedRows(lambda: _table(title), columns[0][0], [head for head, _, _ in columns[1:]], rows)
 
 
 def _int(x) -> str:

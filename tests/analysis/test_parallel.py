@@ -301,7 +301,7 @@ def test_memory_peak_live_and_leak(tmp_path):
     assert pk.loc[0, "peak"] == 11_000 and pk.loc[1, "peak"] == 11_000 + 3 * 256
     live = p.live_at_peak(rank=1)
     assert live[["name", "blocks", "bytes"]].values.tolist() == [
-        ["op-1", 1, 10_000], ["MatMul-op1", 1, 1000], ["BiasGrad-op4", 3, 768]]
+        ["(outside ops)", 1, 10_000], ["MatMul-op1", 1, 1000], ["BiasGrad-op4", 3, 768]]
     nf = p.leaks()
     top = nf.iloc[0]
     assert (top["rank"], top["name"], top["per_step"], top["leak"]) == (1, "BiasGrad-op4", 256, True)
