@@ -4,6 +4,11 @@ vanished.  Deltas are ``b - a``; ``pct`` is the delta over ``a``.
 
 Operators match by name, type and scope (op ids may differ between runs);
 devices by rank; findings by ``kind`` and ``ranks``.
+
+When either profile is a summary-mode one (per-operator aggregates, no
+kernel timeline), the step time comes from the steps table and the
+operators from the summaries; the per-device breakdown and the findings,
+which need kernel times, are left out and listed under ``not_recorded``.
 """
 from __future__ import annotations
 
@@ -16,6 +21,16 @@ from msprof.analysis.units import fmt_ns
 REGRESSION_FRAC = 0.05   # a step time change above this is a regression (or a gain)
 _PARTS = ["step_ns", "compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns", "idle_ns",
           "comm_wait_ns", "mem_peak"]
+
+
+NEEDS_TRACE = ["devices", "findings"]    # left out when either side is a summary
+
+
+def step_times(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per rank, ``steps`` and the mean ``step_ns``, from the steps table
+    (what :meth:`Profile.device_breakdown` reports, without the kernels)."""
+    g = steps.groupby("rank")["dur_ns"]
+    return pd.DataFrame({"steps": g.size(), "step_ns": g.mean()}).reset_index()
 
 
 def _mean_step(devices: pd.DataFrame) -> float:
@@ -76,11 +91,19 @@ def diff(a, b, top: int | None = 20) -> dict:
     """The comparison of profiles ``a`` and ``b``: ``step``, ``ops`` (the
     ``top`` largest changes), ``devices``, ``findings`` (b's, ranked, a
     ``regression``/``improvement`` first when the step time moved by more
-    than :data:`REGRESSION_FRAC`) and ``vanished``."""
-    da, db = a.device_breakdown(), b.device_breakdown()
+    than :data:`REGRESSION_FRAC`) and ``vanished``.  With a summary-mode
+    profile on either side, ``devices`` is absent, ``findings`` holds only
+    the step-time regression or improvement, and ``not_recorded`` lists
+    :data:`NEEDS_TRACE`."""
+    summary = a.summary_mode or b.summary_mode
+    if summary:
+        da, db = step_times(a.steps), step_times(b.steps)
+        now, gone = [], []
+    else:
+        da, db = a.device_breakdown(), b.device_breakdown()
+        now, gone = finding_changes(a.findings(), b.findings())
     step = step_delta(da, db)
     ops = op_deltas(a.op_stats(), b.op_stats())
-    now, gone = finding_changes(a.findings(), b.findings())
     extra = []
     pct = step["pct"]
     if pct is not None and not np.isnan(pct) and abs(pct) > REGRESSION_FRAC:
@@ -94,12 +117,21 @@ def diff(a, b, top: int | None = 20) -> dict:
             + (f"; most of it in {', '.join(names)}" if names else ""),
             "compare the operators and devices below" if worse else "",
             delta_ns=step["delta_ns"]), change="appeared"))
-    return {
-        "a": {"sources": a.meta.get("sources", []), "ranks": a.ranks},
-        "b": {"sources": b.meta.get("sources", []), "ranks": b.ranks},
+    doc = {
+        "a": {"sources": a.meta.get("sources", []), "ranks": a.ranks,
+              "mode": a.meta.get("mode", "trace")},
+        "b": {"sources": b.meta.get("sources", []), "ranks": b.ranks,
+              "mode": b.meta.get("mode", "trace")},
         "step": step,
         "ops": ops.head(top) if top else ops,
         "devices": device_deltas(da, db),
         "findings": rank_order(extra + now),
         "vanished": gone,
     }
+    if summary:
+        # A summary's kernels have no times: no breakdown to compare, no
+        # bottleneck found (the step-time regression above stands: steps
+        # are recorded in both modes).
+        del doc["devices"]
+        doc["not_recorded"] = NEEDS_TRACE
+    return doc

@@ -15,6 +15,14 @@ Metrics (``value`` units):
 * ``comm``    -- kernel time on the communication streams (ns); the
   ``comms`` table by collective kind when no kernel ran on one
 * ``memory``  -- bytes allocated from the pool (frees are not counted)
+
+Of a summary-mode profile (per-operator aggregates, no kernel or pool
+timeline) the ``device`` and ``comm`` values are the operators' kernel
+totals (``kernel_summary``) and ``memory`` their allocated bytes
+(``memory_summary``), all under one root frame :data:`WHOLE_RUN`: a
+summary cannot tell one step from another, nor work inside steps from
+work outside them.  ``launch``, ``step`` and ``per_step`` need a
+trace-mode profile.
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ METRICS = {
 BYTE_METRICS = {"memory"}
 
 COMPUTE, COMM, MEMORY, OTHER = "compute", "communication", "memory", "other"
+WHOLE_RUN = "whole run"      # the root frame of a summary-mode profile
 
 _COMM_TYPE = re.compile(
     r"^(AllReduce|AllGather|ReduceScatter|Broadcast|Send|Recv|Receive|AllToAll|Barrier|"
@@ -123,8 +132,14 @@ def stacks(profile, metric: str = "device", rank: Optional[int] = None,
     if metric not in METRICS:
         raise MsprofError(f"unknown metric {metric!r} (choose from {', '.join(METRICS)})")
     profile.check_rank(rank)
+    if profile.summary_mode:
+        ev = _summary_events(profile, metric, step, per_step)
+        if metric == "comm" and ev.empty and not profile.comms.empty:
+            return _comm_table_stacks(profile, rank, step, per_step, by_rank)
+        if rank is not None:
+            ev = ev[ev["rank"] == rank]
+        return _stacks_of(ev, profile, rank, by_rank, lambda step: [WHOLE_RUN] * len(step))
     k = profile.kernels
-    paths = op_paths(profile.ops)
     if metric == "memory":
         mem = profile.memory
         mem = mem[mem["size"] > 0]
@@ -147,6 +162,35 @@ def stacks(profile, metric: str = "device", rank: Optional[int] = None,
         ev = ev[ev["step"] == step]
         if ev.empty and step not in set(profile.steps["step"]):
             raise MsprofError(f"no step {step} in this profile")
+    steps_seen = _steps_of(profile, rank)
+    return _stacks_of(ev, profile, rank, by_rank, lambda st: _step_label(
+        st, per_step or step is not None, steps_seen))
+
+
+def _summary_events(profile, metric: str, step, per_step) -> pd.DataFrame:
+    """The rows :func:`stacks` aggregates, from a summary-mode profile's
+    per-operator totals (``step`` 0 throughout: the summary has none)."""
+    if metric == "launch" or step is not None or per_step:
+        what = ("--metric launch" if metric == "launch"
+                else "--step" if step is not None else "--per-step")
+        raise MsprofError(f"{what} needs a trace-mode profile (this one is summary mode: "
+                          "per-operator totals, no kernel times; record with --mode trace)")
+    if metric == "memory":
+        m = profile.memory_summary
+        return pd.DataFrame({"rank": m["rank"].to_numpy(), "op_id": m["op_id"].to_numpy(),
+                             "stream": 0, "step": 0, "value": m["alloc_bytes"].to_numpy()})
+    k = profile.kernel_summary
+    k = k[k["stream"] != 0] if metric == "comm" else k
+    return pd.DataFrame({"rank": k["rank"].to_numpy(), "op_id": k["op_id"].to_numpy(),
+                         "stream": k["stream"].to_numpy(), "step": 0,
+                         "value": k["total_ns"].to_numpy()})
+
+
+def _stacks_of(ev: pd.DataFrame, profile, rank, by_rank, root_label) -> pd.DataFrame:
+    """Rows ``rank``, ``op_id``, ``stream``, ``step``, ``value`` summed into
+    the rows of :func:`stacks`; ``root_label(step)`` names the root frame
+    of each (rank, op, step) group from its step."""
+    paths = op_paths(profile.ops)
     cols = ["rank", "op_id", "step"]
     ev = ev.assign(comm=(ev["stream"] != 0))
     g = ev.groupby(cols, sort=False).agg(value=("value", "sum"), comm=("comm", "any")).reset_index()
@@ -157,7 +201,7 @@ def stacks(profile, metric: str = "device", rank: Optional[int] = None,
             lambda o: ("(unregistered op)", f"op {o}") if o >= 0 else ("(no op)",))
         g.loc[missing, "cls"] = OTHER
     g.loc[g["comm"], "cls"] = COMM
-    label = _step_label(g["step"], per_step or step is not None, _steps_of(profile, rank))
+    label = root_label(g["step"])
     g["stack"] = [(s,) + p for s, p in zip(label, g["path"])]
     g["rank"] = g["rank"] if (by_rank or rank is not None) else -2
     out = g.groupby(["rank", "stack", "cls"], sort=False)["value"].sum().reset_index()

@@ -122,14 +122,14 @@ def live_at_peak(memory: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     live = b[live].assign(peak=pk["peak"].to_numpy()[code[live]] if pk is not None else 0)
     g = live.groupby(["rank", "op_id"]).agg(blocks=("size", "size"), bytes=("size", "sum"),
                                             peak=("peak", "first")).reset_index()
-    g = _name(g, ops)
+    g = with_op_names(g, ops)
     g["share"] = g["bytes"] / g["peak"]
     cols = ["rank", "op_id", "name", "scope", "blocks", "bytes", "share"]
     return g[cols].sort_values(["rank", "bytes"], ascending=[True, False],
                                kind="stable").reset_index(drop=True)
 
 
-def _name(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
+def with_op_names(df: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     """Adds the allocating operator's ``name`` and ``scope`` (by rank and
     op_id, else op_id alone; ``op<id>`` when unregistered; OUTSIDE_OPS for
     a block no operator allocated, op_id < 0)."""
@@ -174,7 +174,7 @@ def never_freed(memory: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     g["per_step"] = (g.set_index(["rank", "op_id"]).index.map(in_steps).fillna(0).to_numpy()
                      / nsteps.where(nsteps > 0)).fillna(0)
     g["leak"] = g["steps_hit"] >= 2
-    g = _name(g, ops)
+    g = with_op_names(g, ops)
     return g[cols].sort_values(["leak", "bytes"], ascending=[False, False],
                                kind="stable").reset_index(drop=True)
 

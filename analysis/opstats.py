@@ -206,7 +206,7 @@ def op_groups(codes: np.ndarray, table: pd.DataFrame, keys: list[str], rows=None
     return Groups(renum[kc], len(order)), renum[by_op], values
 
 
-def _per_group(by_op: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+def sum_per_group(by_op: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     """Per group, the sum of ``values`` (one per operator)."""
     out = np.zeros(n, dtype="int64")
     seen = by_op >= 0
@@ -214,8 +214,15 @@ def _per_group(by_op: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _kernel_time(codes: np.ndarray, table: pd.DataFrame, dur: np.ndarray) -> pd.Series:
-    """Kernel time per rank."""
+def ranks_per_group(table: pd.DataFrame, by_op: np.ndarray, n: int) -> np.ndarray:
+    """Per group of :func:`op_groups`, how many ranks its operators belong to."""
+    return pd.Series(table["rank"].to_numpy()).groupby(by_op).nunique() \
+        .reindex(range(n)).to_numpy(dtype="int64")
+
+
+def kernel_time_per_rank(codes: np.ndarray, table: pd.DataFrame, dur: np.ndarray) -> pd.Series:
+    """Kernel time per rank: ``dur`` (one value per row of ``codes``) summed
+    per operator, then per rank."""
     per_op = Groups(codes, len(table)).sum(dur)
     return pd.Series(per_op).groupby(table["rank"].to_numpy()).sum()
 
@@ -236,17 +243,27 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     out["max_ns"] = g.max(dur)
     out["in_step_ns"] = g.sum(np.where(in_step(kernels, steps), dur, 0))
     # FLOPs and bytes are per operator: its calls times its count.
-    out["flops_total"] = _per_group(by_op, len(out), calls * table["flops"].to_numpy(dtype="int64"))
-    out["bytes_total"] = _per_group(by_op, len(out), calls * table["bytes"].to_numpy(dtype="int64"))
-    out["ranks"] = pd.Series(table["rank"].to_numpy()).groupby(by_op).nunique() \
-        .reindex(range(len(out))).to_numpy(dtype="int64")
+    out["flops_total"] = sum_per_group(by_op, len(out),
+                                       calls * table["flops"].to_numpy(dtype="int64"))
+    out["bytes_total"] = sum_per_group(by_op, len(out),
+                                       calls * table["bytes"].to_numpy(dtype="int64"))
+    out["ranks"] = ranks_per_group(table, by_op, len(out))
     out["p50_ns"], out["p99_ns"] = g.quantiles(dur, [0.5, 0.99])
     out["self_ns"] = out["total_ns"]
     out["cpu_wait_ns"] = g.sum(cpu_waited(kernels, cpu_waits))
     out["blocked_ns"] = g.sum(thread_time_inside(kernels, blocked))
 
+    out = rates_and_shares(out, kernel_time_per_rank(codes, table, dur), steps, per_rank)
+    return out, (table, by_op)
+
+
+def rates_and_shares(out: pd.DataFrame, kernel_time: pd.Series, steps: pd.DataFrame,
+                     per_rank: bool) -> pd.DataFrame:
+    """Adds ``share``, ``step_share``, ``per_step_ns``, ``gflops``, ``gbps``,
+    ``flops`` and ``bytes`` to rows that carry ``calls``, ``total_ns``,
+    ``in_step_ns``, ``flops_total`` and ``bytes_total`` (and ``rank`` when
+    ``per_rank``); ``kernel_time`` is the kernel time per rank."""
     # Denominators: kernel and step time of the ranks each row covers.
-    kernel_time = _kernel_time(codes, table, dur)
     step_time = steps.groupby("rank")["dur_ns"].agg(["sum", "size"])
     if per_rank:
         out["share"] = out["total_ns"] / out["rank"].map(kernel_time)
@@ -265,7 +282,7 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     out["gbps"] = (out["bytes_total"] / out["calls"] / mean).where(out["bytes_total"] > 0)
     out["flops"] = out["flops_total"] // out["calls"]
     out["bytes"] = out["bytes_total"] // out["calls"]
-    return out, (table, by_op)
+    return out
 
 
 _ORDER = ["calls", "total_ns", "self_ns", "mean_ns", "p50_ns", "p99_ns", "min_ns",
@@ -289,7 +306,12 @@ def op_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + OP_KEYS
     out, _ = _aggregate(k, ops, steps, keys, per_rank, cpu_waits, blocked)
-    out = out[keys + _ORDER]
+    return op_rows(out, keys)
+
+
+def op_rows(out: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The columns of :func:`op_stats` (those ``out`` has), largest total first."""
+    out = out[keys + [c for c in _ORDER if c in out]]
     return out.sort_values(["total_ns"] + keys, ascending=[False] + [True] * len(keys),
                            kind="stable").reset_index(drop=True)
 
@@ -305,11 +327,18 @@ def type_stats(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     k = _select(kernels, rank)
     keys = (["rank"] if per_rank else []) + ["type"]
     out, (table, by_op) = _aggregate(k, ops, steps, keys, per_rank, cpu_waits, blocked)
+    return type_rows(out, table, by_op, keys)
+
+
+def type_rows(out: pd.DataFrame, table: pd.DataFrame, by_op: np.ndarray,
+              keys: list[str]) -> pd.DataFrame:
+    """The columns of :func:`type_stats` (those ``out`` has) from rows
+    grouped per type, ``by_op`` the row of each operator of ``table``."""
     out["ops"] = pd.Series(table["name"].to_numpy()).groupby(by_op).nunique() \
         .reindex(range(len(out))).to_numpy(dtype="int64")
     out["gflops"] = (out["flops_total"] / out["total_ns"]).where(out["flops_total"] > 0)
     out["gbps"] = (out["bytes_total"] / out["total_ns"]).where(out["bytes_total"] > 0)
-    cols = keys + ["ops"] + [c for c in _ORDER if c not in ("flops", "bytes")]
+    cols = keys + ["ops"] + [c for c in _ORDER if c not in ("flops", "bytes") and c in out]
     return out[cols].sort_values(["total_ns"] + keys, ascending=[False] + [True] * len(keys),
                                  kind="stable").reset_index(drop=True)
 
@@ -346,6 +375,17 @@ def scope_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     dur = k["dur_ns"].to_numpy(dtype="int64")
     per_op["self_calls"] = g.size()
     per_op["self_ns"] = g.sum(dur)
+    # One sum is enough when ranks are merged (grouping per rank costs a pass).
+    kernel_time = kernel_time_per_rank(codes, table, dur) if per_rank else pd.Series([dur.sum()])
+    return scope_rows(per_op, keys, kernel_time, per_rank, depth)
+
+
+def scope_rows(per_op: pd.DataFrame, keys: list[str], kernel_time: pd.Series,
+               per_rank: bool, depth: int | None) -> pd.DataFrame:
+    """The rows of :func:`scope_stats` from one row per operator (``keys``,
+    ``scope``, ``name``, ``self_calls``, ``self_ns``); ``kernel_time`` is
+    the kernel time per rank."""
+    per_op = per_op.copy()
     per_op["path"] = scope_path(per_op["scope"], per_op["name"])
     per_op = per_op.groupby(keys + ["path"], sort=False)[["self_calls", "self_ns"]].sum().reset_index()
     # Expand each distinct path into its prefixes (a loop per distinct scope,
@@ -363,9 +403,9 @@ def scope_stats(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = Non
     out = out.rename(columns={"prefix": "scope"})
     out["depth"] = np.where(out["scope"] == "", 0, out["scope"].str.count("/") + 1)
     if per_rank:
-        out["share"] = out["total_ns"] / out["rank"].map(_kernel_time(codes, table, dur))
+        out["share"] = out["total_ns"] / out["rank"].map(kernel_time)
     else:
-        out["share"] = out["total_ns"] / dur.sum()
+        out["share"] = out["total_ns"] / kernel_time.sum()
     if depth is not None:
         out = out[out["depth"] <= depth]
     cols = keys + ["scope", "depth", "calls", "total_ns", "self_calls", "self_ns", "share"]

@@ -10,10 +10,12 @@ disjoint.
 from __future__ import annotations
 
 import json
+import functools
 import os
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +33,10 @@ from msprof.analysis import memory as _memory
 from msprof.analysis import opstats as _opstats
 from msprof.analysis import pipeline as _pipeline
 from msprof.analysis import report as _report
-from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, OPTIONAL, REQUIRED
+from msprof.analysis import summary_stats as _summary
+from msprof.analysis.schema import (
+    COLUMNS, DEFAULTS, FORMAT_VERSION, LIST_COLUMNS, OPTIONAL, REQUIRED,
+)
 from msprof.errors import MsprofError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -126,6 +131,9 @@ def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
     """Gives the frame every column FORMAT.md lists, with its documented dtype
     (extra columns are kept), so analyses never guess."""
     for col, dtype in COLUMNS[name].items():
+        if col in LIST_COLUMNS:
+            df[col] = _int_lists(df[col] if col in df.columns else None, df.index)
+            continue
         if col not in df.columns:
             df[col] = DEFAULTS.get(col, 0)
         if dtype == "object":
@@ -134,6 +142,21 @@ def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
             df[col] = df[col].fillna(DEFAULTS.get(col, 0)).astype(dtype)
     extra = [c for c in df.columns if c not in COLUMNS[name]]
     return df[list(COLUMNS[name]) + extra]
+
+
+def _int_lists(values: pd.Series | None, index: pd.Index) -> pd.Series:
+    """A list column as one int64 numpy array per row; a missing list (or
+    column) becomes an empty array.  Arrow hands lists over as arrays or
+    None, which the generic object conversion would turn into "".  One step
+    per row: the tables with list columns hold a row per operator, not per
+    event."""
+    def one(v):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            return np.zeros(0, "int64")
+        return np.asarray(v, dtype="int64")
+
+    rows = [None] * len(index) if values is None else values.tolist()
+    return pd.Series([one(v) for v in rows], index=index, dtype=object)
 
 
 def _merge_meta(metas: list[dict], roots: list[Path]) -> dict:
@@ -184,12 +207,29 @@ def _merge_meta(metas: list[dict], roots: list[Path]) -> dict:
     return merged
 
 
+def _needs_trace(method):
+    """An analysis of the kernel or pool timeline: a summary-mode profile
+    has none, and an empty timeline would read as an idle device, so it is
+    refused in one line instead."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        if self.summary_mode:
+            raise MsprofError(f"{method.__name__} needs a trace-mode profile; "
+                              f"{', '.join(self.meta.get('sources') or ['this one'])} was "
+                              "recorded with --mode summary (per-operator totals only)")
+        return method(self, *args, **kwargs)
+    return checked
+
+
 class Profile:
     """One profile: ``meta`` (the merged meta.json) and the tables as pandas
     DataFrames, plus the analyses as methods.
 
     Tables: ``kernels``, ``ops``, ``memory``, ``comms``, ``steps``,
-    ``devices``, ``cpu_waits``, ``blocked``, ``cpu_time`` (read on first use, cached).  ``ranks`` lists the ranks.
+    ``devices``, ``cpu_waits``, ``blocked``, ``cpu_time``, ``kernel_summary``,
+    ``memory_summary`` (read on first use, cached).  ``ranks`` lists the
+    ranks; ``summary_mode`` says whether kernels and pool events were folded
+    into the summary tables instead of recorded one by one.
     """
 
     def __init__(self, meta: dict, paths: dict[str, list[Path]]):
@@ -228,13 +268,28 @@ class Profile:
                        doc="Times a runtime thread slept (a lock, the GIL, I/O) until woken.")
     cpu_time = property(lambda self: self.table("cpu_time"),
                         doc="Time each runtime thread ran on each CPU.")
+    kernel_summary = property(lambda self: self.table("kernel_summary"),
+                              doc="Summary mode: kernels folded per rank, process, operator "
+                                  "and stream (empty in trace mode).")
+    memory_summary = property(lambda self: self.table("memory_summary"),
+                              doc="Summary mode: pool events folded per rank, process and "
+                                  "operator (empty in trace mode).")
+
+    @property
+    def summary_mode(self) -> bool:
+        """Whether kernels and pool events were folded into per-operator
+        aggregates (``msprof run --mode summary``): ``kernels`` and
+        ``memory`` are empty, ``kernel_summary`` and ``memory_summary`` hold them."""
+        return self.meta.get("mode") == "summary"
 
     @property
     def ranks(self) -> list[int]:
-        """Ranks named by meta.json, or else seen in the steps/kernels tables."""
+        """Ranks named by meta.json, or else seen in the steps/kernels tables
+        (kernel_summary in summary mode)."""
         ranks = {r["rank"] for r in self.meta.get("ranks") or [] if isinstance(r, dict) and "rank" in r}
         if not ranks:
-            ranks = set(self.steps["rank"].unique()) | set(self.kernels["rank"].unique())
+            kernels = self.kernel_summary if self.summary_mode else self.kernels
+            ranks = set(self.steps["rank"].unique()) | set(kernels["rank"].unique())
         return sorted(int(r) for r in ranks)
 
     def check_rank(self, rank: int | None) -> None:
@@ -252,24 +307,37 @@ class Profile:
             self.kernels, self.ops, self.steps))
 
     def op_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
-        """Per-operator statistics (see :func:`msprof.analysis.opstats.op_stats`)."""
+        """Per-operator statistics (see :func:`msprof.analysis.opstats.op_stats`;
+        of a summary-mode profile :func:`msprof.analysis.summary_stats.op_stats`)."""
         self.check_rank(rank)
+        if self.summary_mode:
+            return self._once(("ops", rank, per_rank), lambda: _summary.op_stats(
+                self.kernel_summary, self.ops, self.steps, rank=rank, per_rank=per_rank)).copy()
         return self._once(("ops", rank, per_rank), lambda: _opstats.op_stats(
             self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
             cpu_waits=self.cpu_waits, blocked=self.blocked)).copy()
 
     def type_stats(self, rank: int | None = None, per_rank: bool = False) -> pd.DataFrame:
-        """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`)."""
+        """Statistics per operator type (:func:`msprof.analysis.opstats.type_stats`,
+        or :func:`msprof.analysis.summary_stats.type_stats`)."""
         self.check_rank(rank)
+        if self.summary_mode:
+            return _summary.type_stats(self.kernel_summary, self.ops, self.steps, rank=rank,
+                                       per_rank=per_rank)
         return _opstats.type_stats(self._k, self.ops, self.steps, rank=rank, per_rank=per_rank,
                                    cpu_waits=self.cpu_waits, blocked=self.blocked)
 
     def scope_stats(self, rank: int | None = None, per_rank: bool = False,
                     depth: int | None = None) -> pd.DataFrame:
-        """Self and subtree time per scope prefix (:func:`msprof.analysis.opstats.scope_stats`)."""
+        """Self and subtree time per scope prefix (:func:`msprof.analysis.opstats.scope_stats`,
+        or :func:`msprof.analysis.summary_stats.scope_stats`)."""
         self.check_rank(rank)
+        if self.summary_mode:
+            return _summary.scope_stats(self.kernel_summary, self.ops, rank=rank,
+                                        per_rank=per_rank, depth=depth)
         return _opstats.scope_stats(self._k, self.ops, rank=rank, per_rank=per_rank, depth=depth)
 
+    @_needs_trace
     def step_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank and step: busy, host gaps, idle, memory peak
         (:func:`msprof.analysis.breakdown.step_breakdown`)."""
@@ -281,12 +349,14 @@ class Profile:
             self.kernels, self.steps, self.memory, self.comms, rank=rank,
             cpu_waits=self.cpu_waits))
 
+    @_needs_trace
     def device_breakdown(self, rank: int | None = None) -> pd.DataFrame:
         """Per rank, the mean step's breakdown
         (:func:`msprof.analysis.breakdown.device_breakdown`)."""
         self.check_rank(rank)
         return _breakdown.device_breakdown(self.step_breakdown(rank), self.memory, rank=rank)
 
+    @_needs_trace
     def gaps(self, rank: int | None = None) -> pd.DataFrame:
         """Every stretch of a step with no kernel running
         (:func:`msprof.analysis.breakdown.gaps`)."""
@@ -314,6 +384,7 @@ class Profile:
         """Rank x rank bytes, time and bandwidth (:func:`msprof.analysis.comm.matrix`)."""
         return _comm.matrix(self.comms)
 
+    @_needs_trace
     def comm_ops(self, rank: int | None = None) -> pd.DataFrame:
         """Exposed time per communication operator per step
         (:func:`msprof.analysis.comm.by_op`)."""
@@ -325,17 +396,20 @@ class Profile:
         return self._once(("byop", rank, per_rank), lambda: _comm.by_op(
             k, self.ops, self.comms, self.steps, per_rank=per_rank))
 
+    @_needs_trace
     def comm_ops_per_rank(self, rank: int | None = None) -> pd.DataFrame:
         """:meth:`comm_ops` per rank (column ``rank``)."""
         self.check_rank(rank)
         return self._by_op(rank, True).copy()
 
+    @_needs_trace
     def overlap(self, rank: int | None = None) -> pd.DataFrame:
         """Comm/compute overlap ratio per rank (:func:`msprof.analysis.comm.overlap`)."""
         return _comm.overlap(self.step_breakdown(rank))
 
     # Imbalance (:mod:`msprof.analysis.imbalance`).
 
+    @_needs_trace
     def imbalance(self) -> pd.DataFrame:
         """Load-imbalance index per step (:func:`msprof.analysis.imbalance.per_step`)."""
         return _imbalance.per_step(self.step_breakdown())
@@ -351,6 +425,7 @@ class Profile:
         return self._once(("compute_cpus",), lambda: _contention.compute_cpus(
             self.cpu_time, self.kernels)).copy()
 
+    @_needs_trace
     def slow_ranks(self) -> pd.DataFrame:
         """Compute excess and the waits it causes, per rank
         (:func:`msprof.analysis.imbalance.ranks`)."""
@@ -366,54 +441,78 @@ class Profile:
 
     # Pipeline (:mod:`msprof.analysis.pipeline`).
 
+    @_needs_trace
     def bubble_waits(self) -> pd.DataFrame:
         """Every send/recv wait with its phase (:func:`msprof.analysis.pipeline.bubble_waits`)."""
         return self._once(("bw",), lambda: _pipeline.bubble_waits(
             self.kernels, self.comms, self.steps)).copy()
 
+    @_needs_trace
     def pipeline(self) -> pd.DataFrame:
         """Bubble per stage (:func:`msprof.analysis.pipeline.stage_stats`)."""
         return _pipeline.stage_stats(self.step_breakdown(), self.comms, self.bubble_waits())
 
+    @_needs_trace
     def bubble_causes(self) -> pd.DataFrame:
         """Bubble per stage, phase and peer (:func:`msprof.analysis.pipeline.causes`)."""
         return _pipeline.causes(self.bubble_waits(), self.steps.groupby("rank").size())
 
     # Memory (:mod:`msprof.analysis.memory`).
 
+    @_needs_trace
     def memory_timeline(self, rank: int | None = None, points: int = 200) -> pd.DataFrame:
         """Bytes in use over time (:func:`msprof.analysis.memory.timeline`)."""
         self.check_rank(rank)
         return _memory.timeline(self.memory, rank=rank, points=points)
 
+    @_needs_trace
     def memory_peaks(self, rank: int | None = None) -> pd.DataFrame:
         """Peak per device (:func:`msprof.analysis.memory.peaks`)."""
         self.check_rank(rank)
         return _memory.peaks(self.memory, rank=rank)
 
+    @_needs_trace
     def live_at_peak(self, rank: int | None = None) -> pd.DataFrame:
         """What was live at each peak (:func:`msprof.analysis.memory.live_at_peak`)."""
         self.check_rank(rank)
         return _memory.live_at_peak(self.memory, self.ops, rank=rank)
 
+    @_needs_trace
     def leaks(self, rank: int | None = None) -> pd.DataFrame:
         """Allocations never freed, leaks first (:func:`msprof.analysis.memory.never_freed`)."""
         self.check_rank(rank)
         return self._once(("leaks", rank), lambda: _memory.never_freed(
             self.memory, self.ops, self.steps, rank=rank)).copy()
 
+    # Memory of a summary-mode profile (:mod:`msprof.analysis.summary_stats`).
+
+    def summary_memory_peaks(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank, the pool's peak and the operator whose allocation reached
+        it, from ``memory_summary`` (:func:`msprof.analysis.summary_stats.memory_peaks`)."""
+        self.check_rank(rank)
+        return _summary.memory_peaks(self.memory_summary, self.ops, rank=rank)
+
+    def summary_memory_by_op(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank and operator, bytes allocated, freed and still held at the
+        end (:func:`msprof.analysis.summary_stats.memory_by_op`)."""
+        self.check_rank(rank)
+        return _summary.memory_by_op(self.memory_summary, self.ops, rank=rank)
+
     # Host-bound (:mod:`msprof.analysis.hostbound`).
 
+    @_needs_trace
     def launch_stats(self, rank: int | None = None) -> pd.DataFrame:
         """Queue delay and tiny kernels per operator (:func:`msprof.analysis.hostbound.launch_stats`)."""
         self.check_rank(rank)
         return _hostbound.launch_stats(self._k, self.ops, rank=rank)
 
+    @_needs_trace
     def host_summary(self, rank: int | None = None) -> pd.DataFrame:
         """Launch cost, tiny kernels, host gaps per rank (:func:`msprof.analysis.hostbound.rank_summary`)."""
         self.check_rank(rank)
         return _hostbound.rank_summary(self.kernels, self.step_breakdown(rank), rank=rank)
 
+    @_needs_trace
     def host_gaps(self, rank: int | None = None) -> pd.DataFrame:
         """Host-bound gaps per operator that ended them (:func:`msprof.analysis.hostbound.host_gaps_by_op`)."""
         steps = self.step_breakdown(rank)
@@ -421,12 +520,14 @@ class Profile:
 
     # Critical path (:mod:`msprof.analysis.critical_path`).
 
+    @_needs_trace
     def critical_path(self, step: int | None = None) -> pd.DataFrame:
         """Segments of one step's critical path across ranks
         (:func:`msprof.analysis.critical_path.path`)."""
         return self._once(("cp", step), lambda: _cpath.path(
             self.kernels, self.ops, self.comms, self.steps, step=step)).copy()
 
+    @_needs_trace
     def findings(self, rank: int | None = None) -> list[dict]:
         """Bottlenecks, most important first (:mod:`msprof.analysis.findings`)."""
         self.check_rank(rank)

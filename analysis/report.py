@@ -18,6 +18,13 @@ a one-line ``verdict``:
 ``hostbound``      launch cost and tiny kernels per rank and op, host gaps
 ``critical_path``  one step's critical path across ranks and its breakdown
 ``findings``       the ranked bottlenecks (list of dicts)
+
+A summary-mode profile (``msprof run --mode summary``) has no kernel or
+pool timeline: only :data:`SUMMARY_SECTIONS` are built from it (``comm``
+without the overlap and per-op parts, which need kernel times; ``memory``
+as ``peaks`` and ``by_op`` from memory_summary), and the document's
+``not_recorded`` lists the sections asked for that it cannot give, rather
+than computing them from an empty kernel table (a fully idle device).
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from msprof.analysis import hostbound as _host
 from msprof.analysis import imbalance as _imb
 from msprof.analysis import memory as _mem
 from msprof.analysis import pipeline as _pipe
+from msprof.analysis import summary_stats as _summary
 
 OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", "mean_ns",
               "p50_ns", "p99_ns", "min_ns", "max_ns", "share", "step_share", "per_step_ns",
@@ -40,6 +48,10 @@ CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns", "blocked_ns"]
 
 SECTIONS = ("ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
             "memory", "hostbound", "critical_path", "findings")
+
+# What a summary-mode profile can answer: per-operator aggregates, the
+# collectives (recorded one by one in both modes) and the pool's aggregates.
+SUMMARY_SECTIONS = ("ops", "types", "scopes", "comm", "memory")
 
 
 def _comm_section(p, rank):
@@ -63,6 +75,27 @@ def _imbalance_section(p, rank):
 def _pipeline_section(p, rank):
     st = p.pipeline()
     return {"verdict": _pipe.verdict(st), "stages": st, "causes": p.bubble_causes()}
+
+
+def _summary_comm_section(p, rank):
+    stats = p.comm_stats(rank)
+    return {"verdict": _summary_comm_verdict(stats), "collectives": stats,
+            "matrix": p.comm_matrix()}
+
+
+def _summary_comm_verdict(stats) -> str:
+    if stats.empty:
+        return "no communication recorded"
+    line = f"{int(stats['count'].sum()):,} collective(s)"
+    if stats["busbw"].notna().any():
+        best = stats.loc[stats["busbw"].idxmax()]
+        line += f"; best bus bandwidth {best['busbw']:.3g} GB/s ({best['kind']})"
+    return line + "; overlap with compute not recorded in summary mode"
+
+
+def _summary_memory_section(p, rank):
+    peaks, by_op = p.summary_memory_peaks(rank), p.summary_memory_by_op(rank)
+    return {"verdict": _summary.memory_verdict(peaks, by_op), "peaks": peaks, "by_op": by_op}
 
 
 def _memory_section(p, rank):
@@ -89,13 +122,16 @@ def build(profile, rank: int | None = None, top: int | None = None,
     """``{"meta", "rank", <section>...}`` for the ``sections`` asked for
     (all of :data:`SECTIONS` when None).  ``top`` limits the operator table
     (all when None or 0); ``rank`` restricts the per-rank parts to one
-    rank (cross-rank sections still use every rank)."""
+    rank (cross-rank sections still use every rank).  Of a summary-mode
+    profile, only :data:`SUMMARY_SECTIONS` are built and ``not_recorded``
+    lists the other sections asked for."""
     want = list(SECTIONS) if not sections else [s for s in SECTIONS if s in set(sections)]
     p = profile
     # Waits for a CPU and sleeps come from the scheduler's tracepoints: a
     # profile that could not see them (in-process backend) leaves them out,
-    # not as zeros.
-    unseen = [] if p.meta.get("backend") == "ebpf" else CPU_WAIT_COLUMNS
+    # not as zeros; nor can a summary put them on kernels it has no times of.
+    seen = p.meta.get("backend") == "ebpf" and not p.summary_mode
+    unseen = [] if seen else CPU_WAIT_COLUMNS
     make = {
         "ops": lambda: (lambda o: o.head(top) if top else o)(p.op_stats(rank))[
             [c for c in OP_COLUMNS if c not in unseen]],
@@ -112,6 +148,11 @@ def build(profile, rank: int | None = None, top: int | None = None,
         "findings": lambda: p.findings(rank),
     }
     doc = {"meta": dict(p.meta), "rank": rank}
+    if p.summary_mode:
+        make["comm"] = lambda: _summary_comm_section(p, rank)
+        make["memory"] = lambda: _summary_memory_section(p, rank)
+        doc["not_recorded"] = [s for s in want if s not in SUMMARY_SECTIONS]
+        want = [s for s in want if s in SUMMARY_SECTIONS]
     for name in want:
         doc[name] = make[name]()
     return doc

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 FORMAT_VERSION = 1
 
+# Buckets of a kernel_summary histogram: a duration d (ns) counts in bucket
+# bit_length(d), 2**(b-1) <= d < 2**b (b = 0: d == 0); the last one also
+# holds every longer kernel.
+HIST_BUCKETS = 48
+
 # Every table FORMAT.md lists, with its columns and dtypes.  A reader needs the
 # columns of DESIGN.md's minimum contract (REQUIRED); the others are filled
 # with a neutral value when an older or foreign writer left them out.
@@ -46,11 +51,26 @@ COLUMNS: dict[str, dict[str, str]] = {
     "cpu_time": {
         "rank": "int32", "pid": "int32", "tid": "int32", "cpu": "int32", "ns": "int64",
     },
+    # Summary mode: per-operator aggregates instead of kernel and memory rows.
+    "kernel_summary": {
+        "rank": "int32", "pid": "int32", "op_id": "int64", "stream": "int16",
+        "calls": "int64", "total_ns": "int64", "min_ns": "int64", "max_ns": "int64",
+        "hist": "object",
+    },
+    "memory_summary": {
+        "rank": "int32", "pid": "int32", "op_id": "int64", "allocs": "int64",
+        "alloc_bytes": "int64", "frees": "int64", "freed_bytes": "int64",
+        "peak_in_use": "int64",
+    },
 }
+
+# Columns holding a list of integers per row (Arrow list<int64>); pandas
+# keeps them as dtype object, one int64 numpy array of this length per row.
+LIST_COLUMNS: dict[str, int] = {"hist": HIST_BUCKETS}
 
 # Tables a profile may lack (written since a later msprof, or only by the
 # eBPF backend's writers): a missing one reads as empty.
-OPTIONAL = ("cpu_waits", "blocked", "cpu_time")
+OPTIONAL = ("cpu_waits", "blocked", "cpu_time", "kernel_summary", "memory_summary")
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "kernels": ("rank", "op_id", "stream", "step", "start_ns", "dur_ns"),
@@ -62,6 +82,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "cpu_waits": ("rank", "tid", "start_ns", "dur_ns"),
     "blocked": ("rank", "tid", "start_ns", "dur_ns"),
     "cpu_time": ("rank", "tid", "cpu", "ns"),
+    "kernel_summary": ("rank", "op_id", "calls", "total_ns"),
+    "memory_summary": ("rank", "op_id", "allocs", "alloc_bytes"),
 }
 
 # Value given to a column a writer left out.  launch_ns -1 means "unknown".

@@ -1,6 +1,7 @@
-"""Step time of the LeNet demo: unprofiled vs msprof (eBPF trace mode) vs the
-in-process backend, measured side by side in one run (interleaved repeats,
-medians), with the mean kernel duration and probe hits per step beside it.
+"""Step time of the LeNet demo: unprofiled vs msprof (eBPF trace mode, eBPF
+summary mode) vs the in-process backend, measured side by side in one run
+(interleaved repeats, medians), with the mean kernel duration and probe hits
+per step beside it.
 
     sudo .venv/bin/python bench/lenet_overhead.py [--repeats 5] [--epochs 3]
 
@@ -37,7 +38,9 @@ def one_run(mode: str, epochs: int, workdir: str) -> tuple[float, dict | None]:
     if mode == "unprofiled":
         cmd = [sys.executable, *args]
     else:
-        cmd = [str(MSPROF), "run", "-q", "--backend", mode, "-o", out, *args]
+        backend, _, collect = mode.partition("-")
+        cmd = [str(MSPROF), "run", "-q", "--backend", backend, "--mode", collect or "trace",
+               "-o", out, *args]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     m = STEP.search(r.stdout)
     if not m:
@@ -51,7 +54,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
     a = ap.parse_args()
-    modes = ["unprofiled", "ebpf", "inprocess"]
+    modes = ["unprofiled", "ebpf", "ebpf-summary", "inprocess"]
     times = {m: [] for m in modes}
     profiles = {}
     with tempfile.TemporaryDirectory() as work:
@@ -75,7 +78,7 @@ def main() -> None:
         med = statistics.median(times[mode])
         over = (med / base - 1) * 100
         paired = (statistics.median(t / u for t, u in zip(times[mode], times["unprofiled"])) - 1) * 100
-        print(f"  {mode:11s} {med:7.3f} ms/step   overhead {over:+6.2f} %   paired {paired:+6.2f} %   "
+        print(f"  {mode:12s} {med:7.3f} ms/step   overhead {over:+6.2f} %   paired {paired:+6.2f} %   "
               f"runs {times[mode]}")
     print(f"  mean kernel duration {mean_kernel_us:.1f} us; ~{hits_per_step:.0f} probe records per step; "
           f"eBPF lost events {lost}")

@@ -78,6 +78,32 @@ META_FIELDS = [
 META = np.dtype(META_FIELDS)
 assert META.itemsize == 320
 
+# Summary mode (``msprof run --mode summary``): kernels and pool events are
+# folded into aggregates in the kernel instead of travelling one by one.
+# A kernel's duration d (ns) counts in bucket bit_length(d) of a log2
+# histogram, 2**(b-1) <= d < 2**b (b = 0: d == 0); the last bucket also
+# holds every longer kernel (2**46 ns is almost a day).
+HIST_BUCKETS = 48
+
+#   per (pid, stream, op_id): kernels, their total, shortest and longest
+#   duration and the histogram
+KERNEL_STATS_FIELDS = [
+    ("pid", "u4"), ("stream", "u4"), ("op_id", "i8"),
+    ("calls", "u8"), ("total_ns", "u8"), ("min_ns", "u8"), ("max_ns", "u8"),
+    ("hist", ("u8", HIST_BUCKETS)),
+]
+KERNEL_STATS = np.dtype(KERNEL_STATS_FIELDS)
+
+#   per (pid, op_id): blocks allocated and freed (a free carries the op that
+#   allocated the block) and the pool's bytes in use after its largest
+#   allocation
+MEMORY_STATS_FIELDS = [
+    ("pid", "u4"), ("pad", "u4"), ("op_id", "i8"),
+    ("allocs", "u8"), ("alloc_bytes", "u8"), ("frees", "u8"), ("freed_bytes", "u8"),
+    ("peak_in_use", "u8"),
+]
+MEMORY_STATS = np.dtype(MEMORY_STATS_FIELDS)
+
 _C_TYPES = {"u8": "u64", "u4": "u32", "u2": "u16", "i8": "s64"}
 
 
@@ -102,6 +128,7 @@ def c_header() -> str:
         "META_DEVICE_INIT": DEVICE_INIT, "META_OP_REGISTER": OP_REGISTER,
         "META_PROCESS_FORK": PROCESS_FORK,
         "NAME_LEN": NAME_LEN, "TYPE_LEN": TYPE_LEN, "SCOPE_LEN": SCOPE_LEN,
+        "HIST_BUCKETS": HIST_BUCKETS,
     }
     out = [f"#define {k} {v}" for k, v in defs.items()]
     out.append(_c_struct("msprof_event", EVENT_FIELDS))

@@ -7,7 +7,9 @@
  * loader", and one usdt_<probe>() entry point per attached probe that reads
  * the probe's arguments into s64 a[] and calls handle_<probe>(ctx, a).
  *
- * Set by the loader: EVENT_RING_PAGES, META_RING_PAGES, MAX_TRACED.
+ * Set by the loader: EVENT_RING_PAGES, META_RING_PAGES, MAX_TRACED, and
+ * SUMMARY_MODE in summary mode (kernels and pool events folded into
+ * per-operator aggregates here instead of emitted).
  *
  * Cost matters (each hit runs on the training's hot path):
  *  - records go to a ring buffer without a wakeup; the collector drains it on
@@ -34,7 +36,8 @@ BPF_RINGBUF_OUTPUT(meta, META_RING_PAGES);
 #define LOST_PAIR_MAP 3
 #define LOST_STAGED 4      /* staged records that could not be read */
 #define LOST_CPU_TIME 5    /* on-CPU slices of a thread the on_cpu map had no room for */
-BPF_ARRAY(lost, u64, 6);
+#define LOST_SUMMARY 6     /* summary mode: kernels or pool events an aggregate had no room for */
+BPF_ARRAY(lost, u64, 7);
 
 /* Processes (tgids) of the profiled tree: the collector seeds its own pid,
  * and every process forked by a traced one is traced too. */
@@ -134,8 +137,98 @@ static __always_inline void account_on_cpu(u32 tid, u32 pid, u64 now)
         count_lost(LOST_CPU_TIME);
 }
 
+#ifdef SUMMARY_MODE
+/* Summary mode: kernels and pool events are folded here, per operator,
+ * instead of travelling one by one (the collector reads the maps when the
+ * run ends; layouts in msprof.probes.events KERNEL_STATS/MEMORY_STATS). */
+struct kernel_key {
+    u32 pid;
+    u32 stream;
+    s64 op_id;
+};
+struct kernel_stats {
+    u64 calls, total_ns, min_ns, max_ns;
+    u64 hist[HIST_BUCKETS];     /* bucket b: 2^(b-1) <= ns < 2^b (the last: longer too) */
+};
+struct memory_key {
+    u32 pid;
+    u32 pad;
+    s64 op_id;
+};
+struct memory_stats {
+    u64 allocs, alloc_bytes, frees, freed_bytes, peak_in_use;
+};
+BPF_HASH(kernel_stats, struct kernel_key, struct kernel_stats, MAX_TRACED * 64);
+BPF_HASH(memory_stats, struct memory_key, struct memory_stats, MAX_TRACED * 64);
+/* A new kernel aggregate starts from this value: too big for the stack. */
+BPF_PERCPU_ARRAY(kernel_stats_init, struct kernel_stats, 1);
+
+static __always_inline u32 bit_length(u64 v)
+{
+    u32 n = 0;
+    if (v >> 32) { v >>= 32; n += 32; }
+    if (v >> 16) { v >>= 16; n += 16; }
+    if (v >> 8) { v >>= 8; n += 8; }
+    if (v >> 4) { v >>= 4; n += 4; }
+    if (v >> 2) { v >>= 2; n += 2; }
+    if (v >> 1) { v >>= 1; n += 1; }
+    return n + (u32)v;
+}
+
+/* One kernel of process `pid`.  Only the stream's own thread writes its
+ * aggregate, so min and max need no atomics; counts use them anyway. */
+static __always_inline void fold_kernel(u32 pid, struct msprof_event *e)
+{
+    int zero = 0;
+    struct kernel_stats *init = kernel_stats_init.lookup(&zero);
+    if (!init)
+        return;
+    init->min_ns = ~0ULL;
+    struct kernel_key k = {.pid = pid, .stream = e->sub, .op_id = e->a0};
+    struct kernel_stats *st = kernel_stats.lookup_or_try_init(&k, init);
+    if (!st) {
+        count_lost(LOST_SUMMARY);
+        return;
+    }
+    u64 ns = e->ts > (u64)e->a2 ? e->ts - (u64)e->a2 : 0;
+    u32 b = bit_length(ns);
+    if (b >= HIST_BUCKETS)
+        b = HIST_BUCKETS - 1;
+    __sync_fetch_and_add(&st->calls, 1);
+    __sync_fetch_and_add(&st->total_ns, ns);
+    __sync_fetch_and_add(&st->hist[b], 1);
+    if (ns < st->min_ns)
+        st->min_ns = ns;
+    if (ns > st->max_ns)
+        st->max_ns = ns;
+}
+
+/* One pool event; a free carries the op that allocated the block. */
+static __always_inline void fold_memory(u32 pid, struct msprof_event *e)
+{
+    struct memory_key k = {.pid = pid, .pad = 0, .op_id = e->a2};
+    struct memory_stats zero = {};
+    struct memory_stats *st = memory_stats.lookup_or_try_init(&k, &zero);
+    if (!st) {
+        count_lost(LOST_SUMMARY);
+        return;
+    }
+    if (e->type == EV_MEM_ALLOC) {
+        __sync_fetch_and_add(&st->allocs, 1);
+        __sync_fetch_and_add(&st->alloc_bytes, (u64)e->a1);
+        if ((u64)e->a3 > st->peak_in_use)
+            st->peak_in_use = e->a3;
+    } else {
+        __sync_fetch_and_add(&st->frees, 1);
+        __sync_fetch_and_add(&st->freed_bytes, (u64)e->a1);
+    }
+}
+#endif
+
 /* Copy `count` staged records from the area at `area` (current process) to
- * the event ring, stamped with the process and thread. */
+ * the event ring, stamped with the process and thread; in summary mode the
+ * kernels and pool events among them are folded instead (the others, none
+ * today, still go to the ring). */
 static __always_inline void emit_staged(u32 pid, u32 tid, u64 area, s64 count)
 {
     if (count > STAGE_CAP) {
@@ -146,6 +239,23 @@ static __always_inline void emit_staged(u32 pid, u32 tid, u64 area, s64 count)
     for (int i = 0; i < STAGE_CAP; i++) {
         if (i >= count)
             break;
+#ifdef SUMMARY_MODE
+        struct msprof_event rec;
+        if (bpf_probe_read_user(&rec, sizeof(rec), records + i * STAGE_RECORD_BYTES)) {
+            count_lost(LOST_STAGED);
+            continue;
+        }
+        if (rec.type == EV_KERNEL) {
+            fold_kernel(pid, &rec);
+        } else if (rec.type == EV_MEM_ALLOC || rec.type == EV_MEM_FREE) {
+            fold_memory(pid, &rec);
+        } else {
+            rec.pid = pid;
+            rec.tid = tid;
+            if (events.ringbuf_output(&rec, sizeof(rec), BPF_RB_NO_WAKEUP))
+                count_lost(LOST_EVENT_RING);
+        }
+#else
         struct msprof_event *e = events.ringbuf_reserve(sizeof(struct msprof_event));
         if (!e) {
             count_lost(LOST_EVENT_RING);
@@ -159,6 +269,7 @@ static __always_inline void emit_staged(u32 pid, u32 tid, u64 area, s64 count)
         e->pid = pid;
         e->tid = tid;
         events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+#endif
     }
 }
 

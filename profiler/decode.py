@@ -50,6 +50,17 @@ SCHEMAS = {
         ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
         ("cpu", pa.int32()), ("ns", pa.int64()),
     ]),
+    # Summary mode (profiler/summary.py); empty in trace mode.
+    "kernel_summary": pa.schema([
+        ("rank", pa.int32()), ("pid", pa.int32()), ("op_id", pa.int64()),
+        ("stream", pa.int16()), ("calls", pa.int64()), ("total_ns", pa.int64()),
+        ("min_ns", pa.int64()), ("max_ns", pa.int64()), ("hist", pa.list_(pa.int64())),
+    ]),
+    "memory_summary": pa.schema([
+        ("rank", pa.int32()), ("pid", pa.int32()), ("op_id", pa.int64()),
+        ("allocs", pa.int64()), ("alloc_bytes", pa.int64()), ("frees", pa.int64()),
+        ("freed_bytes", pa.int64()), ("peak_in_use", pa.int64()),
+    ]),
     "devices": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("world_size", pa.int32()),
         ("kind", pa.int32()), ("init_ns", pa.int64()),

@@ -29,7 +29,8 @@ TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
                "syscalls:sys_enter_exit_group", "signal:signal_generate",
                "sched:sched_wakeup", "sched:sched_switch")
 LOST_CAUSES = ("event_ring_full", "meta_ring_full", "unpaired_end", "pair_map_full",
-               "staged_unreadable", "cpu_time_map_full")
+               "staged_unreadable", "cpu_time_map_full", "summary_map_full")
+MODES = ("trace", "summary")
 
 CPU_TIME = np.dtype([("pid", np.int32), ("tid", np.int32), ("cpu", np.int32),
                      ("ns", np.int64)])
@@ -39,8 +40,11 @@ META_RING_BYTES = 1 << 20
 MAX_TRACED = 4096
 
 
-def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES) -> str:
+def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES,
+                 mode: str = "trace") -> str:
     """The complete BPF C program msprof loads (``msprof run --print-bpf``)."""
+    if mode not in MODES:
+        raise MsprofError(f"unknown mode {mode!r} (choose trace or summary)")
     found = read_probes(library)
     missing = [p for p in probes if p not in found]
     if missing:
@@ -50,6 +54,7 @@ def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_
         f"#define EVENT_RING_PAGES {event_ring_bytes // page}",
         f"#define META_RING_PAGES {META_RING_BYTES // page}",
         f"#define MAX_TRACED {MAX_TRACED}",
+        *(["#define SUMMARY_MODE 1"] if mode == "summary" else []),
         events.c_header(),
         resources.files("msprof.probes").joinpath("trace.c").read_text(),
     ]
@@ -60,7 +65,7 @@ def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_
 class EbpfBackend:
     name = "ebpf"
 
-    def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES):
+    def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES, mode: str = "trace"):
         try:
             from bcc import BPF
         except ImportError as e:
@@ -69,7 +74,8 @@ class EbpfBackend:
         self.library = runtime_probe_library()
         self.probes = list(probes)
         self._probe_sites = read_probes(self.library)
-        text = program_text(self.library, probes, event_ring_bytes)
+        self.mode = mode
+        text = program_text(self.library, probes, event_ring_bytes, mode)
         try:
             self.bpf = BPF(text=text.encode())
         except Exception as e:  # bcc raises plain Exceptions on load failure
@@ -106,6 +112,23 @@ class EbpfBackend:
         for i, (k, v) in enumerate(items):   # one per thread and CPU: a few dozen
             out[i] = (v.pid, k.tid, k.cpu, v.ns)
         return out
+
+    def summary(self) -> tuple[np.ndarray, np.ndarray]:
+        """Summary mode: the kernel and pool aggregates folded so far
+        (events.KERNEL_STATS and events.MEMORY_STATS rows); empty in trace mode."""
+        if self.mode != "summary":
+            return np.zeros(0, events.KERNEL_STATS), np.zeros(0, events.MEMORY_STATS)
+        items = self.bpf[b"kernel_stats"].items()
+        kernels = np.zeros(len(items), events.KERNEL_STATS)
+        for i, (k, v) in enumerate(items):     # one per operator and process
+            kernels[i] = (k.pid, k.stream, k.op_id, v.calls, v.total_ns, v.min_ns, v.max_ns,
+                          tuple(v.hist))
+        items = self.bpf[b"memory_stats"].items()
+        memory = np.zeros(len(items), events.MEMORY_STATS)
+        for i, (k, v) in enumerate(items):
+            memory[i] = (k.pid, 0, k.op_id, v.allocs, v.alloc_bytes, v.frees, v.freed_bytes,
+                         v.peak_in_use)
+        return kernels, memory
 
     def close(self) -> None:
         for link in self._links:

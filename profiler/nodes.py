@@ -37,7 +37,8 @@ def _launcher(out: str) -> str:
 
 
 def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
-                 hosts: str | None, hostfile: str | None, backend: str) -> tuple[int, list[str]]:
+                 hosts: str | None, hostfile: str | None, backend: str,
+                 mode: str = "trace") -> tuple[int, list[str]]:
     """Run the job across machines; returns (exit status, node profile dirs)."""
     if nprocs < 1:
         raise MsprofError(f"-n must be at least 1 (got {nprocs})")
@@ -53,7 +54,8 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
     where = ["-f", hostfile] if hostfile else ["-hosts", hosts]
     mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out),
            "-n", str(nprocs), *cmd]
-    env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend}
+    env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend,
+           "MSPROF_NODES_MODE": mode}
     started = time.time()
     child = subprocess.Popen(mpi, env=env, process_group=0)
 

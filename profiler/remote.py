@@ -13,7 +13,8 @@ import shlex
 import sys
 
 
-def wrap(argv: list[str], out: str, backend: str, msprof: str) -> tuple[list[str], str]:
+def wrap(argv: list[str], out: str, backend: str, msprof: str,
+         mode: str = "trace") -> tuple[list[str], str]:
     """(ssh options, host) and the remote command that profiles the proxy."""
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
@@ -23,16 +24,18 @@ def wrap(argv: list[str], out: str, backend: str, msprof: str) -> tuple[list[str
     options, host, command = argv[:i], argv[i], " ".join(argv[i + 1:])
     node_out = os.path.join(out, host)
     remote = (f"{shlex.quote(msprof)} collect -q -o {shlex.quote(node_out)} "
-              f"--backend {shlex.quote(backend)} --label {shlex.quote(host)} -- {command}")
+              f"--backend {shlex.quote(backend)} --mode {shlex.quote(mode)} "
+              f"--label {shlex.quote(host)} -- {command}")
     return [*options, host], remote
 
 
 def main() -> None:
     out = os.environ["MSPROF_NODES_OUT"]
     backend = os.environ.get("MSPROF_NODES_BACKEND", "auto")
+    mode = os.environ.get("MSPROF_NODES_MODE", "trace")
     msprof = os.path.join(os.path.dirname(sys.executable), "msprof")
     shell = shlex.split(os.environ.get("MSPROF_REMOTE_SHELL", "ssh"))
-    target, remote = wrap(sys.argv[1:], out, backend, msprof)
+    target, remote = wrap(sys.argv[1:], out, backend, msprof, mode)
     os.execvp(shell[0], [*shell, *target, remote])
 
 

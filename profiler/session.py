@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from msprof.errors import MsprofError
 from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
+from msprof.profiler.summary import Summarizer
 from msprof.profiler.writer import ProfileWriter
 
 # The drain interval adapts to the event rate: every wake-up of the collector
@@ -36,6 +37,7 @@ IDLE_BATCH = 2_048    # below this it doubles
 # traced processes holds MAX_TRACED entries, with room for launchers).
 MAX_LOCAL_RANKS = 256
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+MODES = ("trace", "summary")
 
 
 @dataclass
@@ -89,10 +91,12 @@ def build_command(script: str, args: list[str], nprocs: int) -> list[str]:
     return cmd
 
 
-def choose_backend(requested: str, staging: str):
+def choose_backend(requested: str, staging: str, mode: str = "trace"):
     """(backend, fallback reason or None)."""
     if requested not in ("auto", "ebpf", "inprocess"):
         raise MsprofError(f"unknown backend {requested!r} (choose auto, ebpf or inprocess)")
+    if mode not in MODES:
+        raise MsprofError(f"unknown mode {mode!r} (choose trace or summary)")
     if requested == "inprocess":
         from msprof.profiler.inprocess import InprocessBackend
         return InprocessBackend(staging), None
@@ -100,7 +104,7 @@ def choose_backend(requested: str, staging: str):
     if reason is None:
         from msprof.profiler.ebpf import EbpfBackend
         try:
-            return EbpfBackend(), None
+            return EbpfBackend(mode=mode), None
         except MsprofError as e:
             reason = str(e)
     if requested == "ebpf":
@@ -114,9 +118,12 @@ def _exit_status(returncode: int) -> int:
 
 
 class _Collector:
-    """Decodes each drained batch into the writer and keeps the counts."""
+    """Decodes each drained batch into the writer and keeps the counts; in
+    summary mode it folds the kernel and pool records it gets (the
+    in-process backend's: the eBPF backend folds them in the kernel)."""
 
-    def __init__(self, writer: ProfileWriter, stats: RunStats):
+    def __init__(self, writer: ProfileWriter, stats: RunStats, mode: str = "trace"):
+        self.summary = Summarizer() if mode == "summary" else None
         self.writer = writer
         self.stats = stats
         self.ranks = decode.RankMap()
@@ -134,11 +141,13 @@ class _Collector:
                                                   "world_size": row["world_size"]}
             self.pids.update(decode.forked_pids(meta))
             self.writer.add(tables)
+        if self.summary is not None:
+            events = self.summary.take(events)
+        self.stats.events += len(meta) + len(events)
         if len(events):
             self.writer.add(decode.decode_events(events, self.ranks))
             for pid, ts, status in decode.exited_pids(events):
                 self.exits[pid] = status
-        self.stats.events += len(meta) + len(events)
         self.stats.ranks = len(self.rank_rows)
 
 
@@ -178,32 +187,45 @@ def check_nprocs(nprocs: int, limit: int = MAX_LOCAL_RANKS) -> None:
                           f"(at most {limit}); spread them with --hosts/--hostfile")
 
 
+def _folded(tables) -> int:
+    """Kernels and pool events a summary holds (each folded, not recorded)."""
+    n = 0
+    if "kernel_summary" in tables:
+        n += sum(tables["kernel_summary"].column("calls").to_pylist())
+    if "memory_summary" in tables:
+        m = tables["memory_summary"]
+        n += sum(m.column("allocs").to_pylist()) + sum(m.column("frees").to_pylist())
+    return n
+
+
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
-                nprocs: int = 1, on_tick=None) -> RunResult:
+                nprocs: int = 1, on_tick=None, mode: str = "trace") -> RunResult:
     """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
     check_nprocs(nprocs)
     cmd = build_command(script, args, nprocs)
     return profile_command(cmd, out, label=[script, *args], backend=backend,
-                           nprocs=nprocs, on_tick=on_tick)
+                           nprocs=nprocs, on_tick=on_tick, mode=mode)
 
 
 def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     backend: str = "auto", nprocs: int = 1, on_tick=None,
-                    extra_meta: dict | None = None) -> RunResult:
-    """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while it runs."""
+                    extra_meta: dict | None = None, mode: str = "trace") -> RunResult:
+    """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while
+    it runs.  ``mode``: "trace" (every event) or "summary" (kernels and pool
+    events as per-operator aggregates)."""
     staging = os.path.join(out, ".inprocess")
-    chosen, fallback = choose_backend(backend, staging)
+    chosen, fallback = choose_backend(backend, staging, mode)
     stats = RunStats()
     writer = None
     try:
         writer = ProfileWriter(out, {
             "command": label or cmd, "argv": cmd, "backend": chosen.name,
-            "mode": "trace", "probes": chosen.attached, "nprocs": nprocs,
+            "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
             "fallback_reason": fallback, "collector_pid": os.getpid(),
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
             "lost_events": 0, "exit_status": None, **(extra_meta or {}),
         })
-        collector = _Collector(writer, stats)
+        collector = _Collector(writer, stats, mode)
         env = {**os.environ, **chosen.child_env()}
         try:
             child = subprocess.Popen(cmd, env=env, process_group=0)
@@ -236,8 +258,15 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                 signal.signal(s, h)
         collector.take(*chosen.poll())
         collector.take(*chosen.poll())
+        folded = 0
         if hasattr(chosen, "cpu_time"):
             writer.add(decode.decode_cpu_time(chosen.cpu_time(), collector.ranks))
+        if collector.summary is not None:
+            if hasattr(chosen, "summary"):
+                collector.summary.add(*chosen.summary())
+            tables = collector.summary.tables(collector.ranks)
+            writer.add(tables)
+            folded = _folded(tables)
         lost = chosen.lost()
         stats.lost = sum(lost.values())
         status = _exit_status(child.returncode)
@@ -255,6 +284,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             "lost_events": stats.lost,
             "lost_by_cause": lost,
             "events": stats.events,
+            "folded_events": folded,
             "failed_ranks": [],
         }
         final["failed_ranks"] = failed_ranks(ranks, collector.exits, status, nprocs)

@@ -4,7 +4,9 @@ zstd Parquet tables with the documented schema).
 
 ``write_profile`` writes any rows; ``reference`` and ``clean`` are the two
 scenarios the analysis and CLI tests share (their expected numbers are
-worked out in the docstrings).
+worked out in the docstrings).  ``summary_reference`` is ``reference``
+recorded in summary mode; ``as_summary`` turns any trace-mode directory
+into the summary-mode one the same run would have written.
 """
 from __future__ import annotations
 
@@ -35,12 +37,20 @@ SCHEMAS = {
     "cpu_waits": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64),
                   ("dur_ns", i64), ("cpu", i32), ("idle_cpu", pa.bool_()),
                   ("holder_pid", i32)],
+    "kernel_summary": [("rank", i32), ("pid", i32), ("op_id", i64), ("stream", i16),
+                       ("calls", i64), ("total_ns", i64), ("min_ns", i64), ("max_ns", i64),
+                       ("hist", pa.list_(i64))],
+    "memory_summary": [("rank", i32), ("pid", i32), ("op_id", i64), ("allocs", i64),
+                       ("alloc_bytes", i64), ("frees", i64), ("freed_bytes", i64),
+                       ("peak_in_use", i64)],
 }
+
+HIST_BUCKETS = 48   # docs/FORMAT.md, kernel_summary.hist
 
 DEFAULT_ROW = {"pid": 100, "tid": 100, "seq": 0, "graph_id": 0, "group": 0, "peer": -1,
                "step": -1, "kind": 0, "world_size": 2, "init_ns": 0, "addr": 0, "op_id": -1,
                "stream": 0, "cpu": 0, "idle_cpu": False,
-               "holder_pid": -1}
+               "holder_pid": -1, "hist": [0] * HIST_BUCKETS}
 
 
 def write_table(root: Path, name: str, rows: list[dict]) -> None:
@@ -382,11 +392,175 @@ def tiny_behind_queued_work(root) -> Path:
              {"rank": 0, "step": 1, "start_ns": 10000, "dur_ns": 2000}]
     return write_profile(root, base_meta((0,)), kernels=kernels, ops=ops, steps=steps)
 
+# Summary mode: kernels and pool events folded per operator (FORMAT.md).
+
+def hist_bucket(dur_ns: int) -> int:
+    """The bucket FORMAT.md puts a duration in: its bit length, the last
+    bucket for anything longer."""
+    return min(int(dur_ns).bit_length(), HIST_BUCKETS - 1)
+
+
+def fold_kernels(kernels: list[dict]) -> list[dict]:
+    """kernel rows -> kernel_summary rows, one per (rank, pid, op_id, stream),
+    by the rule of FORMAT.md (written out here, not taken from msprof)."""
+    rows: dict[tuple, dict] = {}
+    for k in kernels:
+        row = {**DEFAULT_ROW, **k}
+        key = (row["rank"], row["pid"], row["op_id"], row["stream"])
+        r = rows.setdefault(key, {"rank": key[0], "pid": key[1], "op_id": key[2],
+                                  "stream": key[3], "calls": 0, "total_ns": 0,
+                                  "min_ns": row["dur_ns"], "max_ns": row["dur_ns"],
+                                  "hist": [0] * HIST_BUCKETS})
+        r["calls"] += 1
+        r["total_ns"] += row["dur_ns"]
+        r["min_ns"] = min(r["min_ns"], row["dur_ns"])
+        r["max_ns"] = max(r["max_ns"], row["dur_ns"])
+        r["hist"][hist_bucket(row["dur_ns"])] += 1
+    return list(rows.values())
+
+
+def fold_memory(memory: list[dict]) -> list[dict]:
+    """memory rows -> memory_summary rows, one per (rank, pid, op_id): a
+    free counts for the operator that allocated its block (paired by rank
+    and address in time order); ``peak_in_use`` is the largest ``in_use``
+    right after one of the operator's allocations."""
+    rows: dict[tuple, dict] = {}
+    owner: dict[tuple, int] = {}
+    for m in sorted(({**DEFAULT_ROW, **m} for m in memory), key=lambda m: m["ts_ns"]):
+        op = m["op_id"] if m["size"] > 0 else owner.pop((m["rank"], m["addr"]), m["op_id"])
+        key = (m["rank"], m["pid"], op)
+        r = rows.setdefault(key, {"rank": key[0], "pid": key[1], "op_id": op, "allocs": 0,
+                                  "alloc_bytes": 0, "frees": 0, "freed_bytes": 0,
+                                  "peak_in_use": 0})
+        if m["size"] > 0:
+            owner[(m["rank"], m["addr"])] = op
+            r["allocs"] += 1
+            r["alloc_bytes"] += m["size"]
+            r["peak_in_use"] = max(r["peak_in_use"], m["in_use"])
+        else:
+            r["frees"] += 1
+            r["freed_bytes"] -= m["size"]
+    return list(rows.values())
+
+
+def as_summary(trace_root, root) -> Path:
+    """The trace-mode profile at ``trace_root`` as ``msprof run --mode
+    summary`` would have written it: the same steps, comms, ops, devices and
+    CPU tables, ``mode`` "summary", no kernel or memory rows, and those
+    folded into kernel_summary and memory_summary."""
+    import pandas as pd
+
+    trace_root, root = Path(trace_root), Path(root)
+    tables = {name: pd.read_parquet(trace_root / f"{name}.parquet").to_dict("records")
+              for name in SCHEMAS if (trace_root / f"{name}.parquet").is_file()}
+    meta = json.loads((trace_root / "meta.json").read_text())
+    meta["mode"] = "summary"
+    tables["kernel_summary"] = fold_kernels(tables.pop("kernels", []))
+    tables["memory_summary"] = fold_memory(tables.pop("memory", []))
+    return write_profile(root, meta, **tables)
+
+
+# Pool events of :func:`summary_reference` (rank, ts, addr, size, op, in_use).
+SUMMARY_MEMORY = [
+    {"rank": r, "pid": 100 + r, "ts_ns": ts, "addr": addr, "size": size, "op_id": op,
+     "in_use": in_use}
+    for r, ts, addr, size, op, in_use in (
+        (0, 500, 1, 1000, -1, 1000),      # parameters, never freed
+        (0, 1200, 2, 500, 1, 1500),
+        (0, 1900, 2, -500, 1, 1000),
+        (0, 2500, 3, 3000, 1, 4000),      # rank 0's peak, MatMul-op1
+        (0, 2800, 3, -3000, 1, 1000),
+        (0, 2900, 4, 256, 2, 1256),       # ReLU-op2 keeps 256 bytes
+        (1, 900, 1, 2048, -1, 2048),
+        (1, 1100, 2, 100, 2, 2148),       # rank 1's peak, ReLU-op2
+        (1, 1150, 2, -100, 2, 2048),
+    )]
+
+
+def _ks(rank, op, calls, total, lo, hi, buckets, stream=0):
+    hist = [0] * HIST_BUCKETS
+    for b, n in buckets.items():
+        hist[b] = n
+    return {"rank": rank, "pid": 100 + rank, "op_id": op, "stream": stream, "calls": calls,
+            "total_ns": total, "min_ns": lo, "max_ns": hi, "hist": hist}
+
+
+def _ms(rank, op, allocs, alloc_bytes, frees, freed_bytes, peak):
+    return {"rank": rank, "pid": 100 + rank, "op_id": op, "allocs": allocs,
+            "alloc_bytes": alloc_bytes, "frees": frees, "freed_bytes": freed_bytes,
+            "peak_in_use": peak}
+
+
+# The kernels of ``reference`` folded by hand: 200 ns is in bucket 8
+# [128, 256), 300 and 400 in 9 [256, 512), 100 in 7 [64, 128), 50 in 6.
+SUMMARY_KERNELS = [
+    _ks(0, 1, 3, 900, 200, 400, {8: 1, 9: 2}),
+    _ks(1, 1, 1, 200, 200, 200, {8: 1}),
+    _ks(0, 2, 3, 250, 50, 100, {6: 1, 7: 2}),
+    _ks(1, 2, 1, 100, 100, 100, {7: 1}),
+    _ks(0, 3, 1, 100, 100, 100, {7: 1}, stream=1),
+]
+
+SUMMARY_MEMORY_ROWS = [
+    _ms(0, -1, 1, 1000, 0, 0, 1000),
+    _ms(0, 1, 2, 3500, 2, 3500, 4000),
+    _ms(0, 2, 1, 256, 0, 0, 1256),
+    _ms(1, -1, 1, 2048, 0, 0, 2048),
+    _ms(1, 2, 1, 100, 1, 100, 2148),
+]
+
+
+def summary_reference(root) -> Path:
+    """``reference`` recorded in summary mode (its steps, comms, ops and
+    devices; no kernel or memory rows), with the pool events of
+    SUMMARY_MEMORY.
+
+    Operators (all ranks): MatMul-op1 calls 4, total 1100, min 200, max
+    400, mean 275, buckets 8: 2 and 9: 2.  p50: the count 2 is reached at
+    the end of bucket 8 -> 256.  p99: 3.96 is 0.98 of the way through
+    bucket 9 -> 256 + 0.98 x 256 = 506.88, clamped to the max, 400.
+    ReLU-op2 calls 4, total 350, min 50, max 100, buckets 6: 1 and 7: 3;
+    p50: 2 is a third of the way through bucket 7 -> 64 + 64 / 3 =
+    85.33; p99 -> 127.1, clamped to 100.  AllReduce-op3: one call of 100
+    (every estimate clamped to 100).  Kernel time 1550; every kernel counts
+    inside a step: MatMul per step 1100 / 4 = 275, ReLU 350 / 4 = 87.5.
+
+    Memory: rank 0 peaks at 4000 (MatMul-op1), rank 1 at 2148 (ReLU-op2);
+    held at the end: rank 1's parameters 2048, rank 0's 1000, ReLU-op2
+    on rank 0 256 (3304 in all); MatMul-op1 allocated 3500 and freed it.
+    """
+    steps = [{"rank": r, "pid": 100 + r, "step": st, "start_ns": 1000 + 1000 * st, "dur_ns": 1000}
+             for r in (0, 1) for st in (0, 1)]
+    comms = [{"rank": 0, "kind": "allreduce", "bytes": 4096, "seq": 0, "step": 0,
+              "start_ns": 1600, "dur_ns": 100}]
+    devices = [{"rank": r, "pid": 100 + r, "world_size": 2} for r in (0, 1)]
+    return write_profile(root, base_meta(mode="summary"), ops=_ops(0) + _ops(1), steps=steps,
+                         comms=comms, devices=devices, kernel_summary=SUMMARY_KERNELS,
+                         memory_summary=SUMMARY_MEMORY_ROWS)
+
+
 # Fixtures over these scenarios; test modules import them by name.
 
 import pytest  # noqa: E402
 
 import msprof  # noqa: E402
+
+
+def one_row(df, **key):
+    """The one row of ``df`` whose columns equal ``key``'s values."""
+    sel = df
+    for k, v in key.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+def frame_at(root, *path):
+    """The flamegraph frame reached from ``root`` through the child names ``path``."""
+    node = root
+    for name in path:
+        node = next(c for c in node.children if c.name == name)
+    return node
 
 
 @pytest.fixture
@@ -423,6 +597,18 @@ def dp_slow(tmp_path):
 def dp_contended(tmp_path):
     """Data parallel on 4 ranks, rank 2 waiting 2000 ns per step for a CPU."""
     return msprof.load(contended(tmp_path / "dp_contended"))
+
+
+@pytest.fixture
+def summary_dir(tmp_path):
+    """The ``summary_reference`` profile directory, written afresh."""
+    return summary_reference(tmp_path / "summary")
+
+
+@pytest.fixture
+def summ(summary_dir):
+    """The ``summary_reference`` profile, loaded."""
+    return msprof.load(summary_dir)
 
 
 @pytest.fixture

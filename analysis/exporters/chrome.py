@@ -7,7 +7,8 @@ bytes, peer, seq), the pool's bytes in use as a counter track, and each
 time a runtime thread waited for a busy CPU as an async slice ``waiting
 for a CPU`` (they overlap across threads; ``args``: the thread, the CPU,
 the process that held it).  Kernel slices carry the op's metadata in
-``args``.
+``args``.  Of a summary-mode profile (no kernel or pool timeline) the
+trace holds what was recorded one by one: steps, collectives, CPU waits.
 
 The file is streamed: every table is read in record batches and each batch
 is formatted into JSON with Arrow string kernels (no Python object per

@@ -19,6 +19,10 @@ directory.  What its parser relies on, and what this writes:
 
 HTA rounds fractional-microsecond timestamps (start up, end down), so
 kernels much shorter than a microsecond lose accuracy there.
+
+A summary-mode profile is refused: it has no kernel timeline, and HTA's
+analyses (temporal breakdown, overlap, idle time) would read the missing
+kernels as an idle device.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from msprof.analysis.exporters.chrome import (
 )
 from msprof.analysis.exporters.tables import table_paths
 from msprof.analysis.flame import COMM, op_class
+from msprof.errors import MsprofError
 
 STREAM_BASE = 7
 LAUNCH_NS = 1000  # width given to the synthetic launch events
@@ -67,6 +72,9 @@ def _comm_part(row) -> str:
 
 def export(profile, out: Path) -> list[Path]:
     """Writes ``out``/rank<N>.trace.json for every rank; returns the files."""
+    if profile.summary_mode:
+        raise MsprofError("an HTA export needs a trace-mode profile (this one is summary "
+                          "mode: no kernel timeline; record with --mode trace)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = table_paths(profile)

@@ -3,7 +3,9 @@
 Rows stream through in record batches (bounded memory), straight from the
 profile's Parquet files; every column FORMAT.md lists is present with its
 documented type (a column an older writer left out is filled with its
-neutral value), and extra columns are kept.
+neutral value), and extra columns are kept.  A list column (the
+histogram of ``kernel_summary``) is Arrow list<int64> in Parquet and, since
+CSV has no lists, a JSON array (``[0,3,1]``) in CSV.
 """
 from __future__ import annotations
 
@@ -15,18 +17,28 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from msprof.analysis.schema import COLUMNS, DEFAULTS, OPTIONAL
+from msprof.analysis.schema import COLUMNS, DEFAULTS, LIST_COLUMNS, OPTIONAL
 
 _ARROW = {"int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "object": pa.string(),
           "bool": pa.bool_()}
+_INT_LIST = pa.list_(pa.int64())
 BATCH_ROWS = 1 << 20
+
+
+def _arrow_type(column: str, dtype: str) -> pa.DataType:
+    return _INT_LIST if column in LIST_COLUMNS else _ARROW[dtype]
 
 
 def arrow_schema(name: str, source: pa.Schema) -> pa.Schema:
     """The documented columns of table ``name`` first, then the source's extras."""
-    fields = [pa.field(c, _ARROW[t]) for c, t in COLUMNS[name].items()]
+    fields = [pa.field(c, _arrow_type(c, t)) for c, t in COLUMNS[name].items()]
     extra = [f for f in source if f.name not in COLUMNS[name]]
     return pa.schema(fields + extra)
+
+
+def _default(name: str, rows: int, type_: pa.DataType) -> pa.Array:
+    value = [] if pa.types.is_list(type_) else DEFAULTS.get(name, 0)
+    return pa.array([value] * rows, type=type_)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, name: str) -> pa.RecordBatch:
@@ -37,7 +49,24 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, name: str) -> pa.RecordBa
             if col.type != f.type:
                 col = pc.cast(col, f.type)
         else:
-            col = pa.array([DEFAULTS.get(f.name, 0)] * batch.num_rows, type=f.type)
+            col = _default(f.name, batch.num_rows, f.type)
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def csv_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every list column as a string (CSV has no lists)."""
+    return pa.schema([pa.field(f.name, pa.string()) if pa.types.is_list(f.type) else f
+                      for f in schema])
+
+
+def csv_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with every list column written as a JSON array: ``[0,3,1]``."""
+    cols = []
+    for f, col in zip(batch.schema, batch.columns):
+        if pa.types.is_list(f.type):
+            inner = pc.binary_join(pc.cast(col, pa.list_(pa.string())), ",")
+            col = pc.binary_join_element_wise("[", pc.fill_null(inner, ""), "]", "")
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
@@ -83,9 +112,10 @@ def export(profile, out: Path, fmt: str = "parquet") -> list[Path]:
                 if n == 0:
                     w.write_table(schema.empty_table())
         elif fmt == "csv":
-            with pcsv.CSVWriter(path, schema) as w:
+            text = csv_schema(schema)
+            with pcsv.CSVWriter(path, text) as w:
                 for b in gen:
-                    w.write_batch(b)
+                    w.write_batch(csv_batch(b, text))
         else:
             raise ValueError(fmt)
         written.append(path)

@@ -21,6 +21,10 @@ class To(str, enum.Enum):
     folded = "folded"
 
 
+SUMMARY_CHROME_NOTE = ("note: a summary-mode profile has no kernel or memory timeline: "
+                       "the trace holds its steps, collectives and CPU waits "
+                       "(record with --mode trace for kernels)")
+
 # Default output, beside the current directory, named after the profile.
 _DEFAULT = {To.parquet: "{name}-parquet", To.csv: "{name}-csv", To.chrome: "{name}.trace.json",
             To.hta: "{name}-hta", To.folded: "{name}.folded"}
@@ -66,9 +70,12 @@ def export(
     except OSError as e:
         raise MsprofError(f"cannot write {out}: {e.strerror or e}") from None
     size = sum(p.stat().st_size for p in written)
-    Console(stderr=True).print(
+    console = Console(stderr=True)
+    console.print(
         f"wrote {out} ({len(written)} file{'s' if len(written) != 1 else ''}, "
         f"{size / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s)", highlight=False)
+    if to is To.chrome and profile.summary_mode:
+        console.print(SUMMARY_CHROME_NOTE, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,9 @@ def progress_line(stats: RunStats) -> Table:
 def summary(result, console: Console) -> None:
     meta = result.meta
     console.print(
-        f"[bold]msprof[/]: {meta['events']:,} events from {len(meta['ranks'])} rank(s) in "
+        f"[bold]msprof[/]: {meta['events']:,} events"
+        + (f" (+{meta['folded_events']:,} folded into the summary)" if meta.get("folded_events") else "")
+        + f" from {len(meta['ranks'])} rank(s) in "
         f"{result.stats.elapsed:.1f}s, backend {result.backend}, "
         f"lost {meta['lost_events']:,}, exit status {result.exit_status}")
     if meta["lost_events"]:
@@ -52,6 +54,7 @@ def run(
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write (default msprof-<stamp>).")] = None,
     nprocs: Annotated[int, typer.Option("-n", "--nprocs", help="Number of ranks (devices); >1 launches through mpiexec.")] = 1,
     backend: Annotated[str, typer.Option(help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = "auto",
+    mode: Annotated[str, typer.Option(help="trace (every kernel, pool event and step) or summary (kernels and pool events as per-operator counts, totals and histograms: cheaper, no timelines).")] = "trace",
     print_bpf: Annotated[bool, typer.Option("--print-bpf", help="Print the BPF program msprof loads, and exit.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
     hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
@@ -62,18 +65,18 @@ def run(
     if print_bpf:
         from msprof.profiler.ebpf import program_text
         from msprof.profiler.library import runtime_probe_library
-        print(program_text(runtime_probe_library()))
+        print(program_text(runtime_probe_library(), mode=mode))
         return
     out = output or default_output()
     if hosts or hostfile:
         from msprof.profiler.nodes import run_on_hosts
         status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
-                                     hostfile=hostfile, backend=backend)
+                                     hostfile=hostfile, backend=backend, mode=mode)
         err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
                   f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
         raise typer.Exit(status)
     result = _collect(err, quiet, lambda tick: profile_run(
-        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick))
+        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode))
     _finish(result, err)
 
 
@@ -101,6 +104,7 @@ def collect(
     command: Annotated[list[str], typer.Argument(help="Command to run and profile (after --).")],
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write.")] = None,
     backend: Annotated[str, typer.Option(help="auto, ebpf or inprocess.")] = "auto",
+    mode: Annotated[str, typer.Option(help="trace or summary.")] = "trace",
     label: Annotated[Optional[str], typer.Option(help="Name of this machine in a multi-machine job.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
 ) -> None:
@@ -109,7 +113,7 @@ def collect(
     out = output or default_output()
     result = _collect(err, quiet, lambda tick: profile_command(
         command, out, backend=backend, nprocs=0, on_tick=tick,
-        extra_meta={"node": label} if label else None))
+        extra_meta={"node": label} if label else None, mode=mode))
     if not quiet:
         _finish(result, err)
     raise typer.Exit(result.exit_status)

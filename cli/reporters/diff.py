@@ -46,12 +46,28 @@ def devices_table(dev: pd.DataFrame) -> RenderableType:
     return t
 
 
+def not_compared_line(doc: dict) -> Text:
+    """Why a comparison with a summary-mode profile leaves parts out."""
+    which = " and ".join(side.upper() for side in ("a", "b") if doc[side].get("mode") == "summary")
+    return Text(f"{which} {'is a' if len(which) == 1 else 'are'} summary-mode "
+                f"profile{'' if len(which) == 1 else 's'}: not compared: "
+                + ", ".join(doc["not_recorded"])
+                + " (record both with --mode trace for those).", style="dim")
+
+
 def render(doc: dict, console: Console) -> None:
     a, b = ", ".join(doc["a"]["sources"]), ", ".join(doc["b"]["sources"])
     parts: list[RenderableType] = [Text(f"A: {a}\nB: {b}"), "", step_line(doc["step"]), "",
-                                   ops_table(doc["ops"]), "", devices_table(doc["devices"]), ""]
+                                   ops_table(doc["ops"]), ""]
+    if doc.get("not_recorded"):
+        parts += [not_compared_line(doc), ""]
+    if "devices" in doc:
+        parts += [devices_table(doc["devices"]), ""]
     appeared = [f for f in doc["findings"] if f.get("change") == "appeared"]
-    parts.append(findings_table(appeared) if appeared else Text("Findings: none appeared.", style="green"))
+    if appeared:
+        parts.append(findings_table(appeared))
+    elif "findings" not in doc.get("not_recorded", []):
+        parts.append(Text("Findings: none appeared.", style="green"))
     if doc["vanished"]:
         parts += ["", Text("Vanished: " + "; ".join(f"{f['kind']} ({f['message']})"
                                                      for f in doc["vanished"]), style="green")]

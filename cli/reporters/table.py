@@ -78,15 +78,24 @@ def lost_banner(meta: dict) -> RenderableType | None:
                 style="bold red")
 
 
-def ops_table(ops: pd.DataFrame) -> RenderableType:
-    """Per-operator statistics, largest total first."""
+def ops_table(ops: pd.DataFrame, estimated: bool = False) -> RenderableType:
+    """Per-operator statistics, largest total first (``estimated``: the
+    percentiles come from a summary's histograms, and the title says so)."""
     if not len(ops):
         return Text("Operators: no kernels recorded.", style="dim")
     rows = [(str(r.name), f"{r.calls:,}", _ns(r.total_ns), _ns(r.self_ns), _ns(r.mean_ns),
              _ns(r.p50_ns), _ns(r.p99_ns), _pct(r.share), fmt_rate(r.gflops))
             for r in ops.itertuples(index=False)]
-    return NamedRows(lambda: _table("Operators (kernel time)"), "operator",
+    title = "Operators (kernel time" + ("; p50, p99 from histograms)" if estimated else ")")
+    return NamedRows(lambda: _table(title), "operator",
                      ("calls", "total", "self", "mean", "p50", "p99", "share", "GFLOP/s"), rows)
+
+
+def not_recorded_line(sections: list[str]) -> Text:
+    """What a summary-mode profile cannot show, and how to get it."""
+    return Text("Summary mode: per-operator totals and histograms only; not recorded: "
+                + ", ".join(sections) + " (run with --mode trace for timelines, breakdowns "
+                "and findings).", style="dim")
 
 
 def devices_table(devices: pd.DataFrame) -> RenderableType:
@@ -178,10 +187,22 @@ def _verdict(title: str, sec: dict) -> Text:
     return Text.assemble((f"{title}: ", "bold"), sec.get("verdict", ""))
 
 
-def section(name: str, data) -> list[RenderableType]:
-    """The renderables of one report section."""
+def _summary_memory(data: dict) -> list[RenderableType]:
+    """The memory section of a summary-mode profile: peaks and per-operator totals."""
+    return [_verdict("Memory", data),
+            frame_table("Peaks", data["peaks"], [
+                ("reached by", "name", _str), ("rank", "rank", _int), ("peak", "peak", _bytes)]),
+            frame_table("Memory per operator (held: not freed by the end)", data["by_op"], [
+                ("operator", "name", _str), ("rank", "rank", _int), ("allocs", "allocs", _int),
+                ("allocated", "alloc_bytes", _bytes), ("freed", "freed_bytes", _bytes),
+                ("held", "held_bytes", _bytes)])]
+
+
+def section(name: str, data, summary: bool = False) -> list[RenderableType]:
+    """The renderables of one report section (``summary``: of a summary-mode
+    profile)."""
     if name == "ops":
-        return [ops_table(data)]
+        return [ops_table(data, estimated=summary)]
     if name == "types":
         return [frame_table("Operator types", data, [
             ("type", "type", _str), ("ops", "ops", _int), ("calls", "calls", _int),
@@ -196,16 +217,18 @@ def section(name: str, data) -> list[RenderableType]:
     if name == "steps":
         return [steps_table(data)]
     if name == "comm":
-        return [_verdict("Communication", data), frame_table("Collectives (per kind and size)", data["collectives"], [
+        parts = [_verdict("Communication", data), frame_table("Collectives (per kind and size)", data["collectives"], [
             ("kind", "kind", _str), ("size", "bytes", _bytes), ("count", "count", _int),
             ("time", "time_ns", _ns), ("wait", "wait_ns", _ns), ("skew", "skew_ns", _ns),
             ("algbw", "algbw", _gbps), ("busbw", "busbw", _gbps)]),
             frame_table("Communication matrix (GB/s)", data["matrix"], [
                 ("src", "src", _int), ("dst", "dst", _int), ("bytes", "bytes", _bytes),
-                ("time", "time_ns", _ns), ("GB/s", "gbps", _gbps)]),
-            frame_table("Communication ops (per step)", data["ops"], [
+                ("time", "time_ns", _ns), ("GB/s", "gbps", _gbps)])]
+        if "ops" in data:       # exposure needs kernel times: not in a summary
+            parts.append(frame_table("Communication ops (per step)", data["ops"], [
                 ("op", "name", _str), ("time", "dur_ns", _ns), ("exposed", "exposed_ns", _ns),
-                ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)])]
+                ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)]))
+        return parts
     if name == "imbalance":
         ranked = data["ranks"]
         where = [("ran on CPU", "cpus", _str)] if "cpus" in ranked else []
@@ -222,6 +245,8 @@ def section(name: str, data) -> list[RenderableType]:
             ("bubble", "bubble_ns", _ns), ("ratio", "bubble_ratio", _pct), ("fill", "fill_ns", _ns),
             ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns),
             ("schedule", "schedule_ratio", _pct), ("ideal", "ideal_ratio", _pct)])]
+    if name == "memory" and "by_op" in data:
+        return _summary_memory(data)
     if name == "memory":
         return [_verdict("Memory", data), frame_table("Peaks", data["peaks"], [
             ("rank", "rank", _int), ("peak", "peak", _bytes), ("live blocks", "live_blocks", _int),
@@ -264,10 +289,13 @@ def render(doc: dict, console: Console, steps: bool = False) -> None:
     banner = lost_banner(doc["meta"])
     if banner is not None:
         parts.append(banner)
+    summary = doc["meta"].get("mode") == "summary"
+    if doc.get("not_recorded"):
+        parts += ["", not_recorded_line(doc["not_recorded"])]
     present = [s for s in SECTIONS if s in doc]
     for name in present:
         if name == "steps" and not steps and len(present) > 1:
             continue
         parts.append("")
-        parts += section(name, doc[name])
+        parts += section(name, doc[name], summary=summary)
     console.print(Group(*parts))

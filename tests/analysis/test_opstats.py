@@ -8,15 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msprof.analysis import opstats
+from profiles import one_row as _row
 from profiles import clean_profile, ref, ref_dir  # noqa: F401  (fixtures)
-
-
-def _row(df, **key):
-    sel = df
-    for k, v in key.items():
-        sel = sel[sel[k] == v]
-    assert len(sel) == 1, sel
-    return sel.iloc[0]
 
 
 def test_op_stats_over_all_ranks(ref):

@@ -3,17 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from profiles import frame_at as _find
 from profiles import ref, ref_dir  # noqa: F401  (fixtures)
 
 from msprof.analysis import flame
 from msprof.errors import MsprofError
-
-
-def _find(root, *path):
-    node = root
-    for name in path:
-        node = next(c for c in node.children if c.name == name)
-    return node
 
 
 def test_flame_tree_of_a_profile(ref):

@@ -198,6 +198,25 @@ def test_records_staged_when_killed_are_not_lost(ebpf_ready, tmp_path):
 
 
 @pytest.mark.ebpf
+def test_in_summary_mode_records_staged_when_killed_are_folded(ebpf_ready, tmp_path):
+    """The same, in summary mode: read at the threads' exit, folded into the
+    kernel aggregates, none lost."""
+    from msprof.runtime import _usdt
+
+    on_main, on_other = _usdt.STAGE_CAP + 36, 10
+    out = tmp_path / "p"
+    r = run_msprof("run", "-o", out, "--backend", "ebpf", "--mode", "summary",
+                   SCRIPTS / "killed_staged.py", on_main, on_other)
+    assert r.returncode == 128 + signal.SIGKILL, r.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["lost_events"] == 0 and meta["mode"] == "summary"
+    assert len(pd.read_parquet(out / "kernels.parquet")) == 0
+    k = pd.read_parquet(out / "kernel_summary.parquet").set_index("op_id")
+    assert k.loc[7, "calls"] == on_main and k.loc[8, "calls"] == on_other
+    assert meta["folded_events"] == on_main + on_other
+
+
+@pytest.mark.ebpf
 def test_a_forked_child_does_not_report_its_parents_staged_records(ebpf_ready, tmp_path):
     out = tmp_path / "p"
     r = run_msprof("run", "-o", out, "--backend", "ebpf", SCRIPTS / "forked_staged.py")
@@ -257,6 +276,19 @@ def test_print_bpf_shows_the_program(tmp_path):
     assert r.returncode == 0
     assert "BPF_RINGBUF_OUTPUT(events" in r.stdout
     assert "int usdt_record_batch(struct pt_regs *ctx)" in r.stdout
+
+
+def test_print_bpf_in_summary_mode_shows_the_folding_program(tmp_path):
+    r = run_msprof("run", "--print-bpf", "--mode", "summary", "x.py")
+    assert r.returncode == 0
+    assert "#define SUMMARY_MODE 1" in r.stdout and "BPF_HASH(kernel_stats" in r.stdout
+
+
+def test_unknown_mode_is_one_line_and_exit_2(tmp_path):
+    r = run_msprof("run", "--mode", "sampled", "-o", tmp_path / "p", SCRIPTS / "toy.py")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "msprof: error: unknown mode 'sampled' (choose trace or summary)"
+    assert not (tmp_path / "p").exists()
 
 
 def test_live_progress_in_a_terminal(tmp_path):
