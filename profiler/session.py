@@ -16,6 +16,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from msprof.errors import MsprofError
 from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
@@ -33,6 +35,8 @@ DRAIN_MIN_S = 0.005
 DRAIN_MAX_S = 0.02
 BUSY_BATCH = 16_384   # records: above this the interval halves
 IDLE_BATCH = 2_048    # below this it doubles
+DECODE_RECORDS = 65_536   # event records decoded together (a quarter of the ring)...
+DECODE_AGE_S = 0.25       # ...or sooner, once the oldest has waited this long
 # Ranks on one machine: each is a process of the traced tree (the BPF map of
 # traced processes holds MAX_TRACED entries, with room for launchers).
 MAX_LOCAL_RANKS = 256
@@ -118,9 +122,16 @@ def _exit_status(returncode: int) -> int:
 
 
 class _Collector:
-    """Decodes each drained batch into the writer and keeps the counts; in
+    """Decodes the drained records into the writer and keeps the counts; in
     summary mode it folds the kernel and pool records it gets (the
-    in-process backend's: the eBPF backend folds them in the kernel)."""
+    in-process backend's: the eBPF backend folds them in the kernel).
+
+    The ring is drained every few ms, so that it never fills, but decoding
+    a batch into Arrow tables costs the same few hundred microseconds of
+    fixed work whether it holds ten records or ten thousand: event records
+    wait (copied out of the ring) until DECODE_RECORDS of them have come or
+    the oldest has waited DECODE_AGE_S, and are decoded together.  Meta
+    records are decoded at once: they name the ranks the events map to."""
 
     def __init__(self, writer: ProfileWriter, stats: RunStats, mode: str = "trace"):
         self.summary = Summarizer() if mode == "summary" else None
@@ -130,6 +141,9 @@ class _Collector:
         self.rank_rows: dict[int, dict] = {}
         self.pids: set[int] = set()
         self.exits: dict[int, int] = {}
+        self._waiting: list = []
+        self._waiting_records = 0
+        self._oldest = 0.0
 
     def take(self, meta, events) -> None:
         if len(meta):
@@ -144,11 +158,25 @@ class _Collector:
         if self.summary is not None:
             events = self.summary.take(events)
         self.stats.events += len(meta) + len(events)
-        if len(events):
-            self.writer.add(decode.decode_events(events, self.ranks))
-            for pid, ts, status in decode.exited_pids(events):
-                self.exits[pid] = status
         self.stats.ranks = len(self.rank_rows)
+        if len(events):
+            if not self._waiting:
+                self._oldest = time.monotonic()
+            self._waiting.append(events)
+            self._waiting_records += len(events)
+        if self._waiting and (self._waiting_records >= DECODE_RECORDS
+                              or time.monotonic() - self._oldest >= DECODE_AGE_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Decodes and hands to the writer every event record still waiting."""
+        if not self._waiting:
+            return
+        events = self._waiting[0] if len(self._waiting) == 1 else np.concatenate(self._waiting)
+        self._waiting, self._waiting_records = [], 0
+        self.writer.add(decode.decode_events(events, self.ranks))
+        for pid, ts, status in decode.exited_pids(events):
+            self.exits[pid] = status
 
 
 def failed_ranks(ranks: list[dict], exits: dict[int, int | None], status: int,
@@ -258,6 +286,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                 signal.signal(s, h)
         collector.take(*chosen.poll())
         collector.take(*chosen.poll())
+        collector.flush()
         folded = 0
         if hasattr(chosen, "cpu_time"):
             writer.add(decode.decode_cpu_time(chosen.cpu_time(), collector.ranks))
