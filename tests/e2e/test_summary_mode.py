@@ -86,12 +86,15 @@ def test_a_summary_holds_every_pool_event_the_trace_saw(runs):
 @pytest.mark.ebpf
 def test_kernel_times_in_a_summary_are_the_modelled_devices(runs):
     summ = runs["summary"]
-    s = _summary(summ)
+    s = summ.kernel_summary.groupby("op_id").agg(
+        calls=("calls", "sum"), total_ns=("total_ns", "sum"), max_ns=("max_ns", "max"))
     flops = summ.ops.drop_duplicates("op_id").set_index("op_id")["flops"]
     model = flops.reindex(s.index).fillna(0) / GFLOPS        # ns
     big = model[model >= 1e6].index
     assert len(big) >= 5
-    ratio = (s.loc[big, "total_ns"] / s.loc[big, "calls"]) / model[big]
+    # the mean of all but the longest kernel: one preempted kernel is not the device
+    mean = (s.loc[big, "total_ns"] - s.loc[big, "max_ns"]) / (s.loc[big, "calls"] - 1)
+    ratio = mean / model[big]
     assert ((ratio - 1).abs() <= 0.10).all(), ratio.to_dict()
 
 
