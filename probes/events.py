@@ -19,6 +19,7 @@ KERNEL_LAUNCH = 6  # unpaired launch (only when kernel_launch is attached alone)
 CPU_WAIT = 7      # a runtime thread waited for a CPU (sched_wakeup/sched_switch)
 EXIT = 8          # a traced process exited
 BLOCKED = 9       # a runtime thread slept (a lock, the GIL, I/O) until woken
+CPU_OP = 10       # a framework's operator scope on a CPU thread (frameworks/torch)
 
 # Meta record kinds (``type`` field of a META record).
 DEVICE_INIT = 1
@@ -34,6 +35,10 @@ COMM_KINDS = {
     4: "send",
     5: "recv",
     6: "barrier",
+    7: "alltoall",
+    8: "reduce",
+    9: "gather",
+    10: "scatter",
 }
 
 # Hot-path record: 56 bytes of payload (64 with the ring buffer's header).
@@ -55,6 +60,9 @@ COMM_KINDS = {
 #     BLOCKED        asleep since (ns), -, -, -  (ts: when it was woken; tid: the
 #                    thread; then it waits for a CPU: a CPU_WAIT record)
 #     EXIT           exit_group() status (-1: none), last signal received (0: none)
+#     CPU_OP         op_id, self ns (its time less its children's), begin_ns, step
+#                    (sub: the thread's lane, 0 the first to run an op; seq: depth,
+#                    0 for a scope no other scope of its thread encloses)
 #   step is -1 outside a step.
 EVENT_FIELDS = [
     ("ts", "u8"), ("pid", "u4"), ("tid", "u4"),
@@ -124,7 +132,7 @@ def c_header() -> str:
         "EV_KERNEL": KERNEL, "EV_MEM_ALLOC": MEM_ALLOC, "EV_MEM_FREE": MEM_FREE,
         "EV_STEP": STEP, "EV_COMM": COMM, "EV_KERNEL_LAUNCH": KERNEL_LAUNCH,
         "EV_CPU_WAIT": CPU_WAIT, "EV_EXIT": EXIT,
-        "EV_BLOCKED": BLOCKED,
+        "EV_BLOCKED": BLOCKED, "EV_CPU_OP": CPU_OP,
         "META_DEVICE_INIT": DEVICE_INIT, "META_OP_REGISTER": OP_REGISTER,
         "META_PROCESS_FORK": PROCESS_FORK,
         "NAME_LEN": NAME_LEN, "TYPE_LEN": TYPE_LEN, "SCOPE_LEN": SCOPE_LEN,

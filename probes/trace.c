@@ -195,6 +195,8 @@ static __always_inline void fold_kernel(u32 pid, struct msprof_event *e,
         return;
     }
     u64 ns = e->ts > (u64)e->a2 ? e->ts - (u64)e->a2 : 0;
+    if (e->type == EV_CPU_OP)     /* a framework's operator: its self time */
+        ns = e->a1 > 0 ? (u64)e->a1 : 0;
     /* The bucket goes through map memory and back: the verifier then sees
      * one unknown index, not bit_length's 64 paths each with its own
      * range (which it would otherwise walk apart for all 64 records). */
@@ -260,7 +262,7 @@ static __always_inline void emit_staged(u32 pid, u32 tid, u64 area, s64 count)
             count_lost(LOST_STAGED);
             continue;
         }
-        if (rec->type == EV_KERNEL) {
+        if (rec->type == EV_KERNEL || rec->type == EV_CPU_OP) {
             fold_kernel(pid, rec, init);
         } else if (rec->type == EV_MEM_ALLOC || rec->type == EV_MEM_FREE) {
             fold_memory(pid, rec);

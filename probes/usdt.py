@@ -111,11 +111,13 @@ def _read_arg(spec: str, dest: str) -> str:
     raise MsprofError(f"unsupported USDT argument spec {spec!r}")
 
 
-def entry_point(probe: Probe, handler: str) -> str:
-    """A BPF function ``usdt_<name>`` that reads the probe's arguments into an
-    s64 array and calls ``handler(ctx, args)``."""
+def entry_point(probe: Probe, handler: str, function: str | None = None) -> str:
+    """A BPF function (``usdt_<name>`` unless ``function`` names it) that
+    reads the probe's arguments into an s64 array and calls
+    ``handler(ctx, args)``."""
     n = max(len(probe.args), 1)
-    body = [f"int usdt_{probe.name}(struct pt_regs *ctx) {{", f"    s64 a[{n}] = {{0}};"]
+    function = function or f"usdt_{probe.name}"
+    body = [f"int {function}(struct pt_regs *ctx) {{", f"    s64 a[{n}] = {{0}};"]
     body += [f"    {_read_arg(spec, f'a[{i}]')}" for i, spec in enumerate(probe.args)]
     body += [f"    return {handler}(ctx, a);", "}"]
     return "\n".join(body)

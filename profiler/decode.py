@@ -15,7 +15,7 @@ SCHEMAS = {
         ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
         ("op_id", pa.int64()), ("stream", pa.int16()), ("seq", pa.int64()),
         ("step", pa.int64()), ("launch_ns", pa.int64()), ("start_ns", pa.int64()),
-        ("dur_ns", pa.int64()),
+        ("dur_ns", pa.int64()), ("total_ns", pa.int64()), ("depth", pa.int16()),
     ]),
     "ops": pa.schema([
         ("rank", pa.int32()), ("op_id", pa.int64()), ("graph_id", pa.int64()),
@@ -150,11 +150,26 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
     def table(name, arrays):
         return pa.Table.from_arrays([pa.array(a) for a in arrays], schema=SCHEMAS[name])
 
+    parts = []
     r = rows(types == ev.KERNEL)
     if r:
-        out["kernels"] = table("kernels", [
+        dur = r("ts") - r("a2")
+        parts.append(table("kernels", [
             r("rank"), r("pid"), r("tid"), r("a0"), r("sub").astype(np.int16),
-            r("seq").astype(np.int64), r("a3"), r("a1"), r("a2"), r("ts") - r("a2")])
+            r("seq").astype(np.int64), r("a3"), r("a1"), r("a2"), dur, dur,
+            np.zeros(len(dur), np.int16)]))
+    # A framework's operator scope (docs/FORMAT.md): its kernel row's
+    # duration is its self time, so that kernel time adds up without
+    # counting a nested operator twice; total_ns is the whole scope.  No
+    # launch queue on a CPU: launched when begun.
+    r = rows(types == ev.CPU_OP)
+    if r:
+        parts.append(table("kernels", [
+            r("rank"), r("pid"), r("tid"), r("a0"), r("sub").astype(np.int16),
+            np.zeros(len(r("a0")), np.int64), r("a3"), r("a2"), r("a2"),
+            np.maximum(r("a1"), 0), r("ts") - r("a2"), r("seq").astype(np.int16)]))
+    if parts:
+        out["kernels"] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
     is_free = types == ev.MEM_FREE
     r = rows((types == ev.MEM_ALLOC) | is_free)
     if r:

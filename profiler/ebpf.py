@@ -40,8 +40,21 @@ META_RING_BYTES = 1 << 20
 MAX_TRACED = 4096
 
 
+def framework_probes(frameworks: dict[str, str], probes=TRACE_PROBES) -> dict[str, dict]:
+    """For each framework adapter's library (name -> path): the probes of
+    ``probes`` it fires (an adapter fires a subset of the runtime's: the
+    shim stages steps and collectives instead of firing them)."""
+    out = {}
+    for name, library in frameworks.items():
+        found = read_probes(library)
+        out[name] = {p: found[p] for p in probes if p in found}
+        if "record_batch" not in out[name]:
+            raise MsprofError(f"{library} lacks the USDT probe record_batch")
+    return out
+
+
 def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES,
-                 mode: str = "trace") -> str:
+                 mode: str = "trace", frameworks: dict[str, str] | None = None) -> str:
     """The complete BPF C program msprof loads (``msprof run --print-bpf``)."""
     if mode not in MODES:
         raise MsprofError(f"unknown mode {mode!r} (choose trace or summary)")
@@ -59,13 +72,18 @@ def program_text(library: str, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_
         resources.files("msprof.probes").joinpath("trace.c").read_text(),
     ]
     parts += [entry_point(found[p], f"handle_{p}") for p in probes]
+    # A framework's probes have their own argument locations: one entry
+    # function each, into the same handlers.
+    for name, sites in framework_probes(frameworks or {}, probes).items():
+        parts += [entry_point(site, f"handle_{p}", f"usdt_{name}_{p}") for p, site in sites.items()]
     return "\n".join(parts)
 
 
 class EbpfBackend:
     name = "ebpf"
 
-    def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES, mode: str = "trace"):
+    def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES, mode: str = "trace",
+                 frameworks: dict[str, str] | None = None):
         try:
             from bcc import BPF
         except ImportError as e:
@@ -75,7 +93,8 @@ class EbpfBackend:
         self.probes = list(probes)
         self._probe_sites = read_probes(self.library)
         self.mode = mode
-        text = program_text(self.library, probes, event_ring_bytes, mode)
+        self.frameworks = dict(frameworks or {})
+        text = program_text(self.library, probes, event_ring_bytes, mode, self.frameworks)
         try:
             self.bpf = BPF(text=text.encode())
         except Exception as e:  # bcc raises plain Exceptions on load failure
@@ -85,10 +104,18 @@ class EbpfBackend:
             for p in probes:
                 fd = self.bpf.load_func(f"usdt_{p}".encode(), BPF.KPROBE).fd
                 self._links.append(attach_usdt(fd, self.library, self._probe_sites[p]))
+            framework_sites = framework_probes(self.frameworks, probes)
+            for name, sites in framework_sites.items():
+                for p, site in sites.items():
+                    fd = self.bpf.load_func(f"usdt_{name}_{p}".encode(), BPF.KPROBE).fd
+                    self._links.append(attach_usdt(fd, self.frameworks[name], site))
         except BaseException:
             self.close()
             raise
-        self.attached = [f"usdt:msrt:{p}" for p in probes] + [f"tracepoint:{t}" for t in TRACEPOINTS]
+        self.attached = ([f"usdt:msrt:{p}" for p in probes]
+                         + [f"usdt:msrt:{p}@{name}" for name, sites in framework_sites.items()
+                            for p in sites]
+                         + [f"tracepoint:{t}" for t in TRACEPOINTS])
         self.bpf[b"traced"][self.bpf[b"traced"].Key(os.getpid())] = self.bpf[b"traced"].Leaf(1)
         self._events = RingReader(self.bpf[b"events"].map_fd, event_ring_bytes, events.EVENT)
         self._meta = RingReader(self.bpf[b"meta"].map_fd, META_RING_BYTES, events.META)

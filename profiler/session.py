@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msprof.errors import MsprofError
-from msprof.profiler import decode
+from msprof.profiler import decode, frameworks
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.summary import Summarizer
 from msprof.profiler.writer import ProfileWriter
@@ -95,7 +95,8 @@ def build_command(script: str, args: list[str], nprocs: int) -> list[str]:
     return cmd
 
 
-def choose_backend(requested: str, staging: str, mode: str = "trace"):
+def choose_backend(requested: str, staging: str, mode: str = "trace",
+                   frameworks: dict[str, str] | None = None):
     """(backend, fallback reason or None)."""
     if requested not in ("auto", "ebpf", "inprocess"):
         raise MsprofError(f"unknown backend {requested!r} (choose auto, ebpf or inprocess)")
@@ -108,7 +109,7 @@ def choose_backend(requested: str, staging: str, mode: str = "trace"):
     if reason is None:
         from msprof.profiler.ebpf import EbpfBackend
         try:
-            return EbpfBackend(mode=mode), None
+            return EbpfBackend(mode=mode, frameworks=frameworks), None
         except MsprofError as e:
             reason = str(e)
     if requested == "ebpf":
@@ -242,7 +243,10 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
     it runs.  ``mode``: "trace" (every event) or "summary" (kernels and pool
     events as per-operator aggregates)."""
     staging = os.path.join(out, ".inprocess")
-    chosen, fallback = choose_backend(backend, staging, mode)
+    adapters = frameworks.prepare(cmd, backend)
+    for note in adapters.notes:
+        print(f"msprof: {note}", file=sys.stderr)
+    chosen, fallback = choose_backend(backend, staging, mode, adapters.libraries)
     stats = RunStats()
     writer = None
     try:
@@ -251,10 +255,11 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
             "fallback_reason": fallback, "collector_pid": os.getpid(),
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
-            "lost_events": 0, "exit_status": None, **(extra_meta or {}),
+            "lost_events": 0, "exit_status": None,
+            "frameworks_loaded": sorted(adapters.libraries), **(extra_meta or {}),
         })
         collector = _Collector(writer, stats, mode)
-        env = {**os.environ, **chosen.child_env()}
+        env = {**os.environ, **adapters.env, **chosen.child_env()}
         try:
             child = subprocess.Popen(cmd, env=env, process_group=0)
         except OSError as e:

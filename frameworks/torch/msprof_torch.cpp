@@ -1,0 +1,437 @@
+/*
+ * msprof's PyTorch shim: torch's RecordFunction callbacks and CPU allocator
+ * reports, turned into msprof's staged records (probes/events.py layouts)
+ * and handed to the tracer through the USDT probes of provider "msrt",
+ * exactly as the runtime's native module (runtime/_usdt.c) does.
+ *
+ * Loaded only into processes that msprof launches (frameworks/torch/
+ * bootstrap): PyTorch without msprof never sees it.  While nobody traces
+ * `record_batch` (its semaphore is 0) every callback returns at once.
+ *
+ * What is recorded, per thread, staged 64 records at a time (one trap per
+ * batch: a trap costs ~0.8 us here, a staged record ~0.13 us):
+ *  - CPU_OP: every operator scope (aten ops, autograd nodes, optimizer
+ *    steps, the DataLoader's __next__, user record_function scopes) with
+ *    its begin, end, self time (its time minus its children's) and depth;
+ *    its op id names (operator, scope): the nn.Module path pushed by the
+ *    bootstrap's module hooks, or for a backward node the scope of the
+ *    forward op with the same autograd sequence number under "Gradients/";
+ *  - STEP: a training step, from the first operator after the previous
+ *    step (and after the last DataLoader __next__) to the end of the
+ *    optimizer's step; the time between is the loop's own (data loading,
+ *    Python, logging);
+ *  - MEM_ALLOC / MEM_FREE: the CPU allocator's blocks, through the
+ *    MemoryReportingInfoBase hook torch.profiler's profile_memory uses;
+ *  - COMM: each c10d collective, from its ParamCommsDebugInfo (kind, bytes,
+ *    group, sequence number) and the async Work scope that completes it.
+ */
+#include <torch/extension.h>
+#include <ATen/record_function.h>
+#include <c10/core/Allocator.h>
+#include <c10/util/ThreadLocalDebugInfo.h>
+#include <torch/csrc/distributed/c10d/ParamCommsUtils.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <time.h>
+#include <unordered_map>
+#include <vector>
+
+#define _SDT_HAS_SEMAPHORES 1
+#include <sys/sdt.h>
+
+#define SEMAPHORE(name) \
+    __extension__ unsigned short msrt_##name##_semaphore \
+    __attribute__((unused)) __attribute__((section(".probes"))) = 0;
+
+extern "C" {
+SEMAPHORE(device_init)
+SEMAPHORE(op_register)
+SEMAPHORE(record_batch)
+}
+
+#define ENABLED(name) __builtin_expect(msrt_##name##_semaphore, 0)
+
+namespace {
+
+/* Record layout and type codes: probes/events.py (EVENT, 56 bytes). */
+struct record {
+    uint64_t ts;
+    uint32_t pid, tid;          /* filled in by the tracer */
+    uint16_t type, sub;
+    uint32_t seq;
+    int64_t a0, a1, a2, a3;
+};
+static_assert(sizeof(record) == 56, "EVENT layout");
+
+constexpr uint16_t EV_MEM_ALLOC = 2, EV_MEM_FREE = 3, EV_STEP = 4, EV_COMM = 5,
+                   EV_CPU_OP = 10;
+constexpr int STAGE_CAP = 64;   /* probes/trace.c reads at most this many */
+constexpr int64_t NO_STEP = -1;
+
+struct stage {
+    int64_t count;
+    record records[STAGE_CAP];
+};
+
+int64_t now_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+__attribute__((noinline)) void fire_record_batch(stage *area, long long count) {
+    STAP_PROBE2(msrt, record_batch, area, count);
+}
+
+__attribute__((noinline)) void fire_device_init(long long rank, long long world, long long kind) {
+    STAP_PROBE3(msrt, device_init, rank, world, kind);
+}
+
+__attribute__((noinline)) void fire_op_register(long long op_id, long long graph_id,
+                                                const char *name, const char *type,
+                                                const char *scope, long long flops,
+                                                long long bytes) {
+    STAP_PROBE7(msrt, op_register, op_id, graph_id, name, type, scope, flops, bytes);
+}
+
+/* ---- per-thread staging --------------------------------------------------- */
+
+struct Thread {
+    stage area{};
+    bool announced = false;
+    int lane = -1;                    /* 0: the first thread that ran an op */
+    struct Scope *top = nullptr;      /* innermost open scope of this thread */
+    std::vector<int> modules;         /* nn.Module scope ids pushed by the hooks */
+
+    void flush() {
+        if (area.count && ENABLED(record_batch))
+            fire_record_batch(&area, area.count);
+        area.count = 0;
+    }
+    record *next(uint16_t type) {
+        if (!announced) {
+            fire_record_batch(&area, 0);
+            announced = true;
+        }
+        if (area.count == STAGE_CAP)
+            flush();
+        record *r = &area.records[area.count++];
+        std::memset(r, 0, sizeof(*r));
+        r->type = type;
+        return r;
+    }
+    ~Thread() { flush(); }
+};
+
+thread_local Thread self_thread;
+std::atomic<int> next_lane{0};
+
+Thread &me() {
+    Thread &t = self_thread;
+    if (t.lane < 0)
+        t.lane = next_lane.fetch_add(1);
+    return t;
+}
+
+/* ---- interning: scope paths and (operator, scope) pairs -> ids ----------- */
+
+std::mutex intern_lock;
+std::vector<std::string> scope_paths{""};             /* id 0: no scope */
+std::unordered_map<std::string, int> scope_ids{{"", 0}};
+std::unordered_map<std::string, int64_t> op_ids;
+std::unordered_map<std::string, int64_t> group_ids;
+
+int intern_scope_locked(const std::string &path) {
+    auto it = scope_ids.find(path);
+    if (it != scope_ids.end())
+        return it->second;
+    int id = (int)scope_paths.size();
+    scope_paths.push_back(path);
+    scope_ids.emplace(path, id);
+    return id;
+}
+
+int intern_scope(const std::string &path) {
+    std::lock_guard<std::mutex> g(intern_lock);
+    return intern_scope_locked(path);
+}
+
+int64_t op_id_of(const char *name, int scope) {
+    std::string key(name);
+    key.push_back('\0');
+    key.append(std::to_string(scope));
+    std::lock_guard<std::mutex> g(intern_lock);
+    auto it = op_ids.find(key);
+    if (it != op_ids.end())
+        return it->second;
+    int64_t id = (int64_t)op_ids.size();
+    op_ids.emplace(key, id);
+    /* One trap per new (operator, scope): a few hundred in a run. */
+    if (ENABLED(op_register))
+        fire_op_register(id, 0, name, name, scope_paths[scope].c_str(), 0, 0);
+    return id;
+}
+
+/* Forward scope of each autograd sequence number, for its backward node.
+ * A ring: a backward node runs within a step of its forward op, and a
+ * step has far fewer than RING autograd nodes (an MLP step: ~20). */
+constexpr size_t RING = 1 << 16;
+struct Fwd { int64_t seq; int scope; };
+Fwd fwd_scopes[RING];
+
+/* ---- steps ---------------------------------------------------------------- */
+
+std::mutex step_lock;
+int64_t step_number = 0;        /* the step the loop is in or about to begin */
+int64_t step_begin = -1;        /* the first op after the previous step (-1: none yet) */
+int64_t last_step_end = -1;
+int64_t loader_end = -1;        /* the end of the last DataLoader __next__ */
+std::atomic<int64_t> current_step{NO_STEP};
+
+/* ---- one open scope ------------------------------------------------------- */
+
+struct Comm {
+    bool valid = false;
+    int kind = -1;
+    int64_t bytes = 0, group = 0, seq = 0;
+};
+
+struct Scope : at::ObserverContext {
+    int64_t begin = 0;
+    int64_t child_ns = 0;
+    int64_t op_id = -1;
+    Scope *parent = nullptr;
+    Thread *thread = nullptr;
+    int scope = 0;
+    int depth = 0;
+    enum Kind { OP, OPTIMIZER, LOADER, COMM_INFO, COMM_WORK } kind = OP;
+    Comm comm;
+    bool comm_done = false;   /* a COMM_INFO scope whose Work records the collective */
+};
+
+/* Collective kinds: probes/events.py COMM_KINDS. */
+int comm_kind(const std::string &name) {
+    static const std::pair<const char *, int> kinds[] = {
+        {"allreduce", 0}, {"allreduce_coalesced", 0}, {"allgather", 1},
+        {"_allgather_base", 1}, {"allgather_into_tensor_coalesced", 1},
+        {"allgather_coalesced", 1}, {"reduce_scatter", 2}, {"_reduce_scatter_base", 2},
+        {"reduce_scatter_tensor_coalesced", 2}, {"broadcast", 3}, {"send", 4},
+        {"recv", 5}, {"recvAnySource", 5}, {"barrier", 6}, {"alltoall", 7},
+        {"alltoall_base", 7}, {"reduce", 8}, {"gather", 9}, {"scatter", 10},
+    };
+    for (auto &k : kinds)
+        if (name == k.first)
+            return k.second;
+    return 11;   /* "unknown" */
+}
+
+bool starts_with(const char *s, const char *prefix) {
+    return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+}
+
+std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
+    if (!ENABLED(record_batch))
+        return nullptr;
+    Thread &t = me();
+    auto s = std::make_unique<Scope>();
+    s->begin = now_ns();
+    s->thread = &t;
+    const char *name = fn.name();
+    if (fn.isAsync()) {
+        /* A c10d Work: it completes on another thread. */
+        s->kind = Scope::COMM_WORK;
+        if (t.top && t.top->kind == Scope::COMM_INFO) {
+            s->comm = t.top->comm;
+            t.top->comm_done = true;
+        }
+        return s;
+    }
+    Scope *parent = t.top;
+    s->parent = parent;
+    s->depth = parent ? parent->depth + 1 : 0;
+    if (fn.scope() == at::RecordScope::BACKWARD_FUNCTION && fn.seqNr() >= 0) {
+        const Fwd &f = fwd_scopes[(size_t)fn.seqNr() % RING];
+        int fwd = f.seq == fn.seqNr() ? f.scope : 0;
+        if (parent && parent->scope && std::strncmp(scope_paths[parent->scope].c_str(), "Gradients", 9) == 0)
+            s->scope = parent->scope;
+        else
+            s->scope = intern_scope(fwd ? "Gradients/" + scope_paths[fwd] : std::string("Gradients"));
+    } else if (!t.modules.empty()) {
+        s->scope = t.modules.back();
+    } else if (parent) {
+        s->scope = parent->scope;
+    }
+    if (fn.scope() == at::RecordScope::USER_SCOPE) {
+        if (starts_with(name, "Optimizer.step#")) {
+            s->kind = Scope::OPTIMIZER;
+            s->scope = intern_scope("Optimizer");
+        } else if (starts_with(name, "enumerate(DataLoader)#")) {
+            s->kind = Scope::LOADER;
+            s->scope = intern_scope("DataLoader");
+        }
+    }
+    if (std::strcmp(name, "record_param_comms") == 0) {
+        s->kind = Scope::COMM_INFO;
+        auto *info = dynamic_cast<torch::ParamCommsDebugInfo *>(
+            c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PARAM_COMMS_INFO));
+        if (info) {
+            s->comm.valid = true;
+            s->comm.kind = comm_kind(info->getCollectiveName());
+            s->comm.bytes = info->getInMessageNelems() * (int64_t)c10::elementSize(info->getDType());
+            s->comm.seq = info->getSequenceNumber();
+            std::lock_guard<std::mutex> g(intern_lock);
+            auto key = info->getProcessGroupName();
+            auto it = group_ids.find(key);
+            if (it == group_ids.end())
+                it = group_ids.emplace(key, (int64_t)group_ids.size()).first;
+            s->comm.group = it->second;
+        }
+    }
+    if (fn.scope() != at::RecordScope::BACKWARD_FUNCTION && fn.seqNr() >= 0)
+        fwd_scopes[(size_t)fn.seqNr() % RING] = Fwd{fn.seqNr(), s->scope};
+    if (s->depth == 0 && s->kind != Scope::LOADER && t.lane == 0) {
+        std::lock_guard<std::mutex> g(step_lock);
+        if (step_begin < 0) {
+            step_begin = s->begin;
+            current_step.store(step_number);
+        }
+    }
+    s->op_id = op_id_of(name, s->scope);
+    t.top = s.get();
+    return s;
+}
+
+void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end) {
+    record *r = t.next(EV_COMM);
+    r->ts = end;
+    r->sub = (uint16_t)c.kind;
+    r->seq = (uint32_t)c.seq;
+    r->a0 = begin;
+    r->a1 = c.bytes;
+    r->a2 = (c.group << 32) | (uint32_t)-1;   /* a group collective: no peer */
+    r->a3 = current_step.load();
+}
+
+void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
+    if (!ctx)
+        return;
+    auto *s = static_cast<Scope *>(ctx);
+    int64_t end = now_ns();
+    Thread &t = me();
+    if (s->kind == Scope::COMM_WORK) {
+        if (s->comm.valid)
+            stage_comm(t, s->comm, s->begin, end);
+        return;
+    }
+    int64_t dur = end - s->begin;
+    if (s->parent)
+        s->parent->child_ns += dur;
+    if (t.top == s)
+        t.top = s->parent;
+    record *r = t.next(EV_CPU_OP);
+    r->ts = end;
+    r->sub = (uint16_t)t.lane;
+    r->seq = (uint32_t)s->depth;
+    r->a0 = s->op_id;
+    r->a1 = dur - s->child_ns;
+    r->a2 = s->begin;
+    r->a3 = s->kind == Scope::LOADER ? NO_STEP : current_step.load();
+    if (s->kind == Scope::COMM_INFO && s->comm.valid && !s->comm_done)
+        stage_comm(t, s->comm, s->begin, end);
+    if (s->kind == Scope::LOADER && s->depth == 0) {
+        std::lock_guard<std::mutex> g(step_lock);
+        loader_end = end;
+    }
+    if (s->kind == Scope::OPTIMIZER && s->depth == 0) {
+        std::lock_guard<std::mutex> g(step_lock);
+        int64_t begin = step_begin < 0 ? s->begin : step_begin;
+        if (loader_end > begin && loader_end > last_step_end)
+            begin = loader_end;
+        record *st = t.next(EV_STEP);
+        st->ts = end;
+        st->a0 = begin;
+        st->a3 = step_number;
+        last_step_end = end;
+        step_begin = -1;
+        step_number++;
+        current_step.store(NO_STEP);
+        t.flush();
+    }
+}
+
+/* ---- CPU allocator -------------------------------------------------------- */
+
+struct MemoryReporter : c10::MemoryReportingInfoBase {
+    bool memoryProfilingEnabled() const override { return ENABLED(record_batch); }
+    void reportMemoryUsage(void *ptr, int64_t alloc_size, size_t total_allocated,
+                           size_t, c10::Device device) override {
+        if (!ENABLED(record_batch) || device.type() != c10::DeviceType::CPU || alloc_size == 0)
+            return;
+        Thread &t = me();
+        record *r = t.next(alloc_size > 0 ? EV_MEM_ALLOC : EV_MEM_FREE);
+        r->ts = now_ns();
+        r->a0 = (int64_t)(uintptr_t)ptr;
+        r->a1 = alloc_size > 0 ? alloc_size : -alloc_size;
+        r->a2 = t.top ? t.top->op_id : -1;
+        r->a3 = (int64_t)total_allocated;
+    }
+};
+
+std::mutex enable_lock;
+bool enabled = false;
+at::CallbackHandle callback = 0;
+
+/* ---- what the bootstrap calls --------------------------------------------- */
+
+void enable(int64_t rank, int64_t world) {
+    std::lock_guard<std::mutex> g(enable_lock);
+    if (enabled)
+        return;
+    enabled = true;
+    if (ENABLED(device_init))
+        fire_device_init(rank, world, 0);
+    callback = at::addGlobalCallback(
+        at::RecordFunctionCallback(on_start, on_end).needsInputs(false).needsIds(false));
+    c10::ThreadLocalDebugInfo::_push(c10::DebugInfoKind::PROFILER_STATE,
+                                     std::make_shared<MemoryReporter>());
+}
+
+void disable() {
+    std::lock_guard<std::mutex> g(enable_lock);
+    if (!enabled)
+        return;
+    at::removeCallback(callback);
+    enabled = false;
+    self_thread.flush();
+}
+
+bool traced() { return ENABLED(record_batch) != 0; }
+
+int scope_id(const std::string &path) { return intern_scope(path); }
+
+void push_module(int scope) { me().modules.push_back(scope); }
+
+void pop_module() {
+    Thread &t = me();
+    if (!t.modules.empty())
+        t.modules.pop_back();
+}
+
+void flush() { self_thread.flush(); }
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "msprof's PyTorch shim: RecordFunction scopes, steps, CPU memory and "
+              "c10d collectives as staged msprof records (USDT provider msrt)";
+    m.def("enable", &enable, "register the callbacks and announce the rank");
+    m.def("disable", &disable);
+    m.def("traced", &traced, "whether a tracer holds record_batch");
+    m.def("scope_id", &scope_id, "the id of an nn.Module scope path");
+    m.def("push_module", &push_module);
+    m.def("pop_module", &pop_module);
+    m.def("flush", &flush, "hand this thread's staged records over");
+}
