@@ -11,10 +11,13 @@ Columns common to the tables returned here:
 
 ``calls``      kernels executed
 ``total_ns``   sum of their durations
-``self_ns``    time in the row's own kernels.  A kernel is flat (no kernel
-               runs inside another), so for an operator self == total; for a
-               scope prefix self counts the operators directly in that scope
-               and total the whole subtree.
+``self_ns``    time in the row's own kernels.  The runtime's kernels are flat
+               (no kernel runs inside another), so for its operators self ==
+               total; a framework's operator scopes nest (kernels'
+               ``total_ns``: the scope with what it called, ``dur_ns``: its
+               self time), and for them total counts the operators they
+               called.  For a scope prefix self counts the operators
+               directly in that scope and total the whole subtree.
 ``mean_ns``, ``p50_ns``, ``p99_ns``, ``min_ns``, ``max_ns``
                per-kernel duration statistics; percentiles interpolate
                linearly between the two nearest kernels (numpy's default).
@@ -237,6 +240,13 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     dur = kernels["dur_ns"].to_numpy(dtype="int64")
     calls = Groups(codes, len(table)).size()
     out["calls"] = g.size()
+    # A framework's operator scopes nest (docs/FORMAT.md): dur_ns is a
+    # scope's self time, total_ns the whole scope with what it called.
+    # The runtime's kernels are flat: total and self are one.
+    own = dur
+    self_ns = g.sum(own)
+    if "total_ns" in kernels.columns:
+        dur = kernels["total_ns"].to_numpy(dtype="int64")
     out["total_ns"] = g.sum(dur)
     out["mean_ns"] = out["total_ns"] / out["calls"]
     out["min_ns"] = g.min(dur)
@@ -249,11 +259,11 @@ def _aggregate(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
                                        calls * table["bytes"].to_numpy(dtype="int64"))
     out["ranks"] = ranks_per_group(table, by_op, len(out))
     out["p50_ns"], out["p99_ns"] = g.quantiles(dur, [0.5, 0.99])
-    out["self_ns"] = out["total_ns"]
+    out["self_ns"] = self_ns
     out["cpu_wait_ns"] = g.sum(cpu_waited(kernels, cpu_waits))
     out["blocked_ns"] = g.sum(thread_time_inside(kernels, blocked))
 
-    out = rates_and_shares(out, kernel_time_per_rank(codes, table, dur), steps, per_rank)
+    out = rates_and_shares(out, kernel_time_per_rank(codes, table, own), steps, per_rank)
     return out, (table, by_op)
 
 

@@ -22,6 +22,17 @@ BOOTSTRAP = Path(torch_build.__file__).with_name("bootstrap")
 SUPPORTED = ("msprof's runtime (msprof.runtime)", "PyTorch (torch)")
 
 
+# device_init's kind (probes/CATALOG.md) -> the framework that fired it.
+DEVICE_KINDS = {0: "msprof", 1: "torch"}
+
+
+def framework_of(kinds) -> str | None:
+    """meta.json's ``framework``: what the ranks' device_init said they
+    run (``"msprof"``, ``"torch"``; ``"+"``-joined when mixed; None: no rank)."""
+    names = sorted({DEVICE_KINDS.get(int(k), f"kind{int(k)}") for k in kinds})
+    return "+".join(names) if names else None
+
+
 @dataclass
 class Frameworks:
     libraries: dict[str, str] = field(default_factory=dict)   # name -> probe library

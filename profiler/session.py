@@ -140,6 +140,7 @@ class _Collector:
         self.stats = stats
         self.ranks = decode.RankMap()
         self.rank_rows: dict[int, dict] = {}
+        self.device_kinds: dict[int, int] = {}
         self.pids: set[int] = set()
         self.exits: dict[int, int] = {}
         self._waiting: list = []
@@ -154,6 +155,7 @@ class _Collector:
                 for row in dev.to_pylist():
                     self.rank_rows[row["pid"]] = {"rank": row["rank"], "pid": row["pid"],
                                                   "world_size": row["world_size"]}
+                    self.device_kinds[row["pid"]] = row["kind"]
             self.pids.update(decode.forked_pids(meta))
             self.writer.add(tables)
         if self.summary is not None:
@@ -320,6 +322,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             "events": stats.events,
             "folded_events": folded,
             "failed_ranks": [],
+            "framework": frameworks.framework_of(collector.device_kinds.values()),
         }
         final["failed_ranks"] = failed_ranks(ranks, collector.exits, status, nprocs)
         writer.close(**final)

@@ -97,7 +97,16 @@ def _finish(result, err: Console) -> None:
         err.print(f"msprof: eBPF unavailable ({result.fallback_reason}); "
                   "used the in-process backend")
     summary(result, err)
+    if not result.meta.get("ranks"):
+        err.print(no_framework_line())
     raise typer.Exit(result.exit_status)
+
+
+def no_framework_line() -> str:
+    from msprof.profiler.frameworks import SUPPORTED
+    return ("msprof: no instrumented framework found in the profiled processes: nothing "
+            "fired msprof's probes, so the profile holds no operators or steps "
+            f"(supported: {', '.join(SUPPORTED)})")
 
 
 def collect(

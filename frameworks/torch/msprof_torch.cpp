@@ -70,6 +70,7 @@ constexpr uint16_t EV_MEM_ALLOC = 2, EV_MEM_FREE = 3, EV_STEP = 4, EV_COMM = 5,
                    EV_CPU_OP = 10;
 constexpr int STAGE_CAP = 64;   /* probes/trace.c reads at most this many */
 constexpr int64_t NO_STEP = -1;
+constexpr int64_t DEVICE_TORCH_CPU = 1;   /* device_init's kind: PyTorch on a CPU */
 
 struct stage {
     int64_t count;
@@ -240,15 +241,8 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     s->begin = now_ns();
     s->thread = &t;
     const char *name = fn.name();
-    if (fn.isAsync()) {
-        /* A c10d Work: it completes on another thread. */
-        s->kind = Scope::COMM_WORK;
-        if (t.top && t.top->kind == Scope::COMM_INFO) {
-            s->comm = t.top->comm;
-            t.top->comm_done = true;
-        }
-        return s;
-    }
+    if (fn.isAsync())       /* a c10d Work: on_work_start records it */
+        return nullptr;
     Scope *parent = t.top;
     s->parent = parent;
     s->depth = parent ? parent->depth + 1 : 0;
@@ -304,6 +298,63 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     return s;
 }
 
+/* The collective a c10d Work title names ("gloo:all_reduce"). */
+int work_kind(const char *title) {
+    const char *colon = std::strchr(title, ':');
+    std::string name;
+    for (const char *c = colon ? colon + 1 : title; *c; c++)
+        if (*c != '_')
+            name.push_back(*c);
+    if (name == "reducescatter")
+        name = "reduce_scatter";
+    return comm_kind(name);
+}
+
+std::atomic<int64_t> work_seq{0};
+
+void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end);
+
+/* A c10d Work (asynchronous: with gloo it begins and ends on the backend's
+ * worker thread, around the collective's execution).  Its RecordFunction
+ * carries the collective's tensors: this callback, on user scopes only (a
+ * few per step), asks for inputs; the operators' callback does not. */
+std::unique_ptr<at::ObserverContext> on_work_start(const at::RecordFunction &fn) {
+    if (!ENABLED(record_batch) || !fn.isAsync())
+        return nullptr;
+    auto s = std::make_unique<Scope>();
+    s->begin = now_ns();
+    s->kind = Scope::COMM_WORK;
+    s->comm.valid = true;
+    s->comm.kind = work_kind(fn.name());
+    /* Issue order: the same on every rank of a group (c10d requires it). */
+    s->comm.seq = work_seq.fetch_add(1);
+    int64_t bytes = 0;
+    for (const c10::IValue &v : fn.needsInputs() ? fn.inputs() : c10::ArrayRef<const c10::IValue>()) {
+        if (v.isTensor()) {
+            bytes += (int64_t)v.toTensor().nbytes();
+        } else if (v.isTensorList()) {
+            for (const at::Tensor &x : v.toTensorList().vec())
+                bytes += (int64_t)x.nbytes();
+        }
+    }
+    s->comm.bytes = bytes;
+    /* A backend that also records its ParamCommsDebugInfo (record_param_comms
+     * around the Work) names the group and its own sequence number. */
+    Scope *info = me().top;
+    if (info && info->kind == Scope::COMM_INFO && info->comm.valid) {
+        s->comm = info->comm;
+        info->comm_done = true;
+    }
+    return s;
+}
+
+void on_work_end(const at::RecordFunction &, at::ObserverContext *ctx) {
+    if (!ctx)
+        return;
+    auto *s = static_cast<Scope *>(ctx);
+    stage_comm(me(), s->comm, s->begin, now_ns());
+}
+
 void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end) {
     record *r = t.next(EV_COMM);
     r->ts = end;
@@ -321,11 +372,6 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
     auto *s = static_cast<Scope *>(ctx);
     int64_t end = now_ns();
     Thread &t = me();
-    if (s->kind == Scope::COMM_WORK) {
-        if (s->comm.valid)
-            stage_comm(t, s->comm, s->begin, end);
-        return;
-    }
     int64_t dur = end - s->begin;
     if (s->parent)
         s->parent->child_ns += dur;
@@ -333,7 +379,7 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
         t.top = s->parent;
     record *r = t.next(EV_CPU_OP);
     r->ts = end;
-    r->sub = (uint16_t)t.lane;
+    r->sub = (uint16_t)(t.lane == 0 ? 0 : t.lane + 1);   /* stream 1 is communication's */
     r->seq = (uint32_t)s->depth;
     r->a0 = s->op_id;
     r->a1 = dur - s->child_ns;
@@ -382,7 +428,7 @@ struct MemoryReporter : c10::MemoryReportingInfoBase {
 
 std::mutex enable_lock;
 bool enabled = false;
-at::CallbackHandle callback = 0;
+at::CallbackHandle callback = 0, work_callback = 0;
 
 /* ---- what the bootstrap calls --------------------------------------------- */
 
@@ -392,9 +438,13 @@ void enable(int64_t rank, int64_t world) {
         return;
     enabled = true;
     if (ENABLED(device_init))
-        fire_device_init(rank, world, 0);
+        fire_device_init(rank, world, DEVICE_TORCH_CPU);
     callback = at::addGlobalCallback(
         at::RecordFunctionCallback(on_start, on_end).needsInputs(false).needsIds(false));
+    work_callback = at::addGlobalCallback(
+        at::RecordFunctionCallback(on_work_start, on_work_end)
+            .needsInputs(true)
+            .scopes({at::RecordScope::USER_SCOPE}));
     c10::ThreadLocalDebugInfo::_push(c10::DebugInfoKind::PROFILER_STATE,
                                      std::make_shared<MemoryReporter>());
 }
@@ -404,6 +454,7 @@ void disable() {
     if (!enabled)
         return;
     at::removeCallback(callback);
+    at::removeCallback(work_callback);
     enabled = false;
     self_thread.flush();
 }
