@@ -156,7 +156,12 @@ def never_freed(memory: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame,
     step) and ``name``/``scope``.  Leaks first, then by bytes."""
     m, st = _select(memory, rank), _select(steps, rank)
     b = blocks(m)
-    b = b[~b["freed"]]
+    # Still held when the rank's last step ended: a framework whose
+    # interpreter frees everything at exit (PyTorch) frees a leak too, after
+    # the training is over.
+    last_end = (st["start_ns"] + st["dur_ns"]).groupby(st["rank"]).max()
+    held_after = b["rank"].map(last_end).fillna(np.iinfo("int64").max).to_numpy()
+    b = b[~b["freed"] | (b["free_ns"].to_numpy() > held_after)]
     cols = ["rank", "op_id", "name", "scope", "blocks", "bytes", "first_ns", "last_ns",
             "steps_hit", "per_step", "leak"]
     if b.empty:

@@ -44,3 +44,17 @@ def run_msprof(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture
 def msprof():
     return run_msprof
+
+
+@pytest.fixture(scope="session")
+def torch_ready(ebpf_ready):
+    """The PyTorch adapter's tests need real torch (the CPU build set-up
+    installs): missing, it fails them under MSPROF_REQUIRE_EBPF=1 (CI) and
+    skips them with the reason elsewhere."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        if os.environ.get("MSPROF_REQUIRE_EBPF") == "1":
+            pytest.fail(f"torch required for the PyTorch adapter tests: {e}")
+        pytest.skip(f"torch not installed: {e}")
+    return True

@@ -243,6 +243,11 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     const char *name = fn.name();
     if (fn.isAsync())       /* a c10d Work: on_work_start records it */
         return nullptr;
+    /* record_function's own enter/exit ops: the user scope they open and
+     * close outlives the one and encloses the other (torch.profiler hides
+     * them too). */
+    if (starts_with(name, "profiler::_record_function"))
+        return nullptr;
     Scope *parent = t.top;
     s->parent = parent;
     s->depth = parent ? parent->depth + 1 : 0;
@@ -375,8 +380,19 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
     int64_t dur = end - s->begin;
     if (s->parent)
         s->parent->child_ns += dur;
-    if (t.top == s)
+    /* Scopes end in the reverse order they began, but a scope that ends
+     * before one it encloses (a user scope closed from the inside) must
+     * not be left as anyone's parent. */
+    if (t.top == s) {
         t.top = s->parent;
+    } else {
+        for (Scope *c = t.top; c; c = c->parent) {
+            if (c->parent == s) {
+                c->parent = s->parent;
+                break;
+            }
+        }
+    }
     record *r = t.next(EV_CPU_OP);
     r->ts = end;
     r->sub = (uint16_t)(t.lane == 0 ? 0 : t.lane + 1);   /* stream 1 is communication's */
@@ -459,6 +475,34 @@ void disable() {
     self_thread.flush();
 }
 
+/* torch.profiler keeps its own state under the same debug-info kind and
+ * refuses to start while one is there: the bootstrap steps the memory
+ * reporter aside while a torch.profiler runs (its window's CPU memory then
+ * goes to torch.profiler, not to msprof). */
+bool memory_paused = false;
+
+void pause_memory() {
+    std::lock_guard<std::mutex> g(enable_lock);
+    if (!enabled || memory_paused)
+        return;
+    auto *top = c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PROFILER_STATE);
+    if (top && dynamic_cast<MemoryReporter *>(top)) {
+        c10::ThreadLocalDebugInfo::_pop(c10::DebugInfoKind::PROFILER_STATE);
+        memory_paused = true;
+    }
+}
+
+void resume_memory() {
+    std::lock_guard<std::mutex> g(enable_lock);
+    if (!enabled || !memory_paused)
+        return;
+    if (!c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PROFILER_STATE)) {
+        c10::ThreadLocalDebugInfo::_push(c10::DebugInfoKind::PROFILER_STATE,
+                                         std::make_shared<MemoryReporter>());
+        memory_paused = false;
+    }
+}
+
 bool traced() { return ENABLED(record_batch) != 0; }
 
 int scope_id(const std::string &path) { return intern_scope(path); }
@@ -485,4 +529,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("push_module", &push_module);
     m.def("pop_module", &pop_module);
     m.def("flush", &flush, "hand this thread's staged records over");
+    m.def("pause_memory", &pause_memory, "step aside for torch.profiler");
+    m.def("resume_memory", &resume_memory);
 }

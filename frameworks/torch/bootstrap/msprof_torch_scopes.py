@@ -61,3 +61,30 @@ def install(torch, shim):
 
     torch.nn.modules.module.register_module_forward_pre_hook(pre)
     torch.nn.modules.module.register_module_forward_hook(post, always_call=True)
+
+
+def step_aside_for_torch_profiler(shim):
+    """torch.profiler refuses to start while another profiler state is on
+    the thread (the shim's CPU memory reporter is one): pause it while a
+    torch.profiler runs.  torch.autograd.profiler is imported lazily by torch,
+    so the hook goes on when it is."""
+    import sys
+
+    def patch(mod):
+        enable, disable = mod._enable_profiler, mod._disable_profiler
+
+        def enable_profiler(*a, **k):
+            shim.pause_memory()
+            return enable(*a, **k)
+
+        def disable_profiler(*a, **k):
+            try:
+                return disable(*a, **k)
+            finally:
+                shim.resume_memory()
+
+        mod._enable_profiler, mod._disable_profiler = enable_profiler, disable_profiler
+
+    mod = sys.modules.get("torch.autograd.profiler")
+    if mod is not None:
+        patch(mod)

@@ -82,8 +82,9 @@ def _enable(torch):
         return
     sys.modules["msprof_torch_shim"] = shim
     shim.enable(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
-    from msprof_torch_scopes import install
+    from msprof_torch_scopes import install, step_aside_for_torch_profiler
     install(torch, shim)
+    step_aside_for_torch_profiler(shim)
     import atexit
     atexit.register(shim.flush)
 
