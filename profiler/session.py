@@ -71,7 +71,10 @@ class RunResult:
 def script_command(script: str, args: list[str]) -> list[str]:
     """How to start ``script``: with this Python if it is a .py file."""
     if not os.path.exists(script):
-        raise MsprofError(f"script not found: {script}")
+        found = shutil.which(script) if os.sep not in script else None
+        if found is None:
+            raise MsprofError(f"script not found: {script}")
+        return [found, *args]   # a command on PATH: torchrun, a console script
     if os.path.isdir(script):
         raise MsprofError(f"not a script: {script} is a directory")
     if script.endswith(".py"):

@@ -9,6 +9,8 @@
 #   - tracefs and debugfs mounted
 #   - a virtualenv in .venv that sees BCC's Python package (and nothing else
 #     of Debian's dist-packages), with msprof and its dependencies installed
+#   - torch's CPU build and ninja in the venv, and msprof's PyTorch shim
+#     built against it (frameworks/torch/build.py, cached)
 #   - speedscope and playwright-core from the npm registry, pinned by
 #     tests/browser/package-lock.json, in tests/browser/node_modules
 set -euo pipefail
@@ -22,7 +24,7 @@ log() { printf '== %s\n' "$*" >&2; }
 # chromium and node drive speedscope in the browser tests (tests/browser),
 # tmux gives the terminal tests a real terminal.  Node.js may come from
 # elsewhere (NodeSource): Debian's only where there is none.
-apt_pkgs=(python3-bpfcc bpfcc-tools linux-headers-amd64 systemtap-sdt-dev chromium tmux)
+apt_pkgs=(python3-bpfcc bpfcc-tools linux-headers-amd64 systemtap-sdt-dev g++ chromium tmux)
 command -v node >/dev/null || apt_pkgs+=(nodejs)
 command -v npm >/dev/null || apt_pkgs+=(npm)
 need_pkgs=()
@@ -83,6 +85,16 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,mpi]"
     touch "$stamp"
 fi
+# PyTorch for the adapter's tests and demo: the CPU build, pinned (a plain
+# 'pip install torch' may pick a newer one with GBs of CUDA packages), and
+# ninja for torch's cpp_extension; then the shim, built once into the cache
+# (~35 s the first time) so that no test pays for it.
+TORCH_PIN=${MSPROF_TORCH_PIN:-torch==2.13.0}
+if ! "$VENV/bin/python" -c 'import torch, ninja' 2>/dev/null; then
+    log "installing $TORCH_PIN (CPU build) and ninja into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH_PIN" ninja
+fi
+"$VENV/bin/python" "$ROOT/frameworks/torch/build.py" >/dev/null
 # The browser tests' npm packages (speedscope's built app, playwright-core to
 # drive Debian's chromium; no browser download).
 BROWSER=$ROOT/tests/browser

@@ -65,9 +65,24 @@ def _install_torch_hook():
     sys.meta_path.insert(0, TorchFinder())
 
 
+# Launchers import torch too: they are not ranks, and their operators
+# (none while they wait) would stand for a rank 0 that is not there.
+_LAUNCHERS = ("torchrun", "torch.distributed.run", "torch.distributed.launch")
+
+
+def _is_launcher():
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if argv0 in _LAUNCHERS:
+        return True
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return getattr(spec, "name", None) in _LAUNCHERS or sys.argv[0].replace(os.sep, "/").endswith(
+        ("torch/distributed/run.py", "torch/distributed/launch.py"))
+
+
 def _enable(torch):
     shim_path = os.environ.get("MSPROF_TORCH_SHIM")
-    if not shim_path:
+    if not shim_path or _is_launcher():
         return
     try:
         import importlib.machinery

@@ -1,0 +1,87 @@
+"""A torch.distributed (gloo) job under `msprof run -n 2`: mpiexec starts
+the ranks, the bootstrap gives them torchrun's environment, DDP trains.
+Every collective is seen on both ranks, matched by its sequence number,
+with DDP's bucket sizes; a rank given more work by the script is found."""
+import json
+
+import numpy as np
+import pytest
+
+import msprof
+from conftest import REPO, run_msprof
+
+SCRIPT = REPO / "tests" / "torch" / "scripts" / "train.py"
+STEPS = 30
+
+
+def _job(tmp, *args):
+    out, stats = tmp / "profile", tmp / "stats"
+    r = run_msprof("run", "-o", out, "-n", 2, SCRIPT, "--ddp", "--steps", STEPS,
+                   "--stats", stats, *args, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return msprof.load(out), [json.loads(open(f"{stats}.{i}.json").read()) for i in (0, 1)], out
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, torch_ready):
+    return _job(tmp_path_factory.mktemp("ddp"))
+
+
+def test_both_ranks_and_every_collective_matched(clean):
+    prof, stats, out = clean
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["framework"] == "torch"
+    assert sorted(r["rank"] for r in meta["ranks"]) == [0, 1]
+    assert prof.steps.groupby("rank").size().to_dict() == {0: STEPS, 1: STEPS}
+    c = prof.comms
+    assert len(c) > 0
+    per_seq = c.groupby("seq").agg(ranks=("rank", "nunique"), kinds=("kind", "nunique"),
+                                   sizes=("bytes", "nunique"))
+    assert (per_seq.ranks == 2).all() and (per_seq.kinds == 1).all() and (per_seq.sizes == 1).all()
+    # DDP's gradient allreduces: one per bucket, of the bucket's bytes, in
+    # every step after the first (DDP rebuilds its buckets after step 0).
+    buckets = stats[0]["bucket_sizes"]
+    ar = c[(c["rank"] == 0) & (c["kind"] == "allreduce") & (c["step"] >= 1)]
+    per_step = ar.groupby("step")["bytes"].agg(["size", "sum"])
+    assert len(per_step) == STEPS - 1
+    assert (per_step["size"] == len(buckets)).all() and (per_step["sum"] == sum(buckets)).all()
+    assert sorted(set(ar["bytes"])) == sorted(set(buckets))
+
+
+def test_comm_report_shows_gloo_collectives(clean):
+    _, _, out = clean
+    r = run_msprof("report", out, "--section", "comm")
+    assert r.returncode == 0, r.stderr
+    assert "allreduce" in r.stdout and "broadcast" in r.stdout
+
+
+def test_a_rank_with_more_work_is_the_slow_rank(tmp_path, clean):
+    """The script gives rank 1 two more forward passes per step; the first
+    finding about the training names it, sized within 15 % of the step
+    time it costs (the slowed job's step less the clean job's)."""
+    slow, _, out = _job(tmp_path, "--extra-work", 2)
+    doc = json.loads(run_msprof("report", out, "--format", "json").stdout)
+    first = [f for f in doc["findings"] if f["kind"] != "cpu_contention"][0]
+    assert first["kind"] == "slow_rank" and first["ranks"] == [1], doc["findings"]
+    base = np.median(clean[0].steps["dur_ns"])
+    cost = np.median(slow.steps["dur_ns"]) - base
+    assert abs(first["impact_ns"] - cost) <= 0.15 * cost, (first["impact_ns"], cost)
+
+
+def test_torchrun_launches_and_msprof_follows(tmp_path, torch_ready):
+    """torchrun is PyTorch's own launcher: msprof follows the process tree
+    it makes; the launcher, which imports torch too, is no rank."""
+    out = tmp_path / "profile"
+    torchrun = str(REPO / ".venv" / "bin" / "torchrun")
+    import shutil
+    import sys
+    from pathlib import Path
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or torchrun
+    r = run_msprof("run", "-o", out, torchrun, "--nproc-per-node", 2, SCRIPT, "--ddp",
+                   "--steps", 8, timeout=600)
+    assert r.returncode == 0, r.stderr
+    prof = msprof.load(out)
+    meta = json.loads((out / "meta.json").read_text())
+    assert sorted(r["rank"] for r in meta["ranks"]) == [0, 1]
+    assert prof.steps.groupby("rank").size().to_dict() == {0: 8, 1: 8}
+    assert prof.comms.groupby("seq")["rank"].nunique().eq(2).all()
