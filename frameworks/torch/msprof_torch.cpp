@@ -35,7 +35,10 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -53,6 +56,12 @@ SEMAPHORE(record_batch)
 }
 
 #define ENABLED(name) __builtin_expect(msrt_##name##_semaphore, 0)
+
+/* Without root (msprof's in-process backend) the shim writes the same
+ * records into the backend's staging files itself: events-<pid>.bin and
+ * meta-<pid>.bin (profiler/inprocess.py tails them). */
+static int inproc_events = -1, inproc_meta = -1;
+#define ACTIVE() (ENABLED(record_batch) || inproc_events >= 0)
 
 namespace {
 
@@ -108,12 +117,22 @@ struct Thread {
     std::vector<int> modules;         /* nn.Module scope ids pushed by the hooks */
 
     void flush() {
-        if (area.count && ENABLED(record_batch))
+        if (area.count && ENABLED(record_batch)) {
             fire_record_batch(&area, area.count);
+        } else if (area.count && inproc_events >= 0) {
+            uint32_t pid = (uint32_t)getpid(), tid = (uint32_t)syscall(SYS_gettid);
+            for (int64_t i = 0; i < area.count; i++) {
+                area.records[i].pid = pid;
+                area.records[i].tid = tid;
+            }
+            /* One O_APPEND write per batch: whole records, never interleaved. */
+            if (write(inproc_events, area.records, area.count * sizeof(record)) < 0) {
+            }
+        }
         area.count = 0;
     }
     record *next(uint16_t type) {
-        if (!announced) {
+        if (!announced && inproc_events < 0) {
             fire_record_batch(&area, 0);
             announced = true;
         }
@@ -145,6 +164,32 @@ std::unordered_map<std::string, int> scope_ids{{"", 0}};
 std::unordered_map<std::string, int64_t> op_ids;
 std::unordered_map<std::string, int64_t> group_ids;
 
+/* probes/events.py META (320 bytes): what op_register and device_init
+ * carry, for the in-process backend. */
+struct meta_record {
+    uint64_t ts;
+    uint32_t pid, type;
+    int64_t a0, a1, a2, a3;
+    char name[64], optype[32], scope[176];
+};
+static_assert(sizeof(meta_record) == 320, "META layout");
+constexpr uint32_t META_DEVICE_INIT = 1, META_OP_REGISTER = 2;
+
+void write_meta(uint32_t type, int64_t a0, int64_t a1, int64_t a2, int64_t a3,
+                const char *name, const char *optype, const char *scope) {
+    meta_record m;
+    std::memset(&m, 0, sizeof(m));
+    m.ts = (uint64_t)now_ns();
+    m.pid = (uint32_t)getpid();
+    m.type = type;
+    m.a0 = a0, m.a1 = a1, m.a2 = a2, m.a3 = a3;
+    std::strncpy(m.name, name, sizeof(m.name) - 1);
+    std::strncpy(m.optype, optype, sizeof(m.optype) - 1);
+    std::strncpy(m.scope, scope, sizeof(m.scope) - 1);
+    if (write(inproc_meta, &m, sizeof(m)) < 0) {
+    }
+}
+
 int intern_scope_locked(const std::string &path) {
     auto it = scope_ids.find(path);
     if (it != scope_ids.end())
@@ -173,6 +218,8 @@ int64_t op_id_of(const char *name, int scope) {
     /* One trap per new (operator, scope): a few hundred in a run. */
     if (ENABLED(op_register))
         fire_op_register(id, 0, name, name, scope_paths[scope].c_str(), 0, 0);
+    else if (inproc_meta >= 0)
+        write_meta(META_OP_REGISTER, id, 0, 0, 0, name, name, scope_paths[scope].c_str());
     return id;
 }
 
@@ -234,7 +281,7 @@ bool starts_with(const char *s, const char *prefix) {
 }
 
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
-    if (!ENABLED(record_batch))
+    if (!ACTIVE())
         return nullptr;
     Thread &t = me();
     auto s = std::make_unique<Scope>();
@@ -324,7 +371,7 @@ void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end);
  * carries the collective's tensors: this callback, on user scopes only (a
  * few per step), asks for inputs; the operators' callback does not. */
 std::unique_ptr<at::ObserverContext> on_work_start(const at::RecordFunction &fn) {
-    if (!ENABLED(record_batch) || !fn.isAsync())
+    if (!ACTIVE() || !fn.isAsync())
         return nullptr;
     auto s = std::make_unique<Scope>();
     s->begin = now_ns();
@@ -427,10 +474,10 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
 /* ---- CPU allocator -------------------------------------------------------- */
 
 struct MemoryReporter : c10::MemoryReportingInfoBase {
-    bool memoryProfilingEnabled() const override { return ENABLED(record_batch); }
+    bool memoryProfilingEnabled() const override { return ACTIVE(); }
     void reportMemoryUsage(void *ptr, int64_t alloc_size, size_t total_allocated,
                            size_t, c10::Device device) override {
-        if (!ENABLED(record_batch) || device.type() != c10::DeviceType::CPU || alloc_size == 0)
+        if (!ACTIVE() || device.type() != c10::DeviceType::CPU || alloc_size == 0)
             return;
         Thread &t = me();
         record *r = t.next(alloc_size > 0 ? EV_MEM_ALLOC : EV_MEM_FREE);
@@ -448,13 +495,23 @@ at::CallbackHandle callback = 0, work_callback = 0;
 
 /* ---- what the bootstrap calls --------------------------------------------- */
 
-void enable(int64_t rank, int64_t world) {
+void enable(int64_t rank, int64_t world, const std::string &inprocess_dir) {
     std::lock_guard<std::mutex> g(enable_lock);
     if (enabled)
         return;
     enabled = true;
+    if (!inprocess_dir.empty() && !ENABLED(record_batch)) {
+        std::string pid = std::to_string(getpid());
+        int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+        inproc_events = open((inprocess_dir + "/events-" + pid + ".bin").c_str(), flags, 0600);
+        inproc_meta = open((inprocess_dir + "/meta-" + pid + ".bin").c_str(), flags, 0600);
+        if (inproc_events < 0 || inproc_meta < 0)
+            throw std::runtime_error("cannot open the in-process backend's files in " + inprocess_dir);
+    }
     if (ENABLED(device_init))
         fire_device_init(rank, world, DEVICE_TORCH_CPU);
+    else if (inproc_meta >= 0)
+        write_meta(META_DEVICE_INIT, rank, world, DEVICE_TORCH_CPU, 0, "", "", "");
     callback = at::addGlobalCallback(
         at::RecordFunctionCallback(on_start, on_end).needsInputs(false).needsIds(false));
     work_callback = at::addGlobalCallback(
@@ -503,7 +560,7 @@ void resume_memory() {
     }
 }
 
-bool traced() { return ENABLED(record_batch) != 0; }
+bool traced() { return ACTIVE(); }
 
 int scope_id(const std::string &path) { return intern_scope(path); }
 
@@ -522,7 +579,8 @@ void flush() { self_thread.flush(); }
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.doc() = "msprof's PyTorch shim: RecordFunction scopes, steps, CPU memory and "
               "c10d collectives as staged msprof records (USDT provider msrt)";
-    m.def("enable", &enable, "register the callbacks and announce the rank");
+    m.def("enable", &enable, "register the callbacks and announce the rank",
+          py::arg("rank"), py::arg("world"), py::arg("inprocess_dir") = "");
     m.def("disable", &disable);
     m.def("traced", &traced, "whether a tracer holds record_batch");
     m.def("scope_id", &scope_id, "the id of an nn.Module scope path");

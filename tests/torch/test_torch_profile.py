@@ -150,3 +150,23 @@ def test_a_script_with_no_framework_gets_one_line(tmp_path, ebpf_ready):
     assert r.returncode == 3
     assert "no instrumented framework found in the profiled processes" in r.stderr
     assert "PyTorch" in r.stderr and "nothing stands out" not in r.stdout + r.stderr
+
+
+def test_without_root_the_inprocess_backend_records_the_same(tmp_path, torch_ready):
+    """The shim writes the in-process backend's files itself: one schema,
+    the same steps, operators and scopes as through eBPF."""
+    runs = {}
+    for backend in ("ebpf", "inprocess"):
+        out = tmp_path / backend
+        r = run_msprof("run", "-o", out, "--backend", backend, SCRIPT, "--steps", 12)
+        assert r.returncode == 0, r.stderr
+        runs[backend] = msprof.load(out)
+    counts = {}
+    for backend, prof in runs.items():
+        assert len(prof.steps) == 12
+        k = prof.kernels.merge(prof.ops[["rank", "op_id", "name", "scope"]], on=["rank", "op_id"])
+        counts[backend] = k.groupby(["name", "scope"]).size()
+    model = [key for key in counts["ebpf"].index if key[1].startswith(("MLP", "Gradients"))]
+    assert model
+    for key in model:
+        assert counts["inprocess"].get(key) == counts["ebpf"][key], key

@@ -96,7 +96,8 @@ def _enable(torch):
               "recorded", file=sys.stderr)
         return
     sys.modules["msprof_torch_shim"] = shim
-    shim.enable(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    shim.enable(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                os.environ.get("MSPROF_INPROCESS_DIR", ""))
     from msprof_torch_scopes import install, step_aside_for_torch_profiler
     install(torch, shim)
     step_aside_for_torch_profiler(shim)
