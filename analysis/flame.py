@@ -277,16 +277,21 @@ def fold_thin(root: Frame, min_share: float, total: Optional[int] = None) -> Fra
     limit = min_share * total
 
     def fold(f: Frame) -> Frame:
-        keep = [c for c in f.children if c.value >= limit]
-        thin = [c for c in f.children if c.value < limit]
-        kids = [fold(c) for c in keep]
-        if len(thin) == 1 and not keep:
-            kids = [fold(thin[0])]
-        elif thin:
-            kids.append(Frame(f"+{len(thin)} more", sum(c.value for c in thin), OTHER))
-        return Frame(f.name, f.value, f.cls, kids)
+        return Frame(f.name, f.value, f.cls,
+                     [fold(c) for c in fold_children(f.children, limit)])
 
     return fold(root)
+
+
+def fold_children(children: list[Frame], limit: float) -> list[Frame]:
+    """``children`` with those below ``limit`` replaced by one frame
+    ``+N more`` (their summed value, class ``other``) at the end; a lone thin
+    child with no kept sibling stays itself (folding it would only rename it)."""
+    keep = [c for c in children if c.value >= limit]
+    thin = [c for c in children if c.value < limit]
+    if not thin or (len(thin) == 1 and not keep):
+        return list(children)
+    return keep + [Frame(f"+{len(thin)} more", sum(c.value for c in thin), OTHER)]
 
 
 def focus(root: Frame, scope: str) -> Frame:
