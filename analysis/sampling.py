@@ -24,7 +24,8 @@ import pandas as pd
 from msprof.analysis.flame import COMM, COMPUTE, MEMORY, op_class
 from msprof.errors import MsprofError
 
-WAIT = "wait"                # a thread waiting for a CPU, or asleep
+WAIT = "waiting for a CPU"   # a runtime thread runnable, but another held the core
+ASLEEP = "asleep"            # a runtime thread sleeping: the GIL, a lock, I/O
 
 MAX_STEP_BARS = 300          # per rank: 300 bars of >= 2 px each in a 1000 px-wide chart
 WINDOW_STEPS = 3             # the slowest step and one on each side
@@ -101,7 +102,7 @@ def slices(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame, steps:
     """The rectangles of the timeline of steps ``first``..``last``, one row
     each (:data:`SLICE_COLUMNS`): ``lane`` is ``stream N`` for kernels,
     ``collectives``, ``CPU waits`` or ``asleep``; ``kind`` compute /
-    communication / memory (by op class) or ``wait``.  At most
+    communication / memory (by op class), :data:`WAIT` or :data:`ASLEEP`.  At most
     ``max_slices`` rows, the longest; ``attrs``: ``window`` (first, last),
     ``dropped`` (rows left out) and ``dropped_ns`` (their time)."""
     def sel(df):
@@ -127,12 +128,12 @@ def slices(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame, steps:
             "dur_ns": c["dur_ns"], "name": c["kind"].astype(str) + " " + c["bytes"].map(
                 lambda b: f"{int(b):,} B"), "scope": "group " + c["group"].astype(str),
             "step": c["step"]}))
-    for df, lane, what in ((cpu_waits, "CPU waits", "waiting for a CPU"),
-                           (blocked, "asleep", "asleep (GIL, lock, I/O)")):
+    for df, lane, kind, what in ((cpu_waits, "CPU waits", WAIT, "waiting for a CPU"),
+                                 (blocked, "asleep", ASLEEP, "asleep (GIL, lock, I/O)")):
         w = _in_window(sel(df), bounds) if df is not None and len(df) else None
         if w is not None and len(w):
             parts.append(pd.DataFrame({
-                "rank": w["rank"], "lane": lane, "kind": WAIT, "start_ns": w["start_ns"],
+                "rank": w["rank"], "lane": lane, "kind": kind, "start_ns": w["start_ns"],
                 "dur_ns": w["dur_ns"], "name": what, "scope": "thread " + w["tid"].astype(str),
                 "step": -1}))
     if not parts:
@@ -149,4 +150,4 @@ def slices(kernels: pd.DataFrame, ops: pd.DataFrame, comms: pd.DataFrame, steps:
     return out
 
 
-KINDS = (COMPUTE, COMM, MEMORY, WAIT)
+KINDS = (COMPUTE, COMM, MEMORY, WAIT, ASLEEP)

@@ -11,7 +11,8 @@
 //   root (`level`) before and after (plotly zooms into the clicked frame);
 //   a search for SEARCH_TEXT and the line the page answers with;
 // - hover: the hover box shown over the widest bar of the timeline.
-// Screenshots (the whole page, the zoomed flamegraph, the timeline's hover)
+// Screenshots (the whole page, each section, the zoomed flamegraph, the
+// timeline's hover)
 // go to SCREENSHOT_DIR.  Chromium is /usr/bin/chromium unless $CHROMIUM
 // names another; it runs with a fresh, empty profile directory.
 import fs from 'node:fs';
@@ -85,13 +86,16 @@ async function hoverTimeline(page) {
   const bars = page.locator('#timeline-plot g.point path');
   const n = await bars.count();
   if (!n) return { bars: 0, text: null };
-  let best = null;
+  let best = -1;
   let bestW = -1;
   for (let k = 0; k < Math.min(n, 400); k++) {
     const b = await bars.nth(k).boundingBox();
-    if (b && b.width > bestW && b.height > 2) { best = b; bestW = b.width; }
+    if (b && b.width > bestW && b.height > 2) { best = k; bestW = b.width; }
   }
-  await page.mouse.move(best.x + best.width / 2, best.y + best.height / 2, { steps: 4 });
+  // mid-screen, clear of the sticky navigation bar
+  await bars.nth(best).evaluate((el) => el.scrollIntoView({ block: 'center' }));
+  const b = await bars.nth(best).boundingBox();
+  await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 4 });
   const box = page.locator('#timeline-plot .hoverlayer .hovertext');
   await box.first().waitFor({ timeout: 10000 }).catch(() => {});
   const text = (await box.count()) ? await box.first().textContent() : null;
@@ -133,6 +137,9 @@ async function main() {
       missing: s.querySelector('.missing')?.textContent || null,
     })));
     await page.screenshot({ path: path.join(shots, 'report.png'), fullPage: true });
+    for (const s of sections) {
+      await page.locator(`section#${s.id}`).screenshot({ path: path.join(shots, `section_${s.id}.png`) });
+    }
     let flame = null;
     let search = null;
     if (await page.locator('#flame-plot').count()) {

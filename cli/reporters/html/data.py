@@ -54,15 +54,18 @@ def flames(profile, rank: Optional[int]) -> list[FlameView]:
     for metric in metrics:
         unit = "B" if metric in flame_analysis.BYTE_METRICS else "ns"
         label = flame_analysis.METRICS[metric]
-        (title, merged), = flame_analysis.trees(profile, metric, rank=rank)
+        # one pass over the events per metric: the ranks' rows kept apart
+        # build both the merged tree and the one per rank
+        rows = flame_analysis.stacks(profile, metric, rank=rank, by_rank=True)
+        merged = flame_analysis.tree(rows, f"rank {rank}" if rank is not None else "all ranks")
         if merged.value <= 0:
             continue
         views.append(FlameView(metric, label, _bounded(merged, merged.value), unit))
         if rank is None and len(profile.ranks) > 1:
-            per = flame_analysis.trees(profile, metric, side_by_side=True)
-            root = flame_analysis.Frame("ranks side by side", sum(t.value for _, t in per),
-                                        children=[t for _, t in per])
-            root.cls = merged.cls
+            per = [flame_analysis.tree(rows[rows["rank"] == r], f"rank {r}")
+                   for r in sorted(rows["rank"].unique())]
+            root = flame_analysis.Frame("ranks side by side", sum(t.value for t in per),
+                                        merged.cls, per)
             views.append(FlameView(metric, f"{label}, per rank", _bounded(root, root.value), unit))
     return views
 

@@ -8,12 +8,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from msprof.analysis.flame import COMM, COMPUTE, MEMORY, OTHER
-from msprof.analysis.sampling import KINDS, WAIT
+from msprof.analysis.sampling import ASLEEP, KINDS, WAIT
 from msprof.analysis.units import fmt_bytes, fmt_ns
 
 TEMPLATE = "plotly_white"
 COLORS = {COMPUTE: "#e8853a", COMM: "#3a7fd0", MEMORY: "#3aa655", WAIT: "#c0392b",
-          OTHER: "#9e9e9e"}
+          ASLEEP: "#b39ddb", OTHER: "#9e9e9e"}
 
 # The parts of a step that add up to it (breakdown.py), in stacking order.
 STEP_PARTS = (("compute_ns", "compute", COLORS[COMPUTE]),
@@ -51,7 +51,9 @@ def step_breakdown(steps: pd.DataFrame, per_bar: int = 1) -> go.Figure:
     """Per rank (one row each, shared step axis), every step's time stacked
     by part; with ``per_bar`` > 1 each bar is the slowest of that many steps."""
     ranks = sorted(steps["rank"].unique())
-    fig = make_subplots(rows=len(ranks), cols=1, shared_xaxes=True, vertical_spacing=0.02,
+    height = 120 + 190 * len(ranks)
+    fig = make_subplots(rows=len(ranks), cols=1, shared_xaxes=True,
+                        vertical_spacing=min(0.3, 45 / height),
                         subplot_titles=[f"rank {r}" for r in ranks])
     for i, r in enumerate(ranks, start=1):
         s = steps[steps["rank"] == r]
@@ -67,9 +69,8 @@ def step_breakdown(steps: pd.DataFrame, per_bar: int = 1) -> go.Figure:
         fig.update_yaxes(title_text="us", row=i, col=1)
     fig.update_xaxes(title_text="step" + (f" (each bar: the slowest of {per_bar} steps)"
                                           if per_bar > 1 else ""), row=len(ranks), col=1)
-    fig.update_layout(barmode="stack", bargap=0.1, template=TEMPLATE,
-                      height=120 + 170 * len(ranks), margin=dict(l=60, r=20, t=50, b=50),
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, yref="container"))
+    fig.update_layout(barmode="stack", bargap=0.1, template=TEMPLATE, height=height, margin=dict(l=60, r=20, t=50, b=50),
+                      legend=dict(y=1, yanchor="top"))
     return fig
 
 
@@ -81,7 +82,9 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
     t0 = int(sl["start_ns"].min())
     lanes = {r: sorted(sl.loc[sl["rank"] == r, "lane"].unique(), key=_lane_order) for r in ranks}
     heights = [max(1, len(lanes[r])) for r in ranks]
-    fig = make_subplots(rows=len(ranks), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+    height = 100 + sum(28 * h + 45 for h in heights)
+    fig = make_subplots(rows=len(ranks), cols=1, shared_xaxes=True,
+                        vertical_spacing=min(0.3, 40 / height),
                         row_heights=heights, subplot_titles=[f"rank {r}" for r in ranks])
     for i, r in enumerate(ranks, start=1):
         s = sl[sl["rank"] == r]
@@ -99,10 +102,9 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
                 "%{customdata[2]} at %{base:.1f} us, step %{customdata[3]}<extra></extra>")
         fig.update_yaxes(categoryorder="array", categoryarray=lanes[r][::-1], row=i, col=1)
     fig.update_xaxes(title_text="us from the window's start", row=len(ranks), col=1)
-    fig.update_layout(barmode="overlay", template=TEMPLATE, hovermode="closest",
-                      height=100 + sum(28 * h + 40 for h in heights),
+    fig.update_layout(barmode="overlay", template=TEMPLATE, hovermode="closest", height=height,
                       margin=dict(l=90, r=20, t=50, b=50),
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, yref="container"))
+                      legend=dict(y=1, yanchor="top"))
     return fig
 
 

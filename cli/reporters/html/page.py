@@ -102,6 +102,30 @@ def _plot(fig, div_id: str) -> str:
                        config=PLOT_CONFIG, default_width="100%")
 
 
+def _fmt_for(column: str):
+    """How a column of an analysis table reads: times, bytes, shares, numbers."""
+    if column.endswith("_ns"):
+        return fmt_ns
+    if "bytes" in column or column in ("peak", "final", "size"):
+        return fmt_bytes
+    if column in ("share", "step_share") or column.endswith("_frac"):
+        return _pct
+    return _num
+
+
+def _num(v) -> str:
+    if isinstance(v, float):
+        return "" if pd.isna(v) else f"{v:.4g}"
+    if isinstance(v, (int,)) and not isinstance(v, bool):
+        return f"{v:,}" if abs(v) >= 10000 else str(v)
+    return str(v)
+
+
+def _auto_table(df: pd.DataFrame, skip: tuple = ()) -> str:
+    return _table(df, [(c, c.removesuffix("_ns"), str if df[c].dtype == object else _fmt_for(c))
+                       for c in df.columns if c not in skip])
+
+
 def _table(df: pd.DataFrame, columns: Iterable[tuple[str, str, callable]]) -> str:
     cols = list(columns)
     head = "".join(f"<th>{_e(t)}</th>" for _, t, _ in cols)
@@ -246,8 +270,7 @@ def _memory(d: ReportData) -> str:
         peaks = mem.get("peaks")
         body = ""
         if peaks is not None and len(peaks):
-            body = _table(peaks, [(c, c, fmt_bytes if c != "rank" else str)
-                                  for c in peaks.columns])
+            body = _auto_table(peaks)
         return _section("memory", body or '<p class="note missing">No pool events recorded.</p>',
                         _e(verdict))
     body = _plot(figures.memory(d.memory_timeline, mem["peaks"]), "memory-plot")
@@ -256,9 +279,7 @@ def _memory(d: ReportData) -> str:
         body += "<h3>Live at the peak</h3>" + _plot(figures.live_at_peak(live), "live-plot")
     nf = mem.get("never_freed")
     if nf is not None and len(nf):
-        body += "<h3>Never freed</h3>" + _table(nf.head(20), [
-            (c, c, str if c in ("name", "scope") else (fmt_bytes if "bytes" in c else str))
-            for c in nf.columns])
+        body += "<h3>Never freed</h3>" + _auto_table(nf.head(20), skip=("op_id",))
     return _section("memory", body, _e(verdict))
 
 
@@ -272,9 +293,7 @@ def _comm(d: ReportData) -> str:
                                      sorted(set(matrix["src"]) | set(matrix["dst"]))), "comm-plot")
     coll = comm.get("collectives")
     if coll is not None and len(coll):
-        body += "<h3>Collectives</h3>" + _table(coll.head(20), [
-            (c, c, str) if c in ("kind",) else (c, c, lambda v: f"{v:.4g}" if isinstance(v, float)
-                                                  else str(v)) for c in coll.columns])
+        body += "<h3>Collectives</h3>" + _auto_table(coll.head(20))
     return _section("comm", body, _e(comm.get("verdict", "")) + " Bytes sent from each rank "
                     "(row) to each (column); hover for the transfer time and bandwidth.")
 
