@@ -10,7 +10,8 @@
 // - flame: a click on the largest frame below the root, and the icicle's
 //   root (`level`) before and after (plotly zooms into the clicked frame);
 //   a search for SEARCH_TEXT and the line the page answers with;
-// - hover: the hover box shown over the widest bar of the timeline.
+// - hover: the hover box shown over the widest kernel of the timeline's first
+//   trace (rank 0's compute kernels when there are any).
 // Screenshots (the whole page, each section, the zoomed flamegraph, the
 // timeline's hover)
 // go to SCREENSHOT_DIR.  Chromium is /usr/bin/chromium unless $CHROMIUM
@@ -83,7 +84,8 @@ async function clickFlame(page) {
 
 async function hoverTimeline(page) {
   await page.locator('#timeline-plot').scrollIntoViewIfNeeded();
-  const bars = page.locator('#timeline-plot g.point path');
+  // the first trace: rank 0's kernels of the first kind drawn (compute, when any)
+  const bars = page.locator('#timeline-plot .barlayer g.trace').first().locator('g.point path');
   const n = await bars.count();
   if (!n) return { bars: 0, text: null };
   let best = -1;
@@ -136,6 +138,8 @@ async function main() {
       id: s.id, title: s.querySelector('h2')?.textContent, chart: !!s.querySelector('.js-plotly-plot'),
       missing: s.querySelector('.missing')?.textContent || null,
     })));
+    // the sticky navigation bar would cover the top of each section's screenshot
+    await page.addStyleTag({ content: 'nav{position:static !important}' });
     await page.screenshot({ path: path.join(shots, 'report.png'), fullPage: true });
     for (const s of sections) {
       await page.locator(`section#${s.id}`).screenshot({ path: path.join(shots, `section_${s.id}.png`) });

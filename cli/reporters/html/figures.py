@@ -97,9 +97,9 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
                 name=kind, legendgroup=kind, showlegend=i == 1, marker_color=COLORS[kind],
                 marker_line_width=0, width=0.8, row=i, col=1,
                 customdata=list(zip(k["name"], k["scope"], k["dur_ns"].map(fmt_ns),
-                                    k["step"])),
+                                    k["step"].map(lambda s: f", step {s}" if s >= 0 else ""))),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
-                "%{customdata[2]} at %{base:.1f} us, step %{customdata[3]}<extra></extra>")
+                "%{customdata[2]} at %{base:.1f} us%{customdata[3]}<extra></extra>")
         fig.update_yaxes(categoryorder="array", categoryarray=lanes[r][::-1], row=i, col=1)
     fig.update_xaxes(title_text="us from the window's start", row=len(ranks), col=1)
     fig.update_layout(barmode="overlay", template=TEMPLATE, hovermode="closest", height=height,

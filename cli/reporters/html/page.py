@@ -237,8 +237,10 @@ def _steps(d: ReportData) -> str:
 
 
 def _timeline(d: ReportData) -> str:
+    if d.steps is None:
+        return _not_here("timeline", "Not recorded in summary mode (record with --mode trace).")
     if d.slices is None:
-        return _not_here("timeline", "Not recorded in summary mode, or no steps recorded.")
+        return _not_here("timeline", "No steps recorded.")
     if d.slices.empty:
         return _not_here("timeline", "Nothing ran in the chosen steps.")
     first, last = d.slices.attrs["window"]
