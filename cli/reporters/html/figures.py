@@ -42,7 +42,8 @@ def where_it_went(devices: pd.DataFrame) -> go.Figure:
                     "step)<extra></extra>")
     fig.update_layout(barmode="stack", template=TEMPLATE, height=90 + 28 * len(devices),
                       margin=dict(l=70, r=20, t=30, b=40), xaxis_title="mean step (us)",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0,
+                                  traceorder="normal"),
                       yaxis=dict(autorange="reversed"))
     return fig
 
@@ -69,8 +70,8 @@ def step_breakdown(steps: pd.DataFrame, per_bar: int = 1) -> go.Figure:
         fig.update_yaxes(title_text="us", row=i, col=1)
     fig.update_xaxes(title_text="step" + (f" (each bar: the slowest of {per_bar} steps)"
                                           if per_bar > 1 else ""), row=len(ranks), col=1)
-    fig.update_layout(barmode="stack", bargap=0.1, template=TEMPLATE, height=height, margin=dict(l=60, r=20, t=50, b=50),
-                      legend=dict(y=1, yanchor="top"))
+    fig.update_layout(barmode="stack", bargap=0.1, template=TEMPLATE, height=height,
+                      margin=dict(l=60, r=20, t=50, b=50), legend=dict(y=1, yanchor="top"))
     return fig
 
 
@@ -86,6 +87,7 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
     fig = make_subplots(rows=len(ranks), cols=1, shared_xaxes=True,
                         vertical_spacing=min(0.3, 40 / height),
                         row_heights=heights, subplot_titles=[f"rank {r}" for r in ranks])
+    in_legend = set()
     for i, r in enumerate(ranks, start=1):
         s = sl[sl["rank"] == r]
         for kind in KINDS:
@@ -94,12 +96,14 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
                 continue
             fig.add_bar(
                 y=k["lane"], x=_us(k["dur_ns"]), base=_us(k["start_ns"] - t0), orientation="h",
-                name=kind, legendgroup=kind, showlegend=i == 1, marker_color=COLORS[kind],
+                name=kind, legendgroup=kind, showlegend=kind not in in_legend,
+                marker_color=COLORS[kind],
                 marker_line_width=0, width=0.8, row=i, col=1,
                 customdata=list(zip(k["name"], k["scope"], k["dur_ns"].map(fmt_ns),
                                     k["step"].map(lambda s: f", step {s}" if s >= 0 else ""))),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
                 "%{customdata[2]} at %{base:.1f} us%{customdata[3]}<extra></extra>")
+            in_legend.add(kind)
         fig.update_yaxes(categoryorder="array", categoryarray=lanes[r][::-1], row=i, col=1)
     fig.update_xaxes(title_text="us from the window's start", row=len(ranks), col=1)
     fig.update_layout(barmode="overlay", template=TEMPLATE, hovermode="closest", height=height,
@@ -125,11 +129,11 @@ def memory(timeline: pd.DataFrame, peaks: pd.DataFrame) -> go.Figure:
                         hovertemplate=f"rank {r}: %{{customdata}} at %{{x:.3f}} ms<extra></extra>")
     if len(peaks):
         fig.add_scatter(x=(peaks["peak_ns"] - t0) / 1e6, y=peaks["peak"] / 2**20,
-                        mode="markers+text", marker=dict(symbol="triangle-down", size=12,
-                                                         color="black"),
-                        text=[f"peak r{r}" for r in peaks["rank"]], textposition="top center",
-                        name="peak", customdata=list(zip(peaks["rank"], peaks["peak"].map(fmt_bytes),
-                                                         peaks["live_blocks"])),
+                        mode="markers", marker=dict(symbol="triangle-down", size=12,
+                                                    color="black"),
+                        name="peak",
+                        customdata=list(zip(peaks["rank"], peaks["peak"].map(fmt_bytes),
+                                            peaks["live_blocks"])),
                         hovertemplate="rank %{customdata[0]} peak: %{customdata[1]}, "
                         "%{customdata[2]} blocks live<extra></extra>")
     fig.update_layout(template=TEMPLATE, height=380, xaxis_title="ms since the first event",

@@ -281,7 +281,9 @@ def _memory(d: ReportData) -> str:
         body += "<h3>Live at the peak</h3>" + _plot(figures.live_at_peak(live), "live-plot")
     nf = mem.get("never_freed")
     if nf is not None and len(nf):
-        body += "<h3>Never freed</h3>" + _auto_table(nf.head(20), skip=("op_id",))
+        # first_ns/last_ns are clock readings, not durations: the steps say when
+        body += "<h3>Never freed</h3>" + _auto_table(nf.head(20),
+                                                    skip=("op_id", "first_ns", "last_ns"))
     return _section("memory", body, _e(verdict))
 
 
