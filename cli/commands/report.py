@@ -12,7 +12,6 @@ from rich.console import Console
 
 import msprof
 from msprof.analysis.report import SECTIONS
-from msprof.cli.reporters import html as html_reporter
 from msprof.cli.reporters import json as json_reporter
 from msprof.cli.reporters import table as table_reporter
 from msprof.errors import MsprofError
@@ -53,10 +52,14 @@ def report(
     if unknown:
         raise MsprofError(f"no report section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
     steps_window = _window(window) if window is not None else None
+    if html is not None and format is Format.json:
+        raise MsprofError("--html writes an HTML page; leave out --format json")
     if steps_window and html is None:
         raise MsprofError("--window chooses the HTML timeline's steps; add --html FILE")
     profile = msprof.load(dirs[0] if len(dirs) == 1 else dirs)
     if html is not None:
+        # plotly loads only for --html: the text report starts as fast as before
+        from msprof.cli.reporters import html as html_reporter
         out = html_reporter.target(html, dirs)
         size = html_reporter.write(profile, out, rank=rank, window=steps_window)
         Console(stderr=True).print(f"wrote {out} ({size / 2**20:.1f} MiB)", highlight=False)

@@ -130,6 +130,8 @@ def test_cli_mistakes_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "x.html").exists()
     r = run_msprof("report", prof, "--window", "1:2")
     assert r.returncode != 0 and "add --html FILE" in r.stderr
+    r = run_msprof("report", prof, "--html", tmp_path / "x.html", "--format", "json")
+    assert r.returncode != 0 and "leave out --format json" in r.stderr
     r = run_msprof("report", prof, "--html", tmp_path / "nowhere" / "x.html")
     assert r.returncode != 0 and "no directory" in r.stderr
 

@@ -87,7 +87,6 @@ SEARCH_JS = """
     out.textContent = said;
   }
   box.addEventListener('input', search);
-  gd.on('plotly_restyle', function(){});
   gd.on('plotly_buttonclicked', function(){ setTimeout(search, 0); });
 })();
 """
