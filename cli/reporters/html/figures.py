@@ -1,6 +1,7 @@
 """The report's charts as plotly figures: pure functions from the analyses'
 DataFrames to ``go.Figure`` (nothing is drawn by hand: bars, heat maps,
-lines and hover boxes are plotly's).  Times are shown in microseconds."""
+lines and hover boxes are plotly's).  Times are shown in microseconds
+(milliseconds on a timeline window of 10 ms or more)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -81,6 +82,8 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
     names the op, its scope and its duration.  Zoom: drag; reset: double-click."""
     ranks = sorted(sl["rank"].unique())
     t0 = int(sl["start_ns"].min())
+    span = int((sl["start_ns"] + sl["dur_ns"]).max()) - t0
+    unit, scale = ("ms", 1e6) if span >= 10_000_000 else ("us", 1e3)
     lanes = {r: sorted(sl.loc[sl["rank"] == r, "lane"].unique(), key=_lane_order) for r in ranks}
     heights = [max(1, len(lanes[r])) for r in ranks]
     height = 100 + sum(28 * h + 45 for h in heights)
@@ -95,17 +98,18 @@ def timeline(sl: pd.DataFrame) -> go.Figure:
             if k.empty:
                 continue
             fig.add_bar(
-                y=k["lane"], x=_us(k["dur_ns"]), base=_us(k["start_ns"] - t0), orientation="h",
+                y=k["lane"], x=k["dur_ns"] / scale, base=(k["start_ns"] - t0) / scale,
+                orientation="h",
                 name=kind, legendgroup=kind, showlegend=kind not in in_legend,
                 marker_color=COLORS[kind],
                 marker_line_width=0, width=0.8, row=i, col=1,
                 customdata=list(zip(k["name"], k["scope"], k["dur_ns"].map(fmt_ns),
                                     k["step"].map(lambda s: f", step {s}" if s >= 0 else ""))),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
-                "%{customdata[2]} at %{base:.1f} us%{customdata[3]}<extra></extra>")
+                f"%{{customdata[2]}} at %{{base:.3f}} {unit}%{{customdata[3]}}<extra></extra>")
             in_legend.add(kind)
         fig.update_yaxes(categoryorder="array", categoryarray=lanes[r][::-1], row=i, col=1)
-    fig.update_xaxes(title_text="us from the window's start", row=len(ranks), col=1)
+    fig.update_xaxes(title_text=f"{unit} from the window's start", row=len(ranks), col=1)
     fig.update_layout(barmode="overlay", template=TEMPLATE, hovermode="closest", height=height,
                       margin=dict(l=90, r=20, t=50, b=50),
                       legend=dict(y=1, yanchor="top"))
