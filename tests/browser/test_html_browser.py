@@ -31,7 +31,7 @@ SECTIONS = ["lead", "steps", "timeline", "flame", "memory", "comm", "findings"]
 
 # Measured on the 2-vCPU VM with other jobs running: the 10 M-event profile
 # (8 ranks, 8389 steps) gives a 6.0 MiB page (plotly.js is 4.6 MiB of it),
-# written in 36 s (the analyses' report alone: ~20 s) at 2.1 GB peak RSS,
+# written in 33-44 s (the analyses' report alone: ~20 s) at 2.1 GB peak RSS,
 # and drawn in 4.4-5.4 s by headless Chromium.  The bounds leave room for
 # a busier machine, not for an unbounded timeline or flamegraph.
 MAX_BYTES_10M = 10 * 2**20
