@@ -17,6 +17,7 @@ def test_wheel_holds_only_the_msprof_namespace(tmp_path):
         assert any(n.startswith(f"msprof/{sub}/") for n in names), sub
     assert any(n.startswith("msprof/runtime/_usdt") and n.endswith(".so") for n in names)
     assert "msprof/probes/trace.c" in names and "msprof/probes/CATALOG.md" in names
+    assert "msprof/cli/reporters/html/page.py" in names     # the HTML report, a subpackage
 
 
 def test_console_script_lists_the_commands():

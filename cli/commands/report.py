@@ -36,6 +36,12 @@ def report(
     section: Annotated[Optional[list[str]], typer.Option(
         "--section", "-s", help="Only these sections (repeat, or comma-separated): "
         + ", ".join(SECTIONS) + ".")] = None,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", metavar="FILE", help="Write an interactive HTML report (one self-contained "
+        "file that opens offline) to FILE, or into FILE when it is a directory.")] = None,
+    window: Annotated[Optional[str], typer.Option(
+        "--window", metavar="A:B", help="Steps the HTML report's timeline shows "
+        "(default: the slowest step and its neighbours).")] = None,
 ) -> None:
     """Bottleneck report: operators, per-device breakdown, communication,
     imbalance, pipeline, memory, host-bound, critical path, findings."""
@@ -45,12 +51,36 @@ def report(
     unknown = [w for w in wanted if w not in SECTIONS]
     if unknown:
         raise MsprofError(f"no report section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
+    steps_window = _window(window) if window is not None else None
+    if html is not None and format is Format.json:
+        raise MsprofError("--html writes an HTML page; leave out --format json")
+    if steps_window and html is None:
+        raise MsprofError("--window chooses the HTML timeline's steps; add --html FILE")
     profile = msprof.load(dirs[0] if len(dirs) == 1 else dirs)
+    if html is not None:
+        # plotly loads only for --html: the text report starts as fast as before
+        from msprof.cli.reporters import html as html_reporter
+        out = html_reporter.target(html, dirs)
+        size = html_reporter.write(profile, out, rank=rank, window=steps_window)
+        Console(stderr=True).print(f"wrote {out} ({size / 2**20:.1f} MiB)", highlight=False)
+        return
     doc = profile.report(rank=rank, top=top or None, sections=wanted or None)
     if format is Format.json:
         json_reporter.render(doc, sys.stdout)
     else:
         table_reporter.render(doc, Console(), steps=steps)
+
+
+def _window(text: str) -> tuple[int, int]:
+    """``"A:B"`` (or ``"A"``) as the first and last step."""
+    a, _, b = text.partition(":")
+    try:
+        first, last = int(a), int(b or a)
+    except ValueError:
+        raise MsprofError(f"--window takes steps as A:B (such as 10:12), not {text!r}") from None
+    if first > last:
+        raise MsprofError(f"--window {text}: the first step is after the last")
+    return first, last
 
 
 def register(app: typer.Typer) -> None:

@@ -5,8 +5,10 @@ Each depth is one line.  A frame covers the columns ``[x0, x1)`` given by the
 cumulative value before and after it, scaled to the width and rounded, so
 widths are proportional within one cell and neighbours never overlap.  A
 frame ends with a ``│`` boundary; its label (name, and its share when it
-fits) is cut with ``…`` to the room left.  Colour is by op class; without a
-colour system only the characters remain.
+fits) is cut with ``…`` to the room left.  Under each parent, the children
+narrower than :data:`MIN_COLS` columns are folded into one ``+N more``
+frame, so a deep or wide tree never draws a row of bare boundaries.
+Colour is by op class; without a colour system only the characters remain.
 """
 from __future__ import annotations
 
@@ -15,9 +17,13 @@ from typing import Optional
 
 from rich.text import Text
 
-from msprof.analysis.flame import COMM, COMPUTE, MEMORY, OTHER, Frame
+from msprof.analysis.flame import COMM, COMPUTE, MEMORY, OTHER, Frame, fold_children
 
 BOUNDARY = "│"
+# A frame narrower than this is folded with its narrow siblings: 4 columns
+# hold three characters of a name and the boundary ("Co…│", "+12│"), the
+# least that still tells frames apart; narrower ones read as bare bars.
+MIN_COLS = 4
 
 # Background palettes per op class; neighbours alternate shades.
 PALETTES = {
@@ -51,14 +57,19 @@ def layout(root: Frame, width: int, total: Optional[int] = None,
     def col(v: int) -> int:
         return int((v * width + total // 2) // total)
 
+    narrow = MIN_COLS * total / width     # the value of MIN_COLS columns
+
     def place(f: Frame, start: int, depth: int) -> None:
         if max_depth is not None and depth >= max_depth:
             return
         cum = start
-        for c in f.children:
+        for c in fold_children(f.children, narrow):
             x0, x1 = col(cum), col(cum + c.value)
             cum += c.value
-            if x1 <= x0:
+            # A folded frame too narrow to name, or any frame of one column,
+            # would be a bare bar: its columns stay blank under the parent.
+            folded = not any(c is k for k in f.children)
+            if x1 - x0 < (MIN_COLS if folded else 2):
                 continue
             while len(rows) <= depth:
                 rows.append([])
@@ -87,6 +98,8 @@ def label(cell: Cell) -> str:
     pct = f" {cell.share * 100:.1f}%" if cell.share < 0.9995 else " 100%"
     if len(name) + len(pct) <= room:
         return name + pct
+    if name.startswith("+") and name.endswith(" more") and room < len(name):
+        name = name[: -len(" more")]     # "+12" says more than "+1…"
     return fit(name, room)
 
 
