@@ -117,6 +117,18 @@ def _cp_section(p, rank):
             "ops": _cpath.top_ops(path), "path": path}
 
 
+# What a framework's profile cannot fill, said once rather than shown as
+# zeros (docs/FORMAT.md: kernels of a framework's CPU operators).
+FRAMEWORK_NOTES = {
+    "torch": [
+        "PyTorch on a CPU: each operator runs on the thread that calls it, so there "
+        "is no launch queue and no device stream apart from the host; 'kernel' time "
+        "is the operators' own CPU time (self), 'host gaps' is Python between "
+        "operators, and the gloo collectives run on gloo's own threads.",
+    ],
+}
+
+
 def build(profile, rank: int | None = None, top: int | None = None,
           sections=None) -> dict:
     """``{"meta", "rank", <section>...}`` for the ``sections`` asked for
@@ -148,6 +160,9 @@ def build(profile, rank: int | None = None, top: int | None = None,
         "findings": lambda: p.findings(rank),
     }
     doc = {"meta": dict(p.meta), "rank": rank}
+    notes = FRAMEWORK_NOTES.get(p.meta.get("framework") or "")
+    if notes:
+        doc["framework_notes"] = notes
     if p.summary_mode:
         make["comm"] = lambda: _summary_comm_section(p, rank)
         make["memory"] = lambda: _summary_memory_section(p, rank)

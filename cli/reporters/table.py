@@ -292,6 +292,8 @@ def render(doc: dict, console: Console, steps: bool = False) -> None:
     summary = doc["meta"].get("mode") == "summary"
     if doc.get("not_recorded"):
         parts += ["", not_recorded_line(doc["not_recorded"])]
+    for note in doc.get("framework_notes", []):
+        parts += ["", Text(note, style="dim")]
     present = [s for s in SECTIONS if s in doc]
     for name in present:
         if name == "steps" and not steps and len(present) > 1:
