@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,15 +95,15 @@ def shim_library(python: str = sys.executable) -> str:
 
 def _why(output: str) -> str:
     """One line out of a failed build's output, with what to install."""
-    text = output.lower()
-    if "ninja" in text and ("not found" in text or "required" in text):
+    if "Ninja is required" in output:
         return "ninja is missing (pip install ninja)"
-    if "sys/sdt.h" in text:
+    if re.search(r"sys/sdt\.h: No such file", output):
         return "<sys/sdt.h> is missing (apt-get install systemtap-sdt-dev)"
-    if "command not found" in text or "no such file or directory: 'c++'" in text or "g++" in text and "not found" in text:
-        return "no C++ compiler (apt-get install g++)"
-    lines = [l for l in output.strip().splitlines() if "error" in l.lower()]
-    return (lines[0] if lines else output.strip().splitlines()[-1] if output.strip() else "unknown error")[:300]
+    if re.search(r"(g\+\+|c\+\+|cc1plus)\S*: (not found|No such file)", output):
+        return "no C++ compiler (apt-get install g++, or set CXX)"
+    errors = [line for line in output.splitlines() if "error" in line.lower()]
+    lines = errors or output.strip().splitlines() or ["unknown error"]
+    return lines[-1].strip()[:300]
 
 
 if __name__ == "__main__":
