@@ -18,6 +18,6 @@ for step in range(steps):
     hooks.mem_free(4096, 256, 1, 0)
     hooks.comm_begin(0, 1024, 0, -1, step)
     hooks.comm_end(0, 1024, 0, -1, step)
-    hooks.step_end(step)
+    hooks.step_end(step, 0)
 if len(sys.argv) > 2:
     sys.exit(int(sys.argv[2]))
