@@ -15,27 +15,57 @@ def _signed(ns) -> str:
     return ("+" if ns > 0 else "-" if ns < 0 else "") + _ns(abs(ns))
 
 
+def _change(a, b) -> tuple[str, str]:
+    """``b - a`` signed, with its share of ``a``, and the colour of the
+    direction (more time is worse)."""
+    if a is None or b is None:
+        return "", ""
+    pct = (b - a) / a if a else None
+    return ((f"({_signed(b - a)}" + (f", {pct:+.1%})" if pct is not None and pct == pct else ")")),
+            "red" if b > a else "green")
+
+
 def step_line(step: dict) -> Text:
-    pct = step.get("pct")
+    """The typical step of A and of B."""
     return Text.assemble(("Step time: ", "bold"), f"{_ns(step['a_ns'])} -> {_ns(step['b_ns'])} ",
-                         (f"({_signed(step['delta_ns'])}"
-                          + (f", {pct:+.1%})" if pct is not None and pct == pct else ")"),
-                          "red" if step["delta_ns"] > 0 else "green"))
+                         _change(step["a_ns"], step["b_ns"]), " (median step)")
 
 
-def ops_table(ops: pd.DataFrame) -> RenderableType:
+def throughput_lines(tp: dict) -> list[Text]:
+    """Samples per step and per second of each side, the time per sample,
+    and what the verdict compares (per sample or per step) and why."""
+    a, b = tp["a"], tp["b"]
+    lines = []
+    if tp["basis"] == "sample":
+        lines.append(Text.assemble(("Time per sample: ", "bold"),
+                                   f"{_ns(a['ns_per_sample'])} -> {_ns(b['ns_per_sample'])} ",
+                                   _change(a["ns_per_sample"], b["ns_per_sample"])))
+        gain = b["samples_per_s"] / a["samples_per_s"] - 1
+        lines.append(Text.assemble(("Throughput: ", "bold"),
+                                   f"{a['samples_per_s']:,.0f} -> {b['samples_per_s']:,.0f} "
+                                   f"samples/s ({gain:+.1%}); batch {a['samples_per_step']:g} -> "
+                                   f"{b['samples_per_step']:g}"))
+    if tp.get("why"):
+        lines.append(Text(tp["why"].capitalize() + ".", style="bold"))
+    return lines
+
+
+def ops_table(ops: pd.DataFrame, unit: str = "step") -> RenderableType:
     if not len(ops):
         return Text("Operators: no kernels in either profile.", style="dim")
-    rows = [(str(r.name), _ns(r.a_ns), _ns(r.b_ns), _signed(r.delta_ns), _pct(r.pct))
+    rows = [(str(r.scope or r.name),
+             _ns(r.a_ns) if r.change != "new" else "new",
+             _ns(r.b_ns) if r.change != "removed" else "removed",
+             _signed(r.delta_ns), _pct(r.pct))
             for r in ops.itertuples(index=False)]
-    return NamedRows(lambda: _table("Operators (time per step, B - A)"), "operator",
-                     ("A", "B", "delta", "change"), rows)
+    return NamedRows(lambda: _table(f"Operators (time per {unit}, B - A; matched by scope "
+                                    "and type)"), "operator", ("A", "B", "delta", "change"), rows)
 
 
 def devices_table(dev: pd.DataFrame) -> RenderableType:
     if not len(dev):
         return Text("Devices: no steps in either profile.", style="dim")
-    t = _table("Devices (mean step, B - A)")
+    t = _table("Devices (median step, B - A)")
     parts = [("step", "step_ns"), ("compute", "compute_ns"), ("exp.comm", "exposed_comm_ns"),
              ("bubble", "bubble_ns"), ("host", "host_gap_ns"), ("idle", "idle_ns")]
     t.add_column("rank", justify="right")
@@ -57,8 +87,11 @@ def not_compared_line(doc: dict) -> Text:
 
 def render(doc: dict, console: Console) -> None:
     a, b = ", ".join(doc["a"]["sources"]), ", ".join(doc["b"]["sources"])
-    parts: list[RenderableType] = [Text(f"A: {a}\nB: {b}"), "", step_line(doc["step"]), "",
-                                   ops_table(doc["ops"]), ""]
+    tp = doc.get("throughput") or {"basis": "step"}
+    parts: list[RenderableType] = [Text(f"A: {a}\nB: {b}"), "", step_line(doc["step"])]
+    if "a" in tp:
+        parts += throughput_lines(tp)
+    parts += ["", ops_table(doc["ops"], tp["basis"]), ""]
     if doc.get("not_recorded"):
         parts += [not_compared_line(doc), ""]
     if "devices" in doc:
