@@ -49,8 +49,8 @@ def test_table_report_of_a_summary(summ):
             "steps, imbalance, pipeline, hostbound, critical_path, findings (run with --mode "
             "trace for timelines, breakdowns and findings).") in flat
     assert "Operators (kernel time; p50, p99 from histograms)" in out
-    mm = next(line for line in out.splitlines() if line.startswith("MatMul-op1"))
-    assert mm.split() == ["MatMul-op1", "4", "1.1us", "1.1us", "275ns", "256ns", "400ns",
+    mm = next(line for line in out.splitlines() if line.startswith("net/layer1/dense/MatMul-op1"))
+    assert mm.split() == ["net/layer1/dense/MatMul-op1", "4", "1.1us", "256ns", "400ns",
                           "71.0%", "10,000"]
     for title in ("Operator types", "Scopes", "Collectives", "Memory: peak 4,000 bytes",
                   "Memory per operator", "(outside ops)"):
