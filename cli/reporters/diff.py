@@ -67,7 +67,7 @@ def devices_table(dev: pd.DataFrame) -> RenderableType:
         return Text("Devices: no steps in either profile.", style="dim")
     t = _table("Devices (median step, B - A)")
     parts = [("step", "step_ns"), ("compute", "compute_ns"), ("exp.comm", "exposed_comm_ns"),
-             ("bubble", "bubble_ns"), ("host", "host_gap_ns"), ("idle", "idle_ns")]
+             ("bubble", "bubble_ns"), ("host gaps", "host_gap_ns"), ("idle", "idle_ns")]
     t.add_column("rank", justify="right")
     for name, _ in parts:
         t.add_column(name, justify="right", no_wrap=True)

@@ -176,7 +176,7 @@ def breakdown_table(devices: pd.DataFrame) -> RenderableType:
     if not len(devices):
         return Text("Breakdown: no steps recorded.", style="dim")
     t = _table("Step breakdown (mean step; the parts sum to the step)")
-    for name in ("rank", "step", "compute", "exp.comm", "bubble", "host", "idle", "overlap"):
+    for name in ("rank", "step", "compute", "exp.comm", "bubble", "host gaps", "idle", "overlap"):
         t.add_column(name, justify="right", no_wrap=True)
     for r in devices.itertuples(index=False):
         ratio = r.overlapped_comm_ns / r.comm_ns if r.comm_ns else float("nan")
@@ -348,7 +348,8 @@ def _imbalance_section(data, summary):
     return [_verdict("Imbalance", data), frame_table("Ranks (per step)", ranked, [
         ("rank", "rank", _int), ("compute", "compute_ns", _ns), ("excess", "excess_ns", _ns),
         ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)] + where),
-        frame_table(f"Load imbalance, the {len(steps)} most imbalanced steps", steps, [
+        frame_table("Load imbalance per step" if len(steps) == len(data["steps"]) else
+                    f"Load imbalance, the {len(steps)} most imbalanced steps", steps, [
             ("step", "step", _int), ("max", "compute_max_ns", _ns),
             ("mean", "compute_mean_ns", _ns), ("slowest", "slowest_rank", _int),
             ("index", "imbalance", _pct)])]
