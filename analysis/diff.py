@@ -38,7 +38,7 @@ _PARTS = ["step_ns", "compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns"
           "comm_wait_ns", "mem_peak"]
 
 
-NEEDS_TRACE = ["devices", "findings"]    # left out when either side is a summary
+NEEDS_TRACE = ["devices", "memory", "findings"]    # left out when either side is a summary
 
 
 def step_times(steps: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +124,17 @@ def device_deltas(da: pd.DataFrame, db: pd.DataFrame) -> pd.DataFrame:
     return m.sort_values("rank").reset_index(drop=True)
 
 
+def memory_deltas(ma: pd.DataFrame, mb: pd.DataFrame) -> pd.DataFrame:
+    """Per rank, the pool's ``peak`` and ``final`` bytes in use (of
+    :meth:`Profile.memory_peaks`) in ``a`` and ``b`` and their deltas:
+    what a leak fixed gives back shows in ``final``."""
+    cols = ["rank", "peak", "final"]
+    m = ma[cols].merge(mb[cols], on="rank", how="outer", suffixes=("_a", "_b"))
+    for c in ("peak", "final"):
+        m[f"{c}_delta"] = m[f"{c}_b"].astype("float64") - m[f"{c}_a"].astype("float64")
+    return m.sort_values("rank").reset_index(drop=True)
+
+
 def _key(f: dict) -> tuple:
     return (f["kind"], tuple(f["ranks"]))
 
@@ -177,12 +188,12 @@ def diff(a, b, top: int | None = 20) -> dict:
     step), ``throughput`` (each side's :func:`throughput`, the ``basis``
     compared, ``sample`` or ``step``, and ``why``), ``ops`` (the ``top``
     largest changes, per step or per sample as ``basis`` says),
-    ``devices``, ``findings`` (b's, ranked, a ``regression``/
-    ``improvement`` first when the time per sample, or per step, moved by
-    more than :data:`REGRESSION_FRAC`) and ``vanished``.  With a
-    summary-mode profile on either side, ``devices`` is absent,
-    ``findings`` holds only the regression or improvement, and
-    ``not_recorded`` lists :data:`NEEDS_TRACE`."""
+    ``devices``, ``memory`` (:func:`memory_deltas`), ``findings`` (b's,
+    ranked, a ``regression``/``improvement`` first when the time per
+    sample, or per step, moved by more than :data:`REGRESSION_FRAC`) and
+    ``vanished``.  With a summary-mode profile on either side, ``devices``
+    and ``memory`` are absent, ``findings`` holds only the regression or
+    improvement, and ``not_recorded`` lists :data:`NEEDS_TRACE`."""
     summary = a.summary_mode or b.summary_mode
     ta, tb = throughput(a.steps), throughput(b.steps)
     unit, why = basis(ta, tb)
@@ -204,7 +215,7 @@ def diff(a, b, top: int | None = 20) -> dict:
         "step": step,
         "throughput": {"a": ta, "b": tb, "basis": unit, "why": why},
         "ops": ops.head(top) if top else ops,
-        "findings": rank_order(extra + now),
+        "findings": extra + rank_order(now),       # the verdict first
         "vanished": gone,
     }
     if summary:
@@ -215,4 +226,5 @@ def diff(a, b, top: int | None = 20) -> dict:
     else:
         doc["devices"] = device_deltas(typical_steps(a.step_breakdown()),
                                        typical_steps(b.step_breakdown()))
+        doc["memory"] = memory_deltas(a.memory_peaks(), b.memory_peaks())
     return doc

@@ -6,7 +6,7 @@ from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
 from msprof.cli.reporters.named_rows import NamedRows
-from msprof.cli.reporters.table import _ns, _pct, _table, findings_table
+from msprof.cli.reporters.table import _bytes, _ns, _pct, _table, findings_table
 
 
 def _signed(ns) -> str:
@@ -76,6 +76,25 @@ def devices_table(dev: pd.DataFrame) -> RenderableType:
     return t
 
 
+def memory_table(mem: pd.DataFrame) -> RenderableType | None:
+    """Per rank, the pool's peak and final bytes in use, B - A (None when
+    neither profile has pool events)."""
+    if not len(mem):
+        return None
+    t = _table("Memory (pool bytes in use, B - A)")
+    for name in ("rank", "peak", "final"):
+        t.add_column(name, justify="right", no_wrap=True)
+    for r in mem.to_dict("records"):
+        t.add_row(str(r["rank"]), *[_signed_bytes(r[f"{c}_delta"]) for c in ("peak", "final")])
+    return t
+
+
+def _signed_bytes(n) -> str:
+    if n is None or pd.isna(n):
+        return ""
+    return ("+" if n > 0 else "-" if n < 0 else "") + _bytes(abs(n))
+
+
 def not_compared_line(doc: dict) -> Text:
     """Why a comparison with a summary-mode profile leaves parts out."""
     which = " and ".join(side.upper() for side in ("a", "b") if doc[side].get("mode") == "summary")
@@ -96,6 +115,9 @@ def render(doc: dict, console: Console) -> None:
         parts += [not_compared_line(doc), ""]
     if "devices" in doc:
         parts += [devices_table(doc["devices"]), ""]
+    mem = memory_table(doc["memory"]) if "memory" in doc else None
+    if mem is not None:
+        parts += [mem, ""]
     appeared = [f for f in doc["findings"] if f.get("change") == "appeared"]
     if appeared:
         parts.append(findings_table(appeared))

@@ -76,7 +76,7 @@ def test_every_column_the_report_prints_is_defined_in_report_md(many, tmp_path):
     a = msprof.load(profiles.data_parallel(tmp_path / "a"))
     d = diff(a, many[0])
     for r in (diff_reporter.ops_table(d["ops"]), diff_reporter.devices_table(d["devices"]),
-              table.findings_table(d["findings"])):
+              diff_reporter.memory_table(d["memory"]), table.findings_table(d["findings"])):
         printed |= set(headers(r))
     printed.discard("")
     assert {"CPU wait", "ran on CPU", "makes wait", "exp.comm", "host gaps"} <= printed
