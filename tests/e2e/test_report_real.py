@@ -58,9 +58,21 @@ def mlp(factory, batch: int, steps: int) -> Path:
     return out
 
 
+RUNS = 2
+
+
+def typical_step(path: Path) -> float:
+    return float(msprof.load(path).steps["dur_ns"].median())
+
+
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory, ebpf_ready):
-    return mlp(tmp_path_factory, 32, 24), mlp(tmp_path_factory, 128, 6)
+    """Of two runs at each batch size, run alternately, the faster: the
+    other engineers' jobs on this 2-core VM only ever slow a run, and once
+    stretched a batch-128 run's steps 2.7x for its whole second (load
+    average 9)."""
+    runs = [(mlp(tmp_path_factory, 32, 24), mlp(tmp_path_factory, 128, 6)) for _ in range(RUNS)]
+    return tuple(min((r[i] for r in runs), key=typical_step) for i in (0, 1))
 
 
 def defined_terms() -> set[str]:
