@@ -23,7 +23,6 @@ kernel times, are left out and listed under ``not_recorded``.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -39,13 +38,6 @@ _PARTS = ["step_ns", "compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns"
 
 
 NEEDS_TRACE = ["devices", "memory", "findings"]    # left out when either side is a summary
-
-
-def step_times(steps: pd.DataFrame) -> pd.DataFrame:
-    """Per rank, ``steps`` and the mean ``step_ns``, from the steps table
-    (what :meth:`Profile.device_breakdown` reports, without the kernels)."""
-    g = steps.groupby("rank")["dur_ns"]
-    return pd.DataFrame({"steps": g.size(), "step_ns": g.mean()}).reset_index()
 
 
 def step_delta(a_ns: float | None, b_ns: float | None) -> dict:
