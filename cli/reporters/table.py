@@ -280,8 +280,9 @@ def overview(data: dict) -> list[RenderableType]:
     t.add_column("gain", justify="right", no_wrap=True)
     t.add_column("finding", overflow="fold")
     for i, f in enumerate(found, 1):
-        gain = _ns(f["impact_ns"]) + (f" {f['share']:.0%}" if f.get("share") else "") \
-            if f["impact_ns"] else ""
+        share = f.get("share")
+        gain = (_ns(f["impact_ns"]) + (f" {share:.0%}" if share and share >= 0.005 else
+                                       " <1%" if share else "")) if f["impact_ns"] else ""
         t.add_row(str(i), Text(f["kind"], style=_SEVERITY_STYLE.get(f.get("severity"), "")),
                   gain, first_clause(f["message"]))
     return parts + ["", t]
