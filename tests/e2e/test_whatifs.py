@@ -8,7 +8,10 @@ bytes it leaves behind).
 slow rank     rank 1 at twice the others' compute, then at their speed:
               the typical step falls by what rank 1 computes in excess.
 exposed comm  each of the step's two collectives delayed 30 ms, then not:
-              the step falls by the exposed time.
+              the step falls by the exposed time (what the finding's
+              what-if, perfect overlap, promises: the transfer off the
+              step; overlap itself cannot hide the loss's allreduce, which
+              nothing follows).
 tiny ops      1000 one-element kernels per step on one rank, then fused
               away (not launched): the step falls by what they held the
               device for.  Both runs on core 0 (the cores differ in speed).
