@@ -32,7 +32,8 @@ from msprof.analysis.opstats import scope_path
 from msprof.analysis.throughput import throughput
 from msprof.analysis.units import fmt_ns
 
-REGRESSION_FRAC = 0.05   # a change of the time per step (or sample) above this is a regression (or a gain)
+# A change of the time per step (or per sample) above this is a regression (or a gain).
+REGRESSION_FRAC = 0.05
 _PARTS = ["step_ns", "compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns", "idle_ns",
           "comm_wait_ns", "mem_peak"]
 

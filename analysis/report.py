@@ -50,8 +50,8 @@ OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", 
 
 CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns", "blocked_ns"]
 
-SECTIONS = ("overview", "ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
-            "memory", "hostbound", "critical_path", "findings")
+SECTIONS = ("overview", "ops", "types", "scopes", "devices", "steps", "comm", "imbalance",
+            "pipeline", "memory", "hostbound", "critical_path", "findings")
 
 # What a summary-mode profile can answer: per-operator aggregates, the
 # collectives (recorded one by one in both modes) and the pool's aggregates.
@@ -149,7 +149,6 @@ def build(profile, rank: int | None = None, top: int | None = None,
         "memory": lambda: _memory_section(p, rank),
         "hostbound": lambda: _host_section(p, rank),
         "critical_path": lambda: _cp_section(p, rank),
-        "findings": lambda: p.findings(rank),
     }
     found: list = []       # the findings, computed once for two sections
 

@@ -5,7 +5,7 @@ import pandas as pd
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from msprof.cli.reporters.named_rows import NamedRows
+from msprof.cli.reporters.named_rows import NamedRows, cut_path
 from msprof.cli.reporters.table import _bytes, _ns, _pct, _table, findings_table
 
 
@@ -59,7 +59,8 @@ def ops_table(ops: pd.DataFrame, unit: str = "step") -> RenderableType:
              _signed(r.delta_ns), _pct(r.pct))
             for r in ops.itertuples(index=False)]
     return NamedRows(lambda: _table(f"Operators (time per {unit}, B - A; matched by scope "
-                                    "and type)"), "operator", ("A", "B", "delta", "change"), rows)
+                                    "and type)"), "operator", ("A", "B", "delta", "change"), rows,
+                     cut=cut_path)
 
 
 def devices_table(dev: pd.DataFrame) -> RenderableType:
