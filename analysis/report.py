@@ -5,6 +5,8 @@ of ``msprof report --format json``.
 Sections (:data:`SECTIONS`), each a DataFrame or a dict of DataFrames with
 a one-line ``verdict``:
 
+``overview``       the typical step, where it went per rank, throughput and
+                   the top findings with their gain (the first screen)
 ``ops``            per-operator statistics (the ``top`` by total time)
 ``types``          the same per operator type
 ``scopes``         per scope prefix (self and subtree time)
@@ -34,9 +36,11 @@ import pandas as pd
 
 from msprof.analysis import comm as _comm
 from msprof.analysis import critical_path as _cpath
+from msprof.analysis import findings as _find
 from msprof.analysis import hostbound as _host
 from msprof.analysis import imbalance as _imb
 from msprof.analysis import memory as _mem
+from msprof.analysis import overview as _overview
 from msprof.analysis import pipeline as _pipe
 from msprof.analysis import summary_stats as _summary
 
@@ -46,12 +50,12 @@ OP_COLUMNS = ["op_id", "name", "type", "scope", "calls", "total_ns", "self_ns", 
 
 CPU_WAIT_COLUMNS = ["cpu_wait_ns", "compute_cpu_wait_ns", "blocked_ns"]
 
-SECTIONS = ("ops", "types", "scopes", "devices", "steps", "comm", "imbalance", "pipeline",
-            "memory", "hostbound", "critical_path", "findings")
+SECTIONS = ("overview", "ops", "types", "scopes", "devices", "steps", "comm", "imbalance",
+            "pipeline", "memory", "hostbound", "critical_path", "findings")
 
 # What a summary-mode profile can answer: per-operator aggregates, the
 # collectives (recorded one by one in both modes) and the pool's aggregates.
-SUMMARY_SECTIONS = ("ops", "types", "scopes", "comm", "memory")
+SUMMARY_SECTIONS = ("overview", "ops", "types", "scopes", "comm", "memory")
 
 
 def _comm_section(p, rank):
@@ -114,7 +118,7 @@ def _cp_section(p, rank):
     path = p.critical_path()
     step = int(path.attrs.get("step", -1)) if len(path) else None
     return {"verdict": _cpath.verdict(path), "step": step, "summary": _cpath.summary(path),
-            "ops": _cpath.top_ops(path), "path": path}
+            "ops": _cpath.top_ops(path), "path": path, "ranks": len(p.ranks)}
 
 
 # What a framework's profile cannot fill, said once rather than shown as
@@ -157,13 +161,24 @@ def build(profile, rank: int | None = None, top: int | None = None,
         "memory": lambda: _memory_section(p, rank),
         "hostbound": lambda: _host_section(p, rank),
         "critical_path": lambda: _cp_section(p, rank),
-        "findings": lambda: p.findings(rank),
     }
+    found: list = []       # the findings, computed once for two sections
+
+    def findings():
+        if not found:
+            found.append(p.findings(rank))
+        return found[0]
+
+    steps = p.steps if rank is None else p.steps[p.steps["rank"] == rank]
+    make["findings"] = findings
+    make["overview"] = lambda: _overview.overview(
+        steps, _find.typical_steps(p.step_breakdown(rank)), findings())
     doc = {"meta": dict(p.meta), "rank": rank}
     notes = FRAMEWORK_NOTES.get(p.meta.get("framework") or "")
     if notes:
         doc["framework_notes"] = notes
     if p.summary_mode:
+        make["overview"] = lambda: _overview.overview(steps, None, None)
         make["comm"] = lambda: _summary_comm_section(p, rank)
         make["memory"] = lambda: _summary_memory_section(p, rank)
         doc["not_recorded"] = [s for s in want if s not in SUMMARY_SECTIONS]

@@ -34,7 +34,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "steps": {
         "rank": "int32", "pid": "int32", "step": "int64", "start_ns": "int64",
-        "dur_ns": "int64",
+        "dur_ns": "int64", "samples": "int64",
     },
     "devices": {
         "rank": "int32", "pid": "int32", "world_size": "int32", "kind": "int32",
@@ -91,7 +91,7 @@ DEFAULTS: dict[str, object] = {
     "rank": -1, "pid": -1, "tid": -1, "seq": -1, "step": -1, "launch_ns": -1,
     "graph_id": -1, "group": -1, "world_size": -1, "kind": -1, "init_ns": -1,
     "name": "", "type": "", "scope": "", "cpu": -1,
-    "idle_cpu": False, "holder_pid": -1,
+    "idle_cpu": False, "holder_pid": -1, "samples": 0,
 }
 
 META_REQUIRED = ("format_version",)

@@ -511,6 +511,7 @@ static __always_inline int handle_step_end(struct pt_regs *ctx, s64 *a)
     if (e) {
         e->seq = a[0];
         e->a0 = s->begin;
+        e->a1 = a[1];               /* samples */
         e->a3 = s->step;
         events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }

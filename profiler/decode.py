@@ -35,7 +35,7 @@ SCHEMAS = {
     ]),
     "steps": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("step", pa.int64()),
-        ("start_ns", pa.int64()), ("dur_ns", pa.int64()),
+        ("start_ns", pa.int64()), ("dur_ns", pa.int64()), ("samples", pa.int64()),
     ]),
     "cpu_waits": pa.schema([
         ("rank", pa.int32()), ("pid", pa.int32()), ("tid", pa.int32()),
@@ -189,7 +189,8 @@ def decode_events(recs: np.ndarray, ranks: RankMap) -> dict[str, pa.Table]:
             pa.array(r("a0")), pa.array(r("ts") - r("a0"))], schema=SCHEMAS["comms"])
     r = rows(types == ev.STEP)
     if r:
-        out["steps"] = table("steps", [r("rank"), r("pid"), r("a3"), r("a0"), r("ts") - r("a0")])
+        out["steps"] = table("steps", [r("rank"), r("pid"), r("a3"), r("a0"), r("ts") - r("a0"),
+                                       r("a1")])
     r = rows(types == ev.CPU_WAIT)
     if r:
         out["cpu_waits"] = table("cpu_waits", [r("rank"), r("pid"), r("tid"), r("a0"),

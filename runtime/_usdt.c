@@ -219,26 +219,28 @@ INT_PROBE(comm_end, 5,
           STAP_PROBE5(msrt, comm_end, a[0], a[1], a[2], a[3], a[4]))
 
 
-/* step_begin(step) / step_end(step): the process's current step is kept
- * here too, for the kernels staged during it. */
-#define STEP_PROBE(name, STEP_AFTER)                                         \
+/* step_begin(step) / step_end(step, samples): the process's current step is
+ * kept here too, for the kernels staged during it.  step_end also carries
+ * the samples the step trained on (its share of the job's batch; 0 when
+ * unknown), so that runs of different batch sizes compare by throughput. */
+#define STEP_PROBE(name, N, STEP_AFTER, FIRE)                                \
 static PyObject *                                                            \
 name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
 {                                                                            \
-    long long a[1];                                                          \
-    if (ints(args, nargs, 1, a, #name) < 0)                                  \
+    long long a[N];                                                          \
+    if (ints(args, nargs, N, a, #name) < 0)                                  \
         return NULL;                                                         \
     current_step = STEP_AFTER;                                               \
     if (ENABLED(name)) {                                                     \
         Py_BEGIN_ALLOW_THREADS                                               \
-        STAP_PROBE1(msrt, name, a[0]);                                       \
+        FIRE;                                                                \
         Py_END_ALLOW_THREADS                                                 \
     }                                                                        \
     Py_RETURN_NONE;                                                          \
 }
 
-STEP_PROBE(step_begin, a[0])
-STEP_PROBE(step_end, -1)
+STEP_PROBE(step_begin, 1, a[0], STAP_PROBE1(msrt, step_begin, a[0]))
+STEP_PROBE(step_end, 2, -1, STAP_PROBE2(msrt, step_end, a[0], a[1]))
 
 /* kernel_end(op_id, stream, seq, launch_ns, begin_ns): staged as a KERNEL
  * record ending now, and/or fired as its own probe. */
@@ -403,7 +405,7 @@ static PyMethodDef methods[] = {
     FAST(device_init, "device_init(rank, world_size, device_kind)"),
     FAST(op_register, "op_register(op_id, graph_id, name, type, scope, flops, bytes)"),
     FAST(step_begin, "step_begin(step)"),
-    FAST(step_end, "step_end(step)"),
+    FAST(step_end, "step_end(step, samples)"),
     FAST(kernel_launch, "kernel_launch(op_id, stream, seq)"),
     FAST(kernel_begin, "kernel_begin(op_id, stream, seq)"),
     FAST(kernel_end, "kernel_end(op_id, stream, seq, launch_ns, begin_ns)"),

@@ -64,9 +64,10 @@ class Executable:
     def __len__(self):
         return len(self.steps)
 
-    def run(self, inputs, step: int | None = None) -> list[np.ndarray]:
+    def run(self, inputs, step: int | None = None, samples: int = 0) -> list[np.ndarray]:
         """Run once; ``step`` (a training step number) brackets the run with
-        step_begin/step_end.  Returns copies of the outputs."""
+        step_begin/step_end, the latter carrying the ``samples`` the step
+        trained on.  Returns copies of the outputs."""
         if len(inputs) != len(self.feeds):
             raise ValueError(f"graph {self.graph.name} takes {len(self.feeds)} inputs, "
                              f"got {len(inputs)}")
@@ -98,7 +99,7 @@ class Executable:
                 hooks.mem_free(addr, size, owner, pool.in_use)
         hooks.flush_staged()            # this thread's pool events of the run
         if step is not None:
-            hooks.step_end(step)
+            hooks.step_end(step, samples)
         return results
 
     def _launch(self, lo: int, hi: int) -> None:

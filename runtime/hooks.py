@@ -18,7 +18,7 @@ from msprof.runtime import _usdt
 device_init = _usdt.device_init        # (rank, world_size, device_kind)
 op_register = _usdt.op_register        # (op_id, graph_id, name, type, scope, flops, bytes)
 step_begin = _usdt.step_begin          # (step)
-step_end = _usdt.step_end              # (step)
+step_end = _usdt.step_end              # (step, samples)
 kernel_launch = _usdt.kernel_launch    # (op_id, stream, seq)
 kernel_begin = _usdt.kernel_begin      # (op_id, stream, seq)
 kernel_end = _usdt.kernel_end          # (op_id, stream, seq, launch_ns, begin_ns)

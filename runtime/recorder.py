@@ -80,8 +80,8 @@ class Recorder:
     def step_begin(self, step):
         self._step, self._step_begin = step, _now()
 
-    def step_end(self, step):
-        self._event(ev.STEP, 0, step, self._step_begin, 0, 0, self._step)
+    def step_end(self, step, samples):
+        self._event(ev.STEP, 0, step, self._step_begin, samples, 0, self._step)
         self._step = -1
 
     def kernel_launch(self, op_id, stream, seq):

@@ -29,7 +29,8 @@ SCHEMAS = {
     "comms": [("rank", i32), ("pid", i32), ("tid", i32), ("kind", s), ("bytes", i64),
               ("group", i64), ("peer", i64), ("seq", i64), ("step", i64), ("start_ns", i64),
               ("dur_ns", i64)],
-    "steps": [("rank", i32), ("pid", i32), ("step", i64), ("start_ns", i64), ("dur_ns", i64)],
+    "steps": [("rank", i32), ("pid", i32), ("step", i64), ("start_ns", i64), ("dur_ns", i64),
+              ("samples", i64)],
     "devices": [("rank", i32), ("pid", i32), ("world_size", i32), ("kind", i32),
                 ("init_ns", i64)],
     "blocked": [("rank", i32), ("pid", i32), ("tid", i32), ("start_ns", i64), ("dur_ns", i64)],
@@ -50,7 +51,7 @@ HIST_BUCKETS = 48   # docs/FORMAT.md, kernel_summary.hist
 DEFAULT_ROW = {"pid": 100, "tid": 100, "seq": 0, "graph_id": 0, "group": 0, "peer": -1,
                "step": -1, "kind": 0, "world_size": 2, "init_ns": 0, "addr": 0, "op_id": -1,
                "stream": 0, "cpu": 0, "idle_cpu": False,
-               "holder_pid": -1, "hist": [0] * HIST_BUCKETS}
+               "holder_pid": -1, "hist": [0] * HIST_BUCKETS, "samples": 0}
 
 
 def write_table(root: Path, name: str, rows: list[dict]) -> None:

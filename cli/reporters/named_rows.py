@@ -2,7 +2,7 @@
 
 Every numeric column is as wide as its widest cell; the name column takes
 the width that is left, and a name longer than that is cut in the middle,
-not at its end: an operator's name ends in what tells it from its
+not at its end (a scope path loses its head: :func:`cut_path`): an operator's name ends in what tells it from its
 siblings (``Conv2DBackpropFilter-op31`` and ``-op36``), so the cut keeps
 that tail and shortens the head (``Conv2DBackp…-op31``).
 """
@@ -33,14 +33,34 @@ def cut_middle(name: str, width: int) -> str:
     return name[:head] + "…" + tail
 
 
+def cut_path(path: str, width: int) -> str:
+    """A scope path (``Gradients/net/conv1/Conv2DBackpropFilter-op35``) in
+    at most ``width`` characters: whole if it fits, else its last
+    components that fit behind an ellipsis (the operator and the cells
+    nearest it: ``…conv1/Conv2DBackpropFilter-op35``), else the operator's
+    name cut in its middle (:func:`cut_middle`)."""
+    if len(path) <= width:
+        return path
+    parts = path.split("/")
+    tail = parts[-1]
+    for part in reversed(parts[:-1]):
+        longer = part + "/" + tail
+        if len(longer) + 1 > width:
+            break
+        tail = longer
+    if len(tail) + 1 <= width:
+        return "…" + tail
+    return cut_middle(parts[-1], width)
+
+
 class NamedRows:
     """Renders ``new_table()`` with a first column ``name_header`` and the
     right-justified ``columns``, one row per ``(name, *cells)``, the names
     fitted to the console's width when it is printed."""
 
     def __init__(self, new_table, name_header: str, columns: Sequence[str],
-                 rows: Sequence[Sequence[str]]):
-        self.new_table, self.name_header = new_table, name_header
+                 rows: Sequence[Sequence[str]], cut=cut_middle):
+        self.new_table, self.name_header, self.cut = new_table, name_header, cut
         self.columns, self.rows = list(columns), [list(r) for r in rows]
 
     def widths(self) -> list[int]:
@@ -55,7 +75,7 @@ class NamedRows:
         for name, width in zip(self.columns, widths):
             t.add_column(name, justify="right", no_wrap=True, min_width=width)
         for name, *cells in self.rows:
-            t.add_row(cut_middle(name, room), *cells)
+            t.add_row(self.cut(name, room), *cells)
         return t
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_rate
-from msprof.cli.reporters.named_rows import NamedRows
+from msprof.cli.reporters.named_rows import NamedRows, cut_path
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -79,16 +79,18 @@ def lost_banner(meta: dict) -> RenderableType | None:
 
 
 def ops_table(ops: pd.DataFrame, estimated: bool = False) -> RenderableType:
-    """Per-operator statistics, largest total first (``estimated``: the
-    percentiles come from a summary's histograms, and the title says so)."""
+    """Per-operator statistics, largest total first, each operator named by
+    its scope path (``estimated``: the percentiles come from a summary's
+    histograms, and the title says so).  No self time: a kernel runs no
+    other kernel inside it, so an operator's self time is its total."""
     if not len(ops):
         return Text("Operators: no kernels recorded.", style="dim")
-    rows = [(str(r.name), f"{r.calls:,}", _ns(r.total_ns), _ns(r.self_ns), _ns(r.mean_ns),
-             _ns(r.p50_ns), _ns(r.p99_ns), _pct(r.share), fmt_rate(r.gflops))
+    rows = [(str(r.scope or r.name), f"{r.calls:,}", _ns(r.total_ns), _ns(r.p50_ns),
+             _ns(r.p99_ns), _pct(r.share), fmt_rate(r.gflops))
             for r in ops.itertuples(index=False)]
     title = "Operators (kernel time" + ("; p50, p99 from histograms)" if estimated else ")")
     return NamedRows(lambda: _table(title), "operator",
-                     ("calls", "total", "self", "mean", "p50", "p99", "share", "GFLOP/s"), rows)
+                     ("calls", "total", "p50", "p99", "share", "GFLOP/s"), rows, cut=cut_path)
 
 
 def not_recorded_line(sections: list[str]) -> Text:
@@ -174,7 +176,7 @@ def breakdown_table(devices: pd.DataFrame) -> RenderableType:
     if not len(devices):
         return Text("Breakdown: no steps recorded.", style="dim")
     t = _table("Step breakdown (mean step; the parts sum to the step)")
-    for name in ("rank", "step", "compute", "exp.comm", "bubble", "host", "idle", "overlap"):
+    for name in ("rank", "step", "compute", "exp.comm", "bubble", "host gaps", "idle", "overlap"):
         t.add_column(name, justify="right", no_wrap=True)
     for r in devices.itertuples(index=False):
         ratio = r.overlapped_comm_ns / r.comm_ns if r.comm_ns else float("nan")
@@ -198,91 +200,264 @@ def _summary_memory(data: dict) -> list[RenderableType]:
                 ("held", "held_bytes", _bytes)])]
 
 
+# -- the first screen -------------------------------------------------------------
+
+# One glyph per part of the step, so the bar reads without colour.
+BAR_GLYPHS = {"compute": "█", "exp.comm": "▓", "bubble": "▒", "host gaps": "░", "idle": "·"}
+BAR_WIDTH = 24
+SHOWN_PART = 0.005      # parts under half a percent are left out of the words
+
+
+def step_bar(row, width: int = BAR_WIDTH) -> str:
+    """The step's parts as ``width`` characters, each part's glyph as many
+    times as its share (largest remainders rounded up, so the bar is
+    always ``width`` long)."""
+    from msprof.analysis.overview import PARTS
+
+    fracs = [(name, float(getattr(row, col.replace("_ns", "_frac"), 0.0) or 0.0))
+             for name, col in PARTS]
+    cells = [int(f * width) for _, f in fracs]
+    left = width - sum(cells)
+    for i in sorted(range(len(fracs)), key=lambda i: -(fracs[i][1] * width - cells[i]))[:left]:
+        cells[i] += 1
+    return "".join(BAR_GLYPHS[name] * n for (name, _), n in zip(fracs, cells))
+
+
+def _where(row) -> str:
+    from msprof.analysis.overview import PARTS
+
+    return ", ".join(f"{name} {getattr(row, col.replace('_ns', '_frac')):.0%}"
+                     for name, col in PARTS
+                     if getattr(row, col.replace("_ns", "_frac"), 0) >= SHOWN_PART)
+
+
+def _throughput_text(tp: dict) -> str:
+    if tp.get("samples_per_s") is None:
+        return ""
+    return f"; {tp['samples_per_s']:,.0f} samples/s, {tp['samples_per_step']:g} per step"
+
+
+def first_clause(message: str) -> str:
+    """A finding's message up to its first ``; `` outside parentheses: what
+    it found, without the evidence that follows."""
+    depth = 0
+    for i, ch in enumerate(message):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and message.startswith("; ", i):
+            return message[:i]
+    return message
+
+
+def overview(data: dict) -> list[RenderableType]:
+    """The step, where it went on each rank (a bar and its largest parts),
+    the throughput, and the top findings with their gain per step."""
+    ranks = data["ranks"]
+    if not len(ranks):
+        return [Text("Step: no steps recorded.", style="dim")]
+    head = Text.assemble(("Step ", "bold"), (_ns(data["step_ns"]), "bold"),
+                         f" (median of {data['steps']:,} steps, "
+                         f"{len(ranks)} rank{'s' if len(ranks) > 1 else ''})"
+                         + _throughput_text(data["throughput"]))
+    parts: list[RenderableType] = [head]
+    if "compute_frac" in ranks:
+        t = _table("")
+        t.add_column("rank", justify="right", no_wrap=True)
+        t.add_column("step", justify="right", no_wrap=True)
+        t.add_column("where the step went", no_wrap=True)
+        t.add_column("", overflow="fold")
+        for r in ranks.itertuples(index=False):
+            t.add_row(str(r.rank), _ns(r.step_ns), step_bar(r), _where(r))
+        parts += [t, Text("  ".join(f"{g} {name}" for name, g in BAR_GLYPHS.items()),
+                          style="dim")]
+    found = data.get("findings")
+    if found is None:
+        return parts
+    if not found:
+        return parts + ["", Text("Top findings: none; nothing stands out.", style="green")]
+    t = _table("Top findings (gain per step if fixed)")
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("kind", no_wrap=True)
+    t.add_column("gain", justify="right", no_wrap=True)
+    t.add_column("finding", overflow="fold")
+    for i, f in enumerate(found, 1):
+        share = f.get("share")
+        gain = (_ns(f["impact_ns"]) + (f" {share:.0%}" if share and share >= 0.005 else
+                                       " <1%" if share else "")) if f["impact_ns"] else ""
+        t.add_row(str(i), Text(f["kind"], style=_SEVERITY_STYLE.get(f.get("severity"), "")),
+                  gain, first_clause(f["message"]))
+    return parts + ["", t]
+
+
+# -- the sections ----------------------------------------------------------------
+
+def _ops_section(data, summary):
+    return [ops_table(data, estimated=summary)]
+
+
+def _types_section(data, summary):
+    return [frame_table("Operator types", data, [
+        ("type", "type", _str), ("ops", "ops", _int), ("calls", "calls", _int),
+        ("total", "total_ns", _ns), ("share", "share", _pct), ("GFLOP/s", "gflops", fmt_rate),
+        ("GB/s", "gbps", fmt_rate)])]
+
+
+def _scope_name(scope) -> str:
+    return _str(scope) or "(all)"        # the root: every operator's kernels
+
+
+def _scopes_section(data, summary):
+    return [frame_table("Scopes (subtree time)", data.sort_values("total_ns", ascending=False), [
+        ("scope", "scope", _scope_name), ("calls", "calls", _int), ("total", "total_ns", _ns),
+        ("self", "self_ns", _ns), ("share", "share", _pct)])]
+
+
+def _devices_section(data, summary):
+    # Without communication or a pipeline the breakdown's parts are the
+    # devices table's kernel, host gaps and idle: said once.
+    split = any((data[c] > 0).any() for c in ("comm_ns", "bubble_ns") if c in data)
+    return [devices_table(data)] + (["", breakdown_table(data)] if split else [])
+
+
+def _steps_section(data, summary):
+    return [steps_table(data)]
+
+
+def _comm_section(data, summary):
+    parts = [_verdict("Communication", data), frame_table("Collectives (per kind and size)", data["collectives"], [
+        ("kind", "kind", _str), ("size", "bytes", _bytes), ("count", "count", _int),
+        ("time", "time_ns", _ns), ("wait", "wait_ns", _ns), ("skew", "skew_ns", _ns),
+        ("algbw", "algbw", _gbps), ("busbw", "busbw", _gbps)]),
+        frame_table("Communication matrix (GB/s)", data["matrix"], [
+            ("src", "src", _int), ("dst", "dst", _int), ("bytes", "bytes", _bytes),
+            ("time", "time_ns", _ns), ("GB/s", "gbps", _gbps)])]
+    if "ops" in data:       # exposure needs kernel times: not in a summary
+        parts.append(frame_table("Communication ops (per step)", data["ops"], [
+            ("op", "name", _str), ("time", "dur_ns", _ns), ("exposed", "exposed_ns", _ns),
+            ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)]))
+    return parts
+
+
+IMBALANCED_STEPS = 5     # the per-step table lists the most imbalanced steps only
+
+
+def _imbalance_section(data, summary):
+    ranked = data["ranks"]
+    where = [("ran on CPU", "cpus", _str)] if "cpus" in ranked else []
+    steps = data["steps"]
+    if len(steps) > IMBALANCED_STEPS:
+        steps = steps.sort_values("imbalance", ascending=False, kind="stable").head(IMBALANCED_STEPS)
+    return [_verdict("Imbalance", data), frame_table("Ranks (per step)", ranked, [
+        ("rank", "rank", _int), ("compute", "compute_ns", _ns), ("excess", "excess_ns", _ns),
+        ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)] + where),
+        frame_table("Load imbalance per step" if len(steps) == len(data["steps"]) else
+                    f"Load imbalance, the {len(steps)} most imbalanced steps", steps, [
+            ("step", "step", _int), ("max", "compute_max_ns", _ns),
+            ("mean", "compute_mean_ns", _ns), ("slowest", "slowest_rank", _int),
+            ("index", "imbalance", _pct)])]
+
+
+def _pipeline_section(data, summary):
+    return [_verdict("Pipeline", data), frame_table("Stages (per step)", data["stages"], [
+        ("stage", "stage", _int), ("rank", "rank", _int), ("step", "step_ns", _ns),
+        ("bubble", "bubble_ns", _ns), ("ratio", "bubble_ratio", _pct), ("fill", "fill_ns", _ns),
+        ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns),
+        ("schedule", "schedule_ratio", _pct), ("ideal", "ideal_ratio", _pct)])]
+
+
+def _memory_section(data, summary):
+    if "by_op" in data:
+        return _summary_memory(data)
+    return [_verdict("Memory", data), frame_table("Peaks", data["peaks"], [
+        ("rank", "rank", _int), ("peak", "peak", _bytes), ("live blocks", "live_blocks", _int),
+        ("final", "final", _bytes)]),
+        frame_table("Live at the peak", data["live_at_peak"], [
+            ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
+            ("bytes", "bytes", _bytes), ("share", "share", _pct)], limit=8),
+        frame_table("Never freed", data["never_freed"], [
+            ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
+            ("bytes", "bytes", _bytes), ("per step", "per_step", _bytes),
+            ("leak", "leak", lambda x: "LEAK" if x else "")], limit=8)]
+
+
+def _hostbound_section(data, summary):
+    return [_verdict("Host-bound", data), frame_table("Launches per rank", data["ranks"], [
+        ("rank", "rank", _int), ("launch", "launch_cost_ns", _ns), ("kernels", "kernels", _int),
+        ("tiny", "tiny_share", _pct), ("queue p50", "queue_p50_ns", _ns),
+        ("host gap", "host_gap_ns", _ns)]),
+        frame_table("Host gaps before", data["gaps"], [
+            ("operator", "name", _str), ("gaps", "gaps", _int), ("per step", "per_step_ns", _ns)],
+            limit=8)]
+
+
+def _critical_path_section(data, summary):
+    title = f"Critical path of step {data['step']}" if data.get("step") is not None else "Critical path"
+    return [_verdict("Critical path", data), frame_table(title, data["summary"], [
+        ("kind", "kind", _str), ("rank", "rank", _int), ("time", "dur_ns", _ns),
+        ("share", "share", _pct)]),
+        frame_table("On the path", data["ops"], [
+            ("operator", "name", _str), ("kind", "kind", _str), ("time", "dur_ns", _ns),
+            ("share", "share", _pct)], limit=8)]
+
+
+def _findings_section(data, summary):
+    return [findings_table(data)]
+
+
+RENDERERS = {
+    "overview": lambda data, summary: overview(data),
+    "ops": _ops_section, "types": _types_section, "scopes": _scopes_section,
+    "devices": _devices_section, "steps": _steps_section, "comm": _comm_section,
+    "imbalance": _imbalance_section, "pipeline": _pipeline_section, "memory": _memory_section,
+    "hostbound": _hostbound_section, "critical_path": _critical_path_section,
+    "findings": _findings_section,
+}
+
+
+def _rows(df) -> int:
+    return 0 if df is None else len(df)
+
+
+# When a section has nothing to show: the part of it that would be empty,
+# and the few words that say why it is left out.  Sections not listed are
+# always shown (the findings say "none" themselves).
+EMPTY = {
+    "ops": lambda d: _rows(d) == 0,
+    "types": lambda d: _rows(d) == 0,
+    "scopes": lambda d: _rows(d) == 0,
+    "devices": lambda d: _rows(d) == 0,
+    "steps": lambda d: _rows(d) == 0,
+    "comm": lambda d: _rows(d["collectives"]) == 0,
+    "imbalance": lambda d: _rows(d["ranks"]) < 2,
+    "pipeline": lambda d: _rows(d["stages"]) == 0,
+    "memory": lambda d: _rows(d["peaks"]) == 0,
+    "hostbound": lambda d: _rows(d["ranks"]) == 0,
+    # One rank: its critical path is its step, which the overview shows.
+    "critical_path": lambda d: _rows(d["path"]) == 0 or d.get("ranks", 2) < 2,
+}
+
+LEFT_OUT_WHY = {"comm": "communication (no collectives)", "imbalance": "imbalance (one rank)",
+                "pipeline": "pipeline (no stages)", "memory": "memory (no pool events)",
+                "critical_path": "critical path (one rank)"}
+
+
+def is_empty(name: str, data) -> bool:
+    """Whether section ``name`` has nothing to show (:data:`EMPTY`)."""
+    test = EMPTY.get(name)
+    return bool(test and test(data))
+
+
 def section(name: str, data, summary: bool = False) -> list[RenderableType]:
     """The renderables of one report section (``summary``: of a summary-mode
     profile)."""
-    if name == "ops":
-        return [ops_table(data, estimated=summary)]
-    if name == "types":
-        return [frame_table("Operator types", data, [
-            ("type", "type", _str), ("ops", "ops", _int), ("calls", "calls", _int),
-            ("total", "total_ns", _ns), ("share", "share", _pct), ("GFLOP/s", "gflops", fmt_rate),
-            ("GB/s", "gbps", fmt_rate)])]
-    if name == "scopes":
-        return [frame_table("Scopes (subtree time)", data.sort_values("total_ns", ascending=False), [
-            ("scope", "scope", _str), ("calls", "calls", _int), ("total", "total_ns", _ns),
-            ("self", "self_ns", _ns), ("share", "share", _pct)])]
-    if name == "devices":
-        return [devices_table(data), "", breakdown_table(data)]
-    if name == "steps":
-        return [steps_table(data)]
-    if name == "comm":
-        parts = [_verdict("Communication", data), frame_table("Collectives (per kind and size)", data["collectives"], [
-            ("kind", "kind", _str), ("size", "bytes", _bytes), ("count", "count", _int),
-            ("time", "time_ns", _ns), ("wait", "wait_ns", _ns), ("skew", "skew_ns", _ns),
-            ("algbw", "algbw", _gbps), ("busbw", "busbw", _gbps)]),
-            frame_table("Communication matrix (GB/s)", data["matrix"], [
-                ("src", "src", _int), ("dst", "dst", _int), ("bytes", "bytes", _bytes),
-                ("time", "time_ns", _ns), ("GB/s", "gbps", _gbps)])]
-        if "ops" in data:       # exposure needs kernel times: not in a summary
-            parts.append(frame_table("Communication ops (per step)", data["ops"], [
-                ("op", "name", _str), ("time", "dur_ns", _ns), ("exposed", "exposed_ns", _ns),
-                ("wait", "wait_ns", _ns), ("transfer", "transfer_ns", _ns)]))
-        return parts
-    if name == "imbalance":
-        ranked = data["ranks"]
-        where = [("ran on CPU", "cpus", _str)] if "cpus" in ranked else []
-        return [_verdict("Imbalance", data), frame_table("Ranks (per step)", ranked, [
-            ("rank", "rank", _int), ("compute", "compute_ns", _ns), ("excess", "excess_ns", _ns),
-            ("waits", "wait_ns", _ns), ("makes wait", "caused_wait_ns", _ns)] + where),
-            frame_table("Load imbalance per step", data["steps"], [
-                ("step", "step", _int), ("max", "compute_max_ns", _ns),
-                ("mean", "compute_mean_ns", _ns), ("slowest", "slowest_rank", _int),
-                ("index", "imbalance", _pct)])]
-    if name == "pipeline":
-        return [_verdict("Pipeline", data), frame_table("Stages (per step)", data["stages"], [
-            ("stage", "stage", _int), ("rank", "rank", _int), ("step", "step_ns", _ns),
-            ("bubble", "bubble_ns", _ns), ("ratio", "bubble_ratio", _pct), ("fill", "fill_ns", _ns),
-            ("drain", "drain_ns", _ns), ("steady", "steady_ns", _ns),
-            ("schedule", "schedule_ratio", _pct), ("ideal", "ideal_ratio", _pct)])]
-    if name == "memory" and "by_op" in data:
-        return _summary_memory(data)
-    if name == "memory":
-        return [_verdict("Memory", data), frame_table("Peaks", data["peaks"], [
-            ("rank", "rank", _int), ("peak", "peak", _bytes), ("live blocks", "live_blocks", _int),
-            ("final", "final", _bytes)]),
-            frame_table("Live at the peak", data["live_at_peak"], [
-                ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
-                ("bytes", "bytes", _bytes), ("share", "share", _pct)], limit=8),
-            frame_table("Never freed", data["never_freed"], [
-                ("operator", "name", _str), ("rank", "rank", _int), ("blocks", "blocks", _int),
-                ("bytes", "bytes", _bytes), ("per step", "per_step", _bytes),
-                ("leak", "leak", lambda x: "LEAK" if x else "")], limit=8)]
-    if name == "hostbound":
-        return [_verdict("Host-bound", data), frame_table("Launches per rank", data["ranks"], [
-            ("rank", "rank", _int), ("launch", "launch_cost_ns", _ns), ("kernels", "kernels", _int),
-            ("tiny", "tiny_share", _pct), ("queue p50", "queue_p50_ns", _ns),
-            ("host gap", "host_gap_ns", _ns)]),
-            frame_table("Host gaps before", data["gaps"], [
-                ("operator", "name", _str), ("gaps", "gaps", _int), ("per step", "per_step_ns", _ns)],
-                limit=8)]
-    if name == "critical_path":
-        title = f"Critical path of step {data['step']}" if data.get("step") is not None else "Critical path"
-        return [_verdict("Critical path", data), frame_table(title, data["summary"], [
-            ("kind", "kind", _str), ("rank", "rank", _int), ("time", "dur_ns", _ns),
-            ("share", "share", _pct)]),
-            frame_table("On the path", data["ops"], [
-                ("operator", "name", _str), ("kind", "kind", _str), ("time", "dur_ns", _ns),
-                ("share", "share", _pct)], limit=8)]
-    if name == "findings":
-        return [findings_table(data)]
-    return []
+    render_one = RENDERERS.get(name)
+    return render_one(data, summary) if render_one else []
 
 
 def render(doc: dict, console: Console, steps: bool = False) -> None:
     """Prints the report ``doc`` (from :func:`msprof.analysis.report.build`):
     the header, then every section it holds (``steps`` only when asked
-    for, or when it is the only section)."""
+    for, or when it is the only section).  A section with nothing to show
+    is left out, and one line at the end names the sections left out."""
     from msprof.analysis.report import SECTIONS
 
     parts: list[RenderableType] = [header(doc["meta"], doc.get("rank"))]
@@ -295,9 +470,15 @@ def render(doc: dict, console: Console, steps: bool = False) -> None:
     for note in doc.get("framework_notes", []):
         parts += ["", Text(note, style="dim")]
     present = [s for s in SECTIONS if s in doc]
+    left_out = []
     for name in present:
         if name == "steps" and not steps and len(present) > 1:
             continue
+        if is_empty(name, doc[name]):
+            left_out.append(LEFT_OUT_WHY.get(name, name))
+            continue
         parts.append("")
         parts += section(name, doc[name], summary=summary)
+    if left_out:
+        parts += ["", Text("Nothing to show: " + ", ".join(left_out) + ".", style="dim")]
     console.print(Group(*parts))

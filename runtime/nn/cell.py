@@ -70,12 +70,22 @@ class Cell:
 
     def _run(self, *args):
         arrays = [as_array(a) for a in args]
-        outs = self.executable(*arrays).run(arrays, step=self._next_step())
+        step = self._next_step()
+        samples = self._step_samples(arrays) if step is not None else 0
+        outs = self.executable(*arrays).run(arrays, step=step, samples=samples)
         outs = [Tensor(o) for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _next_step(self):
         return None        # a training cell numbers its steps
+
+    def _step_samples(self, arrays) -> int:
+        """This rank's samples in a training step on ``arrays``: the rows of
+        the first input (see :func:`parallel.context.step_samples`)."""
+        from msprof.runtime.parallel.context import step_samples
+
+        first = arrays[0] if arrays else None
+        return step_samples(len(first)) if first is not None and first.ndim else 0
 
     # -- parameters and sub-cells ------------------------------------------------
     def cells_and_names(self, prefix=""):

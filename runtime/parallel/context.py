@@ -62,3 +62,16 @@ def get_auto_parallel_context(name: str):
 def reset_auto_parallel_context() -> None:
     _values.clear()
     _values.update(_DEFAULTS)
+
+
+def step_samples(batch: int) -> int:
+    """This rank's count of the samples a training step on ``batch`` rows
+    trained on, so that the counts of all ranks add up to the job's
+    samples per step (the ``samples`` of the step_end probe): stand-alone
+    and data parallel, each rank its own rows; operator-level model
+    parallel, where every rank computes on the same batch, rank 0 alone."""
+    from msprof.runtime.comm import get_rank
+
+    if _values["parallel_mode"] == ParallelMode.SEMI_AUTO_PARALLEL:
+        return batch if get_rank() == 0 else 0
+    return batch

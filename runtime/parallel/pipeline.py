@@ -170,5 +170,7 @@ class PipelineTrainOneStepCell:
             bwd.run([stash[i], ys[i]] if self.last else [stash[i]])
         loss = upd.run([])[0]
         self.loss_acc.set_data(0.0)                           # streams are idle here
-        hooks.step_end(step)
+        # The first stage counts the batch (every stage is given it): the
+        # ranks' counts add up to the job's samples per step.
+        hooks.step_end(step, len(x) if self.first else 0)
         return Tensor(loss)

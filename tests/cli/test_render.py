@@ -23,12 +23,11 @@ def test_ops_table_at_80_columns(ref):
     out = _text(table.ops_table(ref.op_stats()))
     lines = out.splitlines()
     assert lines[0].rstrip() == "Operators (kernel time)"
-    assert lines[1].split() == ["operator", "calls", "total", "self", "mean", "p50", "p99",
-                                "share", "GFLOP/s"]
-    assert lines[3].split() == ["MatMul-op1", "4", "1.1us", "1.1us", "275ns", "250ns",
+    # each operator by its scope path; no self time (a kernel holds no other)
+    assert lines[1].split() == ["operator", "calls", "total", "p50", "p99", "share", "GFLOP/s"]
+    assert lines[3].split() == ["net/layer1/dense/MatMul-op1", "4", "1.1us", "250ns",
                                 "397ns", "71.0%", "10,000"]
-    assert lines[4].split() == ["ReLU-op2", "4", "350ns", "350ns", "88ns", "100ns", "100ns",
-                                "22.6%"]
+    assert lines[4].split() == ["net/layer1/ReLU-op2", "4", "350ns", "100ns", "100ns", "22.6%"]
     assert max(map(len, lines)) <= 80
 
 
@@ -52,17 +51,27 @@ def test_full_report_fits_80_columns_and_has_every_part(ref):
     assert "WARNING" not in out
 
 
-def test_long_operator_names_are_cut_in_the_middle_not_wrapped(ref):
+def test_long_scope_paths_lose_their_head_not_the_operator(ref):
     stats = ref.op_stats()
-    stats.loc[0, "name"] = "net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
+    stats.loc[0, "scope"] = "Gradients/net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
     lines = _text(table.ops_table(stats)).splitlines()
     assert len(lines) == 6 and max(map(len, lines)) <= 80
     name = lines[3].split()[0]
-    assert name.startswith("net/encoder/") and name.endswith("…-op1234")
-    assert lines[3].split()[1:] == ["4", "1.1us", "1.1us", "275ns", "250ns", "397ns", "71.0%",
-                                    "10,000"]
+    assert name.startswith("…") and name.endswith("QKVProjection-MatMul-op1234")
+    assert lines[3].split()[1:] == ["4", "1.1us", "250ns", "397ns", "71.0%", "10,000"]
     wide = _text(table.ops_table(stats), width=120).splitlines()
-    assert wide[3].split()[0] == "net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
+    assert wide[3].split()[0] == "Gradients/net/encoder/layer11/attention/QKVProjection-MatMul-op1234"
+
+
+@pytest.mark.parametrize("path,width,cut", [
+    ("net/conv1/Conv2D-op1", 40, "net/conv1/Conv2D-op1"),
+    ("Gradients/net/conv1/Conv2DBackpropFilter-op35", 32, "…conv1/Conv2DBackpropFilter-op35"),
+    ("Gradients/net/conv1/Conv2DBackpropFilter-op35", 30, "…Conv2DBackpropFilter-op35"),
+    ("Gradients/net/conv1/Conv2DBackpropFilter-op35", 17, "Conv2DBackp…-op35"),
+])
+def test_cut_path_keeps_the_operator_and_the_cells_nearest_it(path, width, cut):
+    assert named_rows.cut_path(path, width) == cut
+    assert len(cut) <= width
 
 
 @pytest.mark.parametrize("name,width,cut", [

@@ -49,8 +49,8 @@ def test_table_report_of_a_summary(summ):
             "steps, imbalance, pipeline, hostbound, critical_path, findings (run with --mode "
             "trace for timelines, breakdowns and findings).") in flat
     assert "Operators (kernel time; p50, p99 from histograms)" in out
-    mm = next(line for line in out.splitlines() if line.startswith("MatMul-op1"))
-    assert mm.split() == ["MatMul-op1", "4", "1.1us", "1.1us", "275ns", "256ns", "400ns",
+    mm = next(line for line in out.splitlines() if line.startswith("net/layer1/dense/MatMul-op1"))
+    assert mm.split() == ["net/layer1/dense/MatMul-op1", "4", "1.1us", "256ns", "400ns",
                           "71.0%", "10,000"]
     for title in ("Operator types", "Scopes", "Collectives", "Memory: peak 4,000 bytes",
                   "Memory per operator", "(outside ops)"):
@@ -117,14 +117,14 @@ def dp_dirs(tmp_path):
 def test_diff_of_summaries_compares_steps_and_operators_only(dp_dirs):
     a, b, sa, sb = (msprof.load(d) for d in dp_dirs)
     d = diff(sa, sb)
-    assert d["not_recorded"] == ["devices", "findings"] and "devices" not in d
+    assert d["not_recorded"] == ["devices", "memory", "findings"] and "devices" not in d
     assert (d["step"]["a_ns"], d["step"]["b_ns"]) == (4000, 6000)
     assert [f["kind"] for f in d["findings"]] == ["regression"] and d["vanished"] == []
     traced = diff(a, b)
     pd.testing.assert_frame_equal(d["ops"], traced["ops"])
     assert d["step"] == traced["step"]
     mixed = diff(a, sb)                  # one side a summary is enough
-    assert mixed["not_recorded"] == ["devices", "findings"] and mixed["step"]["b_ns"] == 6000
+    assert mixed["not_recorded"] == ["devices", "memory", "findings"] and mixed["step"]["b_ns"] == 6000
     assert (mixed["a"]["mode"], mixed["b"]["mode"]) == ("trace", "summary")
 
 
@@ -135,11 +135,11 @@ def test_diff_command_of_summaries(dp_dirs, capsys):
     assert max(map(len, out.splitlines())) <= 80
     flat = " ".join(out.split())
     assert "4us -> 6us (+2us, +50.0%)" in flat and "regression" in flat
-    assert ("A and B are summary-mode profiles: not compared: devices, findings "
+    assert ("A and B are summary-mode profiles: not compared: devices, memory, findings "
             "(record both with --mode trace for those).") in flat
     assert "Devices (mean step" not in out and "none appeared" not in out
     code, out, _ = run(["diff", str(sa), str(sb), "-f", "json"], capsys)
-    assert json.loads(out)["not_recorded"] == ["devices", "findings"]
+    assert json.loads(out)["not_recorded"] == ["devices", "memory", "findings"]
 
 
 def test_diff_note_names_the_summary_side(dp_dirs):

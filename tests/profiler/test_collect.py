@@ -51,6 +51,7 @@ def check_toy_profile(path, steps, backend):
     assert c["seq"].tolist() == list(range(steps))
     s = t["steps"]
     assert s["step"].tolist() == list(range(steps))
+    assert s["samples"].tolist() == [8 + i for i in range(steps)]
     assert (s["dur_ns"] > 0).all()
     # every kernel of a step lies inside that step
     merged = k.merge(s, on=["rank", "step"], suffixes=("", "_step"))

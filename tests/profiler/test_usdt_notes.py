@@ -19,7 +19,7 @@ def test_every_hook_is_a_semaphore_guarded_probe():
         assert p.provider == "msrt"
         assert p.semaphore_offset > 0
         assert p.offset > 0
-    arity = {"device_init": 3, "op_register": 7, "step_begin": 1, "step_end": 1,
+    arity = {"device_init": 3, "op_register": 7, "step_begin": 1, "step_end": 2,
              "kernel_launch": 3, "kernel_begin": 3, "kernel_end": 5, "mem_alloc": 4,
              "mem_free": 4, "mem_batch": 12, "comm_begin": 5, "comm_end": 5,
              "record_batch": 2}

@@ -182,3 +182,23 @@ def test_wrong_input_shape_is_a_clear_error():
     exe = cell.executable(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match="compiled for"):
         exe.run([np.ones((4, 3), np.float32)])
+
+
+def test_step_end_carries_the_samples_of_the_step(probes):
+    run_lenet(probes, steps=2)                      # a batch of 8
+    assert probes.named("step_end") == [(0, 8), (1, 8)]
+
+
+def test_step_samples_count_each_batch_once_per_job(monkeypatch):
+    """Data-parallel ranks each count their own shard; under operator-level
+    model parallelism every rank computes on the whole batch, so rank 0
+    alone counts it."""
+    from msprof.runtime.parallel import context as ctx
+
+    monkeypatch.setitem(ctx._values, "parallel_mode", ctx.ParallelMode.DATA_PARALLEL)
+    assert ctx.step_samples(16) == 16
+    monkeypatch.setitem(ctx._values, "parallel_mode", ctx.ParallelMode.SEMI_AUTO_PARALLEL)
+    monkeypatch.setattr("msprof.runtime.comm.get_rank", lambda: 1)
+    assert ctx.step_samples(16) == 0
+    monkeypatch.setattr("msprof.runtime.comm.get_rank", lambda: 0)
+    assert ctx.step_samples(16) == 16

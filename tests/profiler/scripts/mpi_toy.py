@@ -19,6 +19,6 @@ for step in range(steps):
     hooks.comm_begin(0, buf.nbytes, 0, -1, step)
     comm.Allreduce(MPI.IN_PLACE, buf)
     hooks.comm_end(0, buf.nbytes, 0, -1, step)
-    hooks.step_end(step)
+    hooks.step_end(step, 0)
 if len(sys.argv) > 2 and rank == int(sys.argv[2]):
     sys.exit(5)

@@ -1,5 +1,5 @@
 """A tiny probe workload with a known answer: STEPS steps of two kernels,
-one alloc/free pair and one allreduce each.  argv: steps [exit status]."""
+one alloc/free pair and one allreduce each, step s on 8 + s samples.  argv: steps [exit status]."""
 import sys
 
 from msprof.runtime import hooks
@@ -18,6 +18,6 @@ for step in range(steps):
     hooks.mem_free(4096, 256, 1, 0)
     hooks.comm_begin(0, 1024, 0, -1, step)
     hooks.comm_end(0, 1024, 0, -1, step)
-    hooks.step_end(step)
+    hooks.step_end(step, 8 + step)     # the samples the step trained on
 if len(sys.argv) > 2:
     sys.exit(int(sys.argv[2]))
