@@ -32,6 +32,7 @@ import json
 
 import pandas as pd
 
+from msprof.analysis import chunks as _chunks
 from msprof.analysis import comm as _comm
 from msprof.analysis import critical_path as _cpath
 from msprof.analysis import hostbound as _host
@@ -148,6 +149,8 @@ def build(profile, rank: int | None = None, top: int | None = None,
         "findings": lambda: p.findings(rank),
     }
     doc = {"meta": dict(p.meta), "rank": rank}
+    if p.meta.get("complete") is False:
+        doc["partial"] = _chunks.partial_note(p.meta)
     if p.summary_mode:
         make["comm"] = lambda: _summary_comm_section(p, rank)
         make["memory"] = lambda: _summary_memory_section(p, rank)
