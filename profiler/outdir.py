@@ -73,8 +73,8 @@ class OutputDir:
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as e:
-            why = "a symlink" if e.errno == errno.ELOOP else ("not a directory" if e.errno == errno.ENOTDIR
-                                                            else e.strerror)
+            why = ("a symlink" if os.path.islink(path)
+                   else "not a directory" if e.errno == errno.ENOTDIR else e.strerror)
             raise MsprofError(f"refusing to write into {path}: {why}") from None
         try:
             if not created:
