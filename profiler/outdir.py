@@ -63,11 +63,11 @@ class OutputDir:
             os.makedirs(parent, exist_ok=True)
         except OSError as e:
             raise MsprofError(f"cannot create {parent}: {e.strerror}") from None
-        created = True
+        self.created = True
         try:
             os.mkdir(path, DIR_MODE)
         except FileExistsError:
-            created = False
+            self.created = False
         except OSError as e:
             raise MsprofError(f"cannot create profile directory {path}: {e.strerror}") from None
         try:
@@ -77,10 +77,10 @@ class OutputDir:
                    else "not a directory" if e.errno == errno.ENOTDIR else e.strerror)
             raise MsprofError(f"refusing to write into {path}: {why}") from None
         try:
-            if not created:
+            if not self.created:
                 self._check_reusable(force)
             self._lock()
-            if not created:
+            if not self.created:
                 self._empty()
         except BaseException:
             os.close(self.fd)
@@ -140,6 +140,17 @@ class OutputDir:
             os.unlink(name, dir_fd=self.fd)
         except FileNotFoundError:
             pass
+
+    def discard(self) -> None:
+        """Removes the directory this run created and has written nothing
+        into (the run could not start), and releases it."""
+        if self.created and self.fd is not None and os.listdir(self.fd) == [LOCK_FILE]:
+            self.unlink(LOCK_FILE)
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+        self.release()
 
     def release(self) -> None:
         """Drops the lock and the descriptors (idempotent)."""

@@ -263,12 +263,14 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
     stops: the probes are released, ``stats.stopped`` says why (and
     ``on_tick`` is called at once), the script runs on to its end, and the
     profile keeps what was written."""
-    staging = os.path.join(out, ".inprocess")
-    chosen, fallback = choose_backend(backend, staging, mode)
-    stats = RunStats()
-    out_dir = None
+    out_dir = OutputDir(out, force=force)     # refused before the BPF program compiles
     try:
-        out_dir = OutputDir(out, force=force)
+        chosen, fallback = choose_backend(backend, os.path.join(out, ".inprocess"), mode)
+    except BaseException:
+        out_dir.discard()
+        raise
+    stats = RunStats()
+    try:
         writer = ProfileWriter(out_dir, {
             "command": label or cmd, "argv": cmd, "backend": chosen.name,
             "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
@@ -352,5 +354,4 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         return RunResult(out, status, chosen.name, fallback, stats, writer.meta)
     finally:
         chosen.close()
-        if out_dir is not None:
-            out_dir.release()
+        out_dir.release()

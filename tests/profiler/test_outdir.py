@@ -92,3 +92,12 @@ def test_default_names_are_unpredictable_and_ignored_by_git():
         assert fnmatch.fnmatch(name, "msprof-*")
     r = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", f"{name}/meta.json"])
     assert r.returncode == 0
+
+
+def test_a_run_that_cannot_start_leaves_no_directory_behind(tmp_path):
+    OutputDir(str(tmp_path / "p")).discard()
+    assert not (tmp_path / "p").exists()
+    kept = OutputDir(str(tmp_path / "q"))
+    (tmp_path / "q" / "meta.json").write_text("{}")
+    kept.discard()                              # something was written: kept
+    assert (tmp_path / "q" / "meta.json").exists()
