@@ -52,7 +52,7 @@ def summary(result, console: Console) -> None:
 def run(
     script: Annotated[str, typer.Argument(help="Python training script (or executable) to profile.")],
     args: Annotated[Optional[list[str]], typer.Argument(help="Arguments passed to the script.")] = None,
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write (default msprof-<stamp>).")] = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="New profile directory to write (default msprof-<stamp>-<random>).")] = None,
     nprocs: Annotated[int, typer.Option("-n", "--nprocs", help="Number of ranks (devices); >1 launches through mpiexec.")] = 1,
     backend: Annotated[str, typer.Option(help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = "auto",
     mode: Annotated[str, typer.Option(help="trace (every kernel, pool event and step) or summary (kernels and pool events as per-operator counts, totals and histograms: cheaper, no timelines).")] = "trace",
@@ -73,7 +73,7 @@ def run(
     if hosts or hostfile:
         from msprof.profiler.nodes import run_on_hosts
         status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
-                                     hostfile=hostfile, backend=backend, mode=mode)
+                                     hostfile=hostfile, backend=backend, mode=mode, force=force)
         err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
                   f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
         raise typer.Exit(status)
