@@ -61,6 +61,8 @@ def fill(disk: Path) -> None:
 @pytest.fixture
 def tmpfs(tmp_path):
     """A small file system of its own (tmpfs, root only), unmounted after."""
+    if os.geteuid() != 0 and os.environ.get("MSPROF_REQUIRE_EBPF") != "1":
+        pytest.skip("mounting a tmpfs needs root")
     mounted = []
 
     def make(size: str) -> Path:
@@ -110,11 +112,13 @@ def test_sigkill_of_the_collector_leaves_a_partial_profile_and_stops_the_trainin
     assert "exit status  unknown (the profile was not closed)" in shown.stdout
 
 
-@pytest.mark.ebpf
-def test_a_disk_that_fills_mid_run_stops_collecting_and_keeps_what_was_written(ebpf_ready, tmpfs):
+@pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
+def test_a_disk_that_fills_mid_run_stops_collecting_and_keeps_what_was_written(backend, tmpfs, request):
+    if backend == "ebpf":
+        request.getfixturevalue("ebpf_ready")
     disk = tmpfs("64m")
     out = disk / "p"
-    p = subprocess.Popen([MSPROF, "run", "-q", "-o", str(out), "--backend", "ebpf", str(LENET),
+    p = subprocess.Popen([MSPROF, "run", "-q", "-o", str(out), "--backend", backend, str(LENET),
                           "--epochs", "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_meta(out, steps_written(20))
     fill(disk)
