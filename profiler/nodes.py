@@ -29,12 +29,13 @@ from msprof.profiler.session import mpiexec_path, script_command
 JOB_FILE = "job.json"
 
 
-def _launcher(out: OutputDir) -> str:
+def _launcher(out: str) -> str:
     """An executable hydra can call as its launcher (it takes one path)."""
-    mode = stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-    with os.fdopen(out.create(".msprof-launcher", mode), "w") as f:
+    path = os.path.join(out, ".msprof-launcher")
+    with open(path, "w") as f:
         f.write(f"#!/bin/sh\nexec {sys.executable} -m msprof.profiler.remote \"$@\"\n")
-    return out.join(".msprof-launcher")
+    os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+    return path
 
 
 def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
@@ -59,7 +60,7 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
 def _run_job(out_dir: OutputDir, cmd, script, args, nprocs, hosts, hostfile, backend, mode):
     out = out_dir.path
     where = ["-f", hostfile] if hostfile else ["-hosts", hosts]
-    mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out_dir),
+    mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out),
            "-n", str(nprocs), *cmd]
     env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend,
            "MSPROF_NODES_MODE": mode}

@@ -278,7 +278,6 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
             "lost_events": 0, "exit_status": None, **(extra_meta or {}),
         })
-        host = writer.meta["host"]
         collector = _Collector(writer, stats, mode)
         env = {**os.environ, **chosen.child_env()}
         try:
@@ -309,7 +308,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     last_tick = now
                 if now - last_checkpoint >= CHECKPOINT_S:
                     lost = chosen.lost()
-                    writer.checkpoint(**_progress(collector, stats, host),
+                    writer.checkpoint(**_progress(collector, stats, writer.meta["host"]),
                                       lost_events=sum(lost.values()), lost_by_cause=lost)
                     last_checkpoint = now
                 time.sleep(interval)
@@ -339,16 +338,24 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             lost = chosen.lost()
         stats.lost = sum(lost.values())
         status = _exit_status(child.returncode)
+        ranks = sorted(collector.rank_rows.values(), key=lambda r: r["rank"])
+        host = writer.meta["host"]
+        for r in ranks:
+            r["host"] = host
         final = {
-            **_progress(collector, stats, host),
             "end_ns": time.monotonic_ns(),
             "exit_status": status,
+            "ranks": ranks,
+            "world_size": max((r["world_size"] for r in ranks), default=0),
+            "pids": sorted(collector.pids),
             "exits": [{"pid": p, "exit_status": st} for p, st in sorted(collector.exits.items())],
             "lost_events": stats.lost,
             "lost_by_cause": lost,
+            "events": stats.events,
             "folded_events": folded,
+            "failed_ranks": [],
         }
-        final["failed_ranks"] = failed_ranks(final["ranks"], collector.exits, status, nprocs)
+        final["failed_ranks"] = failed_ranks(ranks, collector.exits, status, nprocs)
         writer.close(**final)
         stats.stopped = writer.stopped
         return RunResult(out, status, chosen.name, fallback, stats, writer.meta)

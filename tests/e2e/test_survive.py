@@ -85,13 +85,18 @@ def report_json(out: Path, *sections: str) -> dict:
 
 
 @pytest.mark.ebpf
-def test_sigkill_of_the_collector_leaves_a_partial_profile_and_stops_the_training(ebpf_ready, tmp_path):
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_sigkill_of_the_collector_leaves_a_partial_profile_and_stops_the_training(
+        ebpf_ready, tmp_path, nprocs):
+    # with -n 2 the ranks are mpiexec's grandchildren (mpiexec -> hydra proxy -> rank)
     out = tmp_path / "p"
-    p = subprocess.Popen([MSPROF, "run", "-q", "-o", str(out), "--backend", "ebpf", str(LENET),
-                          "--epochs", "400"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    meta = wait_meta(out, steps_written(40))
+    p = subprocess.Popen([MSPROF, "run", "-q", "-n", str(nprocs), "-o", str(out), "--backend", "ebpf",
+                          str(LENET), "--epochs", "400"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    meta = wait_meta(out, lambda m: steps_written(40 * nprocs)(m) and len(m["ranks"]) == nprocs)
     training = [pid for pid in meta["pids"] if pid != p.pid]
-    assert training and all(alive(pid) for pid in training)
+    assert len(training) >= (1 if nprocs == 1 else 2 + nprocs)    # mpiexec, proxy, ranks
+    assert all(alive(pid) for pid in training)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=10)
     deadline = time.monotonic() + 10
@@ -103,8 +108,9 @@ def test_sigkill_of_the_collector_leaves_a_partial_profile_and_stops_the_trainin
     assert doc["meta"]["complete"] is False and doc["meta"]["exit_status"] is None
     assert doc["partial"].startswith("partial: its collector ended before closing it; "
                                      "holds data up to ")
-    steps = [s["step"] for s in doc["steps"]]
-    assert len(steps) >= 40 and steps[:40] == list(range(40))
+    for rank in range(nprocs):
+        steps = [s["step"] for s in doc["steps"] if s["rank"] == rank]
+        assert len(steps) >= 40 and steps[:40] == list(range(40))
     assert doc["ops"] and doc["ops"][0]["calls"] >= 40
     shown = run_msprof("report", out, "--section", "steps")
     assert shown.returncode == 0, shown.stderr
