@@ -11,7 +11,6 @@ close, and the bytes on disk during the run and after.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile

@@ -4,7 +4,6 @@ import fnmatch
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pyarrow as pa
 import pytest

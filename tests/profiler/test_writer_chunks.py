@@ -7,7 +7,6 @@ import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 import msprof
 from msprof.profiler.decode import SCHEMAS
