@@ -139,7 +139,7 @@ class ProfileWriter:
                     self.meta.update(payload)
                     self._progress()
                     self.write_meta()
-            except (OSError, pa.ArrowException) as e:
+            except Exception as e:    # a full disk above all; any failure stops the writing
                 self._stop(e)
 
     def _progress(self) -> None:

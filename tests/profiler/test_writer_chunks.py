@@ -89,3 +89,14 @@ def test_close_writes_the_documented_parquet_tables_and_removes_the_chunks(tmp_p
     meta = json.loads((tmp_path / "p" / "meta.json").read_text())
     assert meta["complete"] is True and meta["tables"]["steps"] == 3000
     assert "stopped" not in meta
+
+
+def test_the_partial_note_says_why_and_up_to_when_where_it_can():
+    from msprof.analysis.chunks import partial_note
+
+    assert partial_note({"start_ns": 10**9, "recorded_until_ns": 46 * 10**9 + 10**9 // 4,
+                         "stopped": "cannot write the profile to p while collecting: the disk is full"}) == (
+        "partial: cannot write the profile to p while collecting: the disk is full; "
+        "holds data up to 45.2 s after the start")
+    assert partial_note({"start_ns": 10**9}) == "partial: its collector ended before closing it"
+    assert partial_note({"recorded_until_ns": 5}) == "partial: its collector ended before closing it"
