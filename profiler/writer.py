@@ -21,6 +21,7 @@ collecting.  Every file is opened through :class:`~msprof.profiler.outdir.Output
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -66,7 +67,7 @@ def _latest(table: pa.Table) -> int | None:
 
 
 def _why(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.errno == 28:
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return "the disk is full"
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
