@@ -23,6 +23,7 @@ import pandas as pd
 
 from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
+from msprof.analysis.chunks import partial_note
 from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
 
 HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
@@ -79,8 +80,8 @@ def data_quality(meta: dict) -> list[dict]:
     if meta.get("complete") is False:
         out.append(_finding(
             "incomplete", "error", [], [], 0,
-            "the profile was not closed cleanly (collection interrupted); its last "
-            "events may be missing"))
+            f"the profile was not closed cleanly ({partial_note(meta)}); its last "
+            "events are missing"))
     failed = meta.get("failed_ranks") or []
     if failed:
         ranks = [f.get("rank", -1) for f in failed if isinstance(f, dict)]

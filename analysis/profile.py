@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msprof.analysis import breakdown as _breakdown
+from msprof.analysis import chunks as _chunks
 from msprof.analysis import comm as _comm
 from msprof.analysis import contention as _contention
 from msprof.analysis import critical_path as _cpath
@@ -77,15 +78,17 @@ def _check_table(root: Path, name: str) -> Path | None:
     """Reads the table's footer only: a missing file, a damaged footer or a
     missing column is found at load time, the rows are read on first use.
     None for an :data:`OPTIONAL` table the directory lacks."""
-    path = root / f"{name}.parquet"
-    if not path.is_file() and name in OPTIONAL:
+    path = _chunks.table_file(root, name)   # of an unclosed profile: its chunks
+    if path is None and name in OPTIONAL:
         return None
-    if not path.is_file():
+    if path is None:
         raise MsprofError(f"corrupt profile {root}: no {name}.parquet")
     try:
-        schema = pq.read_schema(path)
+        schema = _chunks.read_schema(path) if _chunks.is_chunks(path) else pq.read_schema(path)
     except (pa.ArrowException, OSError) as e:
         raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
+    if schema is None:                      # a stream its collector never wrote to
+        return path
     missing = [c for c in REQUIRED[name] if c not in schema.names]
     if missing:
         raise MsprofError(f"corrupt table {path}: no column {', '.join(missing)}")
@@ -104,7 +107,8 @@ def _read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
             frames.append(_conform(name, pd.DataFrame({c: [] for c in COLUMNS[name]})))
             continue
         try:
-            df = _read_parquet(path)
+            df = (_chunks.read_frame(path, COLUMNS[name]) if _chunks.is_chunks(path)
+                  else _read_parquet(path))
         except (pa.ArrowException, OSError) as e:
             raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
         frames.append(_conform(name, df))

@@ -34,6 +34,7 @@ import json
 
 import pandas as pd
 
+from msprof.analysis import chunks as _chunks
 from msprof.analysis import comm as _comm
 from msprof.analysis import critical_path as _cpath
 from msprof.analysis import findings as _find
@@ -177,6 +178,8 @@ def build(profile, rank: int | None = None, top: int | None = None,
     notes = FRAMEWORK_NOTES.get(p.meta.get("framework") or "")
     if notes:
         doc["framework_notes"] = notes
+    if p.meta.get("complete") is False:
+        doc["partial"] = _chunks.partial_note(p.meta)
     if p.summary_mode:
         make["overview"] = lambda: _overview.overview(steps, None, None)
         make["comm"] = lambda: _summary_comm_section(p, rank)

@@ -42,11 +42,13 @@ class InprocessBackend:
 
     def __init__(self, staging: str):
         self.staging = staging
-        os.makedirs(staging, exist_ok=True)
         self.attached = ["inprocess:msrt:*"]
         self._tails: dict[str, _Tail] = {}
 
     def child_env(self) -> dict[str, str]:
+        # Made now, not when the backend is chosen: the staging folder lives in
+        # the profile directory, which must not exist before the run creates it.
+        os.makedirs(self.staging, exist_ok=True)
         return {"MSPROF_INPROCESS_DIR": self.staging}
 
     def _read(self, prefix: str, dtype: np.dtype) -> np.ndarray:

@@ -22,6 +22,8 @@ import sys
 import time
 
 from msprof.errors import MsprofError
+from msprof.profiler.lifeline import die_with_parent
+from msprof.profiler.outdir import OutputDir
 from msprof.profiler.session import mpiexec_path, script_command
 
 JOB_FILE = "job.json"
@@ -38,7 +40,7 @@ def _launcher(out: str) -> str:
 
 def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
                  hosts: str | None, hostfile: str | None, backend: str,
-                 mode: str = "trace") -> tuple[int, list[str]]:
+                 mode: str = "trace", force: bool = False) -> tuple[int, list[str]]:
     """Run the job across machines; returns (exit status, node profile dirs)."""
     if nprocs < 1:
         raise MsprofError(f"-n must be at least 1 (got {nprocs})")
@@ -48,16 +50,22 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
         raise MsprofError(f"hostfile not found: {hostfile}")
     cmd = script_command(script, args)
     out = os.path.abspath(out)
-    if os.path.exists(os.path.join(out, JOB_FILE)) or os.path.exists(os.path.join(out, "meta.json")):
-        raise MsprofError(f"{out} already holds a profile; choose another -o")
-    os.makedirs(out, exist_ok=True)
+    out_dir = OutputDir(out, force=force)       # held (locked) until the job ends
+    try:
+        return _run_job(out_dir, cmd, script, args, nprocs, hosts, hostfile, backend, mode)
+    finally:
+        out_dir.release()
+
+
+def _run_job(out_dir: OutputDir, cmd, script, args, nprocs, hosts, hostfile, backend, mode):
+    out = out_dir.path
     where = ["-f", hostfile] if hostfile else ["-hosts", hosts]
     mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out),
            "-n", str(nprocs), *cmd]
     env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend,
            "MSPROF_NODES_MODE": mode}
     started = time.time()
-    child = subprocess.Popen(mpi, env=env, process_group=0)
+    child = subprocess.Popen(mpi, env=env, process_group=0, preexec_fn=die_with_parent())
 
     def forward(signum, _frame):
         try:
@@ -74,7 +82,7 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
     status = 128 - rc if rc < 0 else rc
     nodes = sorted(d for d in os.listdir(out)
                    if os.path.isfile(os.path.join(out, d, "meta.json")))
-    with open(os.path.join(out, JOB_FILE), "w") as f:
+    with os.fdopen(out_dir.create(JOB_FILE), "w") as f:
         json.dump({"command": [script, *args], "argv": mpi, "hosts": hosts, "hostfile": hostfile,
                    "nprocs": nprocs, "nodes": nodes, "exit_status": status,
                    "started": started, "ended": time.time()}, f, indent=2)

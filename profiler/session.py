@@ -21,6 +21,8 @@ import numpy as np
 from msprof.errors import MsprofError
 from msprof.profiler import decode, frameworks
 from msprof.profiler.availability import unavailable_reason
+from msprof.profiler.lifeline import die_with_parent
+from msprof.profiler.outdir import OutputDir
 from msprof.profiler.summary import Summarizer
 from msprof.profiler.writer import ProfileWriter
 
@@ -40,6 +42,9 @@ DECODE_AGE_S = 0.25       # ...or sooner, once the oldest has waited this long
 # Ranks on one machine: each is a process of the traced tree (the BPF map of
 # traced processes holds MAX_TRACED entries, with room for launchers).
 MAX_LOCAL_RANKS = 256
+# meta.json is rewritten this often while collecting, so that a profile whose
+# collector died names its ranks and says up to when it holds data.
+CHECKPOINT_S = 1.0
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MODES = ("trace", "summary")
 
@@ -52,6 +57,7 @@ class RunStats:
     ranks: int = 0
     started: float = field(default_factory=time.monotonic)
     rates: list = field(default_factory=list)
+    stopped: str | None = None    # why collecting stopped before the script ended
 
     @property
     def elapsed(self) -> float:
@@ -233,29 +239,49 @@ def _folded(tables) -> int:
 
 
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
-                nprocs: int = 1, on_tick=None, mode: str = "trace") -> RunResult:
+                nprocs: int = 1, on_tick=None, mode: str = "trace",
+                force: bool = False) -> RunResult:
     """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
     check_nprocs(nprocs)
     cmd = build_command(script, args, nprocs)
     return profile_command(cmd, out, label=[script, *args], backend=backend,
-                           nprocs=nprocs, on_tick=on_tick, mode=mode)
+                           nprocs=nprocs, on_tick=on_tick, mode=mode, force=force)
+
+
+def _progress(collector: _Collector, stats: RunStats, host: str) -> dict:
+    """What meta.json says of a run still going on (see CHECKPOINT_S)."""
+    ranks = sorted(({**r, "host": host} for r in collector.rank_rows.values()),
+                   key=lambda r: r["rank"])
+    return {"ranks": ranks, "pids": sorted(collector.pids), "events": stats.events,
+            "world_size": max((r["world_size"] for r in ranks), default=0)}
 
 
 def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     backend: str = "auto", nprocs: int = 1, on_tick=None,
-                    extra_meta: dict | None = None, mode: str = "trace") -> RunResult:
+                    extra_meta: dict | None = None, mode: str = "trace",
+                    force: bool = False) -> RunResult:
     """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while
     it runs.  ``mode``: "trace" (every event) or "summary" (kernels and pool
-    events as per-operator aggregates)."""
-    staging = os.path.join(out, ".inprocess")
-    adapters = frameworks.prepare(cmd, backend)
-    for note in adapters.notes:
-        print(f"msprof: {note}", file=sys.stderr)
-    chosen, fallback = choose_backend(backend, staging, mode, adapters.libraries)
-    stats = RunStats()
-    writer = None
+    events as per-operator aggregates).  ``out`` must not exist, or, with
+    ``force``, hold a profile (see :class:`~msprof.profiler.outdir.OutputDir`).
+
+    When the profile cannot be written any more (a full disk), collecting
+    stops: the probes are released, ``stats.stopped`` says why (and
+    ``on_tick`` is called at once), the script runs on to its end, and the
+    profile keeps what was written."""
+    out_dir = OutputDir(out, force=force)     # refused before the BPF program compiles
     try:
-        writer = ProfileWriter(out, {
+        adapters = frameworks.prepare(cmd, backend)
+        for note in adapters.notes:
+            print(f"msprof: {note}", file=sys.stderr)
+        chosen, fallback = choose_backend(backend, os.path.join(out, ".inprocess"), mode,
+                                          adapters.libraries)
+    except BaseException:
+        out_dir.discard()
+        raise
+    stats = RunStats()
+    try:
+        writer = ProfileWriter(out_dir, {
             "command": label or cmd, "argv": cmd, "backend": chosen.name,
             "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
             "fallback_reason": fallback, "collector_pid": os.getpid(),
@@ -266,7 +292,8 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         collector = _Collector(writer, stats, mode)
         env = {**os.environ, **adapters.env, **chosen.child_env()}
         try:
-            child = subprocess.Popen(cmd, env=env, process_group=0)
+            child = subprocess.Popen(cmd, env=env, process_group=0,
+                                     preexec_fn=die_with_parent())
         except OSError as e:
             raise MsprofError(f"cannot start {cmd[0]}: {e.strerror}") from e
         collector.pids.add(child.pid)
@@ -279,9 +306,9 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
 
         previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
         try:
-            last_tick = 0.0
+            last_tick = last_checkpoint = 0.0
             interval = DRAIN_MIN_S
-            while child.poll() is None:
+            while child.poll() is None and not writer.stopped:
                 meta, events = chosen.poll()
                 collector.take(meta, events)
                 interval = next_interval(interval, len(events))
@@ -290,23 +317,36 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     stats.lost = sum(chosen.lost().values())
                     on_tick(stats)
                     last_tick = now
+                if now - last_checkpoint >= CHECKPOINT_S:
+                    lost = chosen.lost()
+                    writer.checkpoint(**_progress(collector, stats, writer.meta["host"]),
+                                      lost_events=sum(lost.values()), lost_by_cause=lost)
+                    last_checkpoint = now
                 time.sleep(interval)
+            if writer.stopped:              # nothing more can be kept: let the script go on
+                lost = chosen.lost()
+                chosen.close()
+                stats.stopped = writer.stopped
+                if on_tick:
+                    on_tick(stats)
+                child.wait()
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-        collector.take(*chosen.poll())
-        collector.take(*chosen.poll())
-        collector.flush()
         folded = 0
-        if hasattr(chosen, "cpu_time"):
-            writer.add(decode.decode_cpu_time(chosen.cpu_time(), collector.ranks))
-        if collector.summary is not None:
-            if hasattr(chosen, "summary"):
-                collector.summary.add(*chosen.summary())
-            tables = collector.summary.tables(collector.ranks)
-            writer.add(tables)
-            folded = _folded(tables)
-        lost = chosen.lost()
+        if not writer.stopped:
+            collector.take(*chosen.poll())
+            collector.take(*chosen.poll())
+            collector.flush()
+            if hasattr(chosen, "cpu_time"):
+                writer.add(decode.decode_cpu_time(chosen.cpu_time(), collector.ranks))
+            if collector.summary is not None:
+                if hasattr(chosen, "summary"):
+                    collector.summary.add(*chosen.summary())
+                tables = collector.summary.tables(collector.ranks)
+                writer.add(tables)
+                folded = _folded(tables)
+            lost = chosen.lost()
         stats.lost = sum(lost.values())
         status = _exit_status(child.returncode)
         ranks = sorted(collector.rank_rows.values(), key=lambda r: r["rank"])
@@ -329,6 +369,8 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         }
         final["failed_ranks"] = failed_ranks(ranks, collector.exits, status, nprocs)
         writer.close(**final)
+        stats.stopped = writer.stopped
         return RunResult(out, status, chosen.name, fallback, stats, writer.meta)
     finally:
         chosen.close()
+        out_dir.release()

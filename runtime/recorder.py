@@ -38,6 +38,7 @@ class Recorder:
         self._step = -1
         self._step_begin = 0
         self._open_comms: dict[tuple[int, int], int] = {}
+        self._failed = False
         atexit.register(self.close)
 
     # -- records -----------------------------------------------------------
@@ -55,12 +56,20 @@ class Recorder:
         with self._lock:
             meta, self._meta = self._meta, []
             events, self._events = self._events, []
-            if meta:
-                with open(self._meta_path, "ab") as f:
-                    f.write(np.array(meta, dtype=ev.META).tobytes())
-            if events:
-                with open(self._events_path, "ab") as f:
-                    f.write(np.array(events, dtype=ev.EVENT).tobytes())
+            if self._failed:
+                return
+            try:
+                if meta:
+                    with open(self._meta_path, "ab") as f:
+                        f.write(np.array(meta, dtype=ev.META).tobytes())
+                if events:
+                    with open(self._events_path, "ab") as f:
+                        f.write(np.array(events, dtype=ev.EVENT).tobytes())
+            except OSError:
+                # The disk holding the profile is full (the collector says so):
+                # recording stops for good, since a record cut short would shift
+                # every later one, and the training goes on.
+                self._failed = True
 
     def close(self) -> None:
         # The exit status is not known at interpreter exit: -1, as the eBPF

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from msprof.profiler.outdir import default_name as default_output
 from msprof.profiler.session import RunStats, profile_command, profile_run
-
-
-def default_output() -> str:
-    return f"msprof-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def progress_line(stats: RunStats) -> Table:
@@ -44,14 +41,18 @@ def summary(result, console: Console) -> None:
     if meta["lost_events"]:
         console.print(f"[bold red]msprof: {meta['lost_events']:,} events were lost[/] "
                       f"({', '.join(f'{k} {v}' for k, v in meta['lost_by_cause'].items() if v)})")
-    console.print(f"profile written to [bold]{result.path}[/]  "
-                  f"(msprof report {result.path})")
+    if result.stats.stopped:
+        console.print(f"partial profile kept in [bold]{result.path}[/]  "
+                      f"(msprof report {result.path})")
+    else:
+        console.print(f"profile written to [bold]{result.path}[/]  "
+                      f"(msprof report {result.path})")
 
 
 def run(
     script: Annotated[str, typer.Argument(help="Python training script (or executable) to profile.")],
     args: Annotated[Optional[list[str]], typer.Argument(help="Arguments passed to the script.")] = None,
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write (default msprof-<stamp>).")] = None,
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="New profile directory to write (default msprof-<stamp>-<random>).")] = None,
     nprocs: Annotated[int, typer.Option("-n", "--nprocs", help="Number of ranks (devices); >1 launches through mpiexec.")] = 1,
     backend: Annotated[str, typer.Option(help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = "auto",
     mode: Annotated[str, typer.Option(help="trace (every kernel, pool event and step) or summary (kernels and pool events as per-operator counts, totals and histograms: cheaper, no timelines).")] = "trace",
@@ -59,6 +60,7 @@ def run(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
     hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
     hostfile: Annotated[Optional[str], typer.Option("--hostfile", help="MPI hostfile naming the machines to run the ranks on.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the profile already in -o DIR (never a directory that is not a profile).")] = False,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
     err = Console(stderr=True, soft_wrap=True)
@@ -71,25 +73,44 @@ def run(
     if hosts or hostfile:
         from msprof.profiler.nodes import run_on_hosts
         status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
-                                     hostfile=hostfile, backend=backend, mode=mode)
+                                     hostfile=hostfile, backend=backend, mode=mode, force=force)
         err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
                   f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
         raise typer.Exit(status)
     result = _collect(err, quiet, lambda tick: profile_run(
-        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode))
+        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode,
+        force=force))
     _finish(result, err)
 
 
 def _collect(err: Console, quiet: bool, start):
+    """Runs ``start(on_tick)`` with the live progress line (in a terminal);
+    says at once, in one line, when collecting stops early (a full disk),
+    quiet or not: the script may run on for hours."""
     live = None
     if not quiet and err.is_terminal:
         live = Live(progress_line(RunStats()), console=err, refresh_per_second=4, transient=True)
         live.start()
+    said = []
+
+    def tick(stats: RunStats) -> None:
+        if stats.stopped and not said:
+            said.append(stats.stopped)
+            (live.console if live else err).print(
+                f"[bold red]msprof: {escape(stats.stopped)}; stopped collecting[/] "
+                "(the script goes on; the profile keeps what was written)")
+        if live:
+            live.update(progress_line(stats))
+
     try:
-        return start((lambda s: live.update(progress_line(s))) if live else None)
+        result = start(tick)
     finally:
         if live:
             live.stop()
+    if result.stats.stopped and not said:       # the disk filled while closing
+        err.print(f"[bold red]msprof: {escape(result.stats.stopped)}[/] "
+                  "(the profile keeps its tables as chunks: msprof report reads them)")
+    return result
 
 
 def _finish(result, err: Console) -> None:

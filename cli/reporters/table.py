@@ -12,6 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from msprof.analysis.chunks import partial_note
 from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_rate
 from msprof.cli.reporters.named_rows import NamedRows, cut_path
 
@@ -62,10 +63,13 @@ def header(meta: dict, rank: int | None = None) -> Table:
                                           f" ({causes})" if causes else ""))
     else:
         t.add_row("events", events + "0 lost")
-    status = int(meta.get("exit_status") or 0)
-    t.add_row("exit status", Text(str(status), style="bold red" if status else ""))
+    if meta.get("exit_status") is None and meta.get("complete") is False:
+        t.add_row("exit status", Text("unknown (the profile was not closed)", style="bold red"))
+    else:
+        status = int(meta.get("exit_status") or 0)
+        t.add_row("exit status", Text(str(status), style="bold red" if status else ""))
     if meta.get("complete") is False:
-        t.add_row("complete", Text("no (collection did not finish)", style="bold red"))
+        t.add_row("complete", Text(f"no, {partial_note(meta)}", style="bold red"))
     return t
 
 

@@ -244,7 +244,8 @@ def test_existing_profile_is_not_overwritten(tmp_path):
     assert run_msprof("run", "-o", out, "--backend", "inprocess", SCRIPTS / "toy.py", 1).returncode == 0
     r = run_msprof("run", "-o", out, "--backend", "inprocess", SCRIPTS / "toy.py", 1)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [f"msprof: error: {out} already holds a profile; choose another -o"]
+    assert r.stderr.strip().splitlines() == [
+        f"msprof: error: {out} already holds a profile; choose another -o (or --force to replace it)"]
 
 
 def _without_bpf_privileges():
