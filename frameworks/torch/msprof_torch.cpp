@@ -216,10 +216,14 @@ int64_t op_id_of(const char *name, int scope) {
     int64_t id = (int64_t)op_ids.size();
     op_ids.emplace(key, id);
     /* One trap per new (operator, scope): a few hundred in a run. */
+    /* The scope ends in the operator, as the runtime's do
+     * (net/conv1/Conv2D-op1): MLP/encoder/0/aten::addmm. */
+    const std::string &module = scope_paths[scope];
+    std::string path = module.empty() ? std::string(name) : module + "/" + name;
     if (ENABLED(op_register))
-        fire_op_register(id, 0, name, name, scope_paths[scope].c_str(), 0, 0);
+        fire_op_register(id, 0, name, name, path.c_str(), 0, 0);
     else if (inproc_meta >= 0)
-        write_meta(META_OP_REGISTER, id, 0, 0, 0, name, name, scope_paths[scope].c_str());
+        write_meta(META_OP_REGISTER, id, 0, 0, 0, name, name, path.c_str());
     return id;
 }
 
@@ -298,7 +302,14 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     Scope *parent = t.top;
     s->parent = parent;
     s->depth = parent ? parent->depth + 1 : 0;
-    if (fn.scope() == at::RecordScope::BACKWARD_FUNCTION && fn.seqNr() >= 0) {
+    /* An autograd node has its forward operator's sequence number. */
+    bool engine = starts_with(name, "autograd::engine::evaluate_function");
+    bool backward = fn.seqNr() >= 0 && (fn.scope() == at::RecordScope::BACKWARD_FUNCTION || engine);
+    if (engine && !backward) {
+        /* The engine's wrapper around a node, with no sequence number of
+         * its own: the backward pass's, the node inside names the module. */
+        s->scope = intern_scope("Gradients");
+    } else if (backward) {
         const Fwd &f = fwd_scopes[(size_t)fn.seqNr() % RING];
         int fwd = f.seq == fn.seqNr() ? f.scope : 0;
         if (parent && parent->scope && std::strncmp(scope_paths[parent->scope].c_str(), "Gradients", 9) == 0)
@@ -336,7 +347,7 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
             s->comm.group = it->second;
         }
     }
-    if (fn.scope() != at::RecordScope::BACKWARD_FUNCTION && fn.seqNr() >= 0)
+    if (!backward && fn.seqNr() >= 0)
         fwd_scopes[(size_t)fn.seqNr() % RING] = Fwd{fn.seqNr(), s->scope};
     if (s->depth == 0 && s->kind != Scope::LOADER && t.lane == 0) {
         std::lock_guard<std::mutex> g(step_lock);

@@ -88,17 +88,22 @@ def test_module_scopes_name_forward_and_backward_ops(single):
     prof, _, _ = single
     ops = prof.ops
     linear = ops[ops.name == "aten::addmm"]
-    assert set(linear.scope) == {"MLP/encoder/0", "MLP/encoder/2", "MLP/head"}
+    assert set(linear.scope) == {"MLP/encoder/0/aten::addmm", "MLP/encoder/2/aten::addmm",
+                                 "MLP/head/aten::addmm"}
     # Every op that ran inside the model's forward has the model's scope.
     k = prof.kernels.merge(ops[["rank", "op_id", "name", "scope"]], on=["rank", "op_id"])
     fwd = k[k.name == "aten::linear"]
     assert len(fwd) and fwd.scope.str.startswith("MLP/").all()
     grads = ops[ops.name == "AddmmBackward0"]
-    assert set(grads.scope) == {"Gradients/MLP/encoder/0", "Gradients/MLP/encoder/2",
-                                "Gradients/MLP/head"}
-    # The gradient's own kernels (mm) sit under the module's gradient scope.
+    assert set(grads.scope) == {"Gradients/MLP/encoder/0/AddmmBackward0",
+                                "Gradients/MLP/encoder/2/AddmmBackward0",
+                                "Gradients/MLP/head/AddmmBackward0"}
+    # The gradient's own kernels (mm) sit under the module's gradient scope;
+    # the engine's evaluate_function around a node is the backward pass's.
     mm = ops[ops.name == "aten::mm"]
-    assert {"Gradients/MLP/encoder/2", "Gradients/MLP/head"} <= set(mm.scope)
+    assert {"Gradients/MLP/encoder/2/aten::mm", "Gradients/MLP/head/aten::mm"} <= set(mm.scope)
+    engine = ops[ops.name.str.startswith("autograd::engine::evaluate_function: Addmm")]
+    assert len(engine) and engine.scope.str.startswith("Gradients/").all()
 
 
 def test_report_flame_and_exports_read_a_torch_profile(single, tmp_path):
