@@ -312,10 +312,12 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     } else if (backward) {
         const Fwd &f = fwd_scopes[(size_t)fn.seqNr() % RING];
         int fwd = f.seq == fn.seqNr() ? f.scope : 0;
-        if (parent && parent->scope && std::strncmp(scope_paths[parent->scope].c_str(), "Gradients", 9) == 0)
-            s->scope = parent->scope;
+        if (fwd)
+            s->scope = intern_scope("Gradients/" + scope_paths[fwd]);
+        else if (parent && parent->scope && std::strncmp(scope_paths[parent->scope].c_str(), "Gradients", 9) == 0)
+            s->scope = parent->scope;   /* a node inside a node: its module's */
         else
-            s->scope = intern_scope(fwd ? "Gradients/" + scope_paths[fwd] : std::string("Gradients"));
+            s->scope = intern_scope("Gradients");
     } else if (!t.modules.empty()) {
         s->scope = t.modules.back();
     } else if (parent) {
