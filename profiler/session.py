@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import numpy as np
 from msprof.errors import MsprofError
 from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
+from msprof.profiler.privileges import TargetUser, check_output_place, give_to
+from msprof.profiler.stopping import SignalForwarder
 from msprof.profiler.summary import Summarizer
 from msprof.profiler.writer import ProfileWriter
 
@@ -40,7 +41,6 @@ DECODE_AGE_S = 0.25       # ...or sooner, once the oldest has waited this long
 # Ranks on one machine: each is a process of the traced tree (the BPF map of
 # traced processes holds MAX_TRACED entries, with room for launchers).
 MAX_LOCAL_RANKS = 256
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MODES = ("trace", "summary")
 
 
@@ -227,48 +227,52 @@ def _folded(tables) -> int:
 
 
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
-                nprocs: int = 1, on_tick=None, mode: str = "trace") -> RunResult:
+                nprocs: int = 1, on_tick=None, mode: str = "trace",
+                user: TargetUser | None = None) -> RunResult:
     """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
     check_nprocs(nprocs)
     cmd = build_command(script, args, nprocs)
     return profile_command(cmd, out, label=[script, *args], backend=backend,
-                           nprocs=nprocs, on_tick=on_tick, mode=mode)
+                           nprocs=nprocs, on_tick=on_tick, mode=mode, user=user)
 
 
 def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     backend: str = "auto", nprocs: int = 1, on_tick=None,
-                    extra_meta: dict | None = None, mode: str = "trace") -> RunResult:
+                    extra_meta: dict | None = None, mode: str = "trace",
+                    user: TargetUser | None = None) -> RunResult:
     """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while
     it runs.  ``mode``: "trace" (every event) or "summary" (kernels and pool
-    events as per-operator aggregates)."""
+    events as per-operator aggregates).  ``user``: run ``cmd`` as that user,
+    and hand them the profile once written (see profiler/privileges.py)."""
+    if user is not None:
+        check_output_place(user, out)
     staging = os.path.join(out, ".inprocess")
     chosen, fallback = choose_backend(backend, staging, mode)
+    if user is not None and os.path.isdir(staging):   # the script writes its records there
+        os.chown(staging, user.uid, user.gid)
     stats = RunStats()
     writer = None
     try:
         writer = ProfileWriter(out, {
             "command": label or cmd, "argv": cmd, "backend": chosen.name,
             "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
-            "fallback_reason": fallback, "collector_pid": os.getpid(),
+            "fallback_reason": fallback,
+            "collector_pid": getattr(chosen, "kernel_pid", os.getpid()),
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
             "lost_events": 0, "exit_status": None, **(extra_meta or {}),
         })
         collector = _Collector(writer, stats, mode)
-        env = {**os.environ, **chosen.child_env()}
+        env = {**os.environ, **chosen.child_env(), **(user.environment() if user else {})}
         try:
-            child = subprocess.Popen(cmd, env=env, process_group=0)
+            child = subprocess.Popen(cmd, env=env, process_group=0,
+                                     **(user.popen_args() if user else {}))
         except OSError as e:
-            raise MsprofError(f"cannot start {cmd[0]}: {e.strerror}") from e
-        collector.pids.add(child.pid)
-
-        def forward(signum, _frame):
-            try:
-                os.killpg(child.pid, signum)
-            except ProcessLookupError:
-                pass
-
-        previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
-        try:
+            who = f" as {user.name}" if user else ""
+            raise MsprofError(f"cannot start {cmd[0]}{who}: {e.strerror}") from e
+        if getattr(chosen, "kernel_pid", os.getpid()) == os.getpid():
+            # the pid records carry; in a PID namespace the fork record has it
+            collector.pids.add(child.pid)
+        with SignalForwarder(child.pid):
             last_tick = 0.0
             interval = DRAIN_MIN_S
             while child.poll() is None:
@@ -281,9 +285,6 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     on_tick(stats)
                     last_tick = now
                 time.sleep(interval)
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
         collector.take(*chosen.poll())
         collector.take(*chosen.poll())
         collector.flush()
@@ -321,3 +322,5 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         return RunResult(out, status, chosen.name, fallback, stats, writer.meta)
     finally:
         chosen.close()
+        if user is not None and writer is not None:
+            give_to(user, out)
