@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from msprof.errors import MsprofError
+from msprof.profiler.privileges import target_user
 from msprof.profiler.session import RunStats, profile_command, profile_run
 
 
@@ -59,6 +61,7 @@ def run(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
     hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
     hostfile: Annotated[Optional[str], typer.Option("--hostfile", help="MPI hostfile naming the machines to run the ranks on.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="Run the script as this user (name or uid; root only), who gets the profile; under sudo the default is the invoking user (SUDO_UID).")] = None,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
     err = Console(stderr=True, soft_wrap=True)
@@ -70,13 +73,18 @@ def run(
     out = output or default_output()
     if hosts or hostfile:
         from msprof.profiler.nodes import run_on_hosts
+        if user is not None:
+            raise MsprofError("--user applies to one machine; with --hosts/--hostfile the ranks run "
+                              "as the user the remote shell logs in as")
         status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
                                      hostfile=hostfile, backend=backend, mode=mode)
         err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
                   f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
         raise typer.Exit(status)
+    target = target_user(user)
     result = _collect(err, quiet, lambda tick: profile_run(
-        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode))
+        script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode,
+        user=target))
     _finish(result, err)
 
 
