@@ -2,10 +2,11 @@
 
 The script runs in a process group of its own, so a terminal's Ctrl-C
 reaches only msprof, which passes it on: the script can save its state and
-its profile is kept.  A script that ignores it (or a launcher such as
-hydra's proxy, which ignores SIGTERM) would keep the session, and the
-probes it holds enabled, alive forever, so a second signal stops the whole
-group with SIGKILL, as common command-line tools do.
+its profile is kept.  A script that ignores it (or a stuck launcher: a
+hydra proxy started with a mangled command line was seen to shrug off
+SIGTERM) would keep the session, and the probes it holds enabled, alive
+forever, so a second signal stops the script and every process under it
+with SIGKILL, as common command-line tools do.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import sys
 import time
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-# How long end_group waits for a group to go after each step: a training
-# script passed SIGTERM saves and exits within a second here; hydra's proxy
-# takes a few hundred ms to take its ranks down.
+# How long end_group waits for a group to go after each step: time for a
+# collector to pass the signal on and write its profile (the demo's closes
+# in well under a second), short enough that a job's end is not held up.
 GROUP_GRACE_S = 5.0
 
 
@@ -55,7 +56,7 @@ class SignalForwarder:
             _kill_group(self.pgid, signum)
         else:
             self.say("stopping the script (SIGKILL)")
-            _kill_group(self.pgid, signal.SIGKILL)
+            kill_tree(self.pgid)
 
 
 def _kill_group(pgid: int, signum: int) -> bool:
@@ -67,6 +68,38 @@ def _kill_group(pgid: int, signum: int) -> bool:
         return False
     except PermissionError:   # a process of the group changed its user: no longer ours to end
         return True
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children first found first)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):   # gone meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILLs the group ``pid`` leads and every process below it: mpiexec's
+    proxies and ranks each sit in a process group of their own, and a proxy
+    killed first cannot take its ranks down."""
+    for p in descendants(pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _kill_group(pid, signal.SIGKILL)
 
 
 def _wait_gone(pgid: int, timeout: float) -> bool:
@@ -84,8 +117,20 @@ def end_group(pgid: int, grace: float = GROUP_GRACE_S) -> bool:
     then SIGKILL.  True when something was left to end."""
     if not _kill_group(pgid, 0):
         return False
-    for signum in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        _kill_group(pgid, signum)
+    for _ in range(2):
+        _kill_group(pgid, signal.SIGTERM)
         if _wait_gone(pgid, grace):
-            break
+            return True
+    kill_tree(pgid)
+    _wait_gone(pgid, grace)
     return True
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), None if it is
+    gone: with its pid, it names one process even once pids are reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
