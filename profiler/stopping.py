@@ -70,18 +70,29 @@ def _kill_group(pgid: int, signum: int) -> bool:
         return True
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` now (children first found first)."""
-    children: dict[int, list[int]] = {}
+def _processes():
+    """(pid, state, ppid, process group) of every live process now."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):   # gone meanwhile
+                state, ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):   # gone meanwhile
             continue
-        children.setdefault(ppid, []).append(int(entry))
+        if state not in "ZX":   # a zombie has ended; its parent may never reap it
+            yield int(entry), state, int(ppid), int(pgrp)
+
+
+def _group_alive(pgid: int) -> bool:
+    return any(pgrp == pgid for _, _, _, pgrp in _processes())
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` now (children first found first)."""
+    children: dict[int, list[int]] = {}
+    for child, _, ppid, _ in _processes():
+        children.setdefault(ppid, []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -94,17 +105,18 @@ def kill_tree(pid: int) -> None:
     """SIGKILLs the group ``pid`` leads and every process below it: mpiexec's
     proxies and ranks each sit in a process group of their own, and a proxy
     killed first cannot take its ranks down."""
-    for p in descendants(pid):
+    below = descendants(pid)   # before the kill: orphans would leave the tree
+    _kill_group(pid, signal.SIGKILL)
+    for p in below:
         try:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    _kill_group(pid, signal.SIGKILL)
 
 
 def _wait_gone(pgid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _kill_group(pgid, 0):
+    while _group_alive(pgid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -115,7 +127,7 @@ def end_group(pgid: int, grace: float = GROUP_GRACE_S) -> bool:
     """Ends what is left of process group ``pgid``: SIGTERM, then SIGTERM
     again (a collector in the group stops its own script at the second),
     then SIGKILL.  True when something was left to end."""
-    if not _kill_group(pgid, 0):
+    if not _group_alive(pgid):
         return False
     for _ in range(2):
         _kill_group(pgid, signal.SIGTERM)

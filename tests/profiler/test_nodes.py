@@ -3,6 +3,7 @@ merged by rank when read.  Every "machine" here is this one: a stand-in for
 ssh runs hydra's proxy locally, under its own `msprof collect`."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 from pathlib import Path
@@ -149,3 +150,21 @@ def test_a_killed_mpiexec_leaves_no_collector_nor_rank_running(ebpf_ready, tmp_p
     assert "launcher(s) the job left running" in p.stderr.read()
     assert _left_running(str(out)) == [] and _left_running(str(SCRIPTS / "sleeps.py")) == []
     assert _probes_enabled() == []
+
+
+def test_the_remote_command_is_one_quoted_word_per_argument():
+    from msprof.profiler.remote import wrap
+    out = "/data/o x;y/j$(touch X)`id`'\""
+    hydra = ["-x", "nodeA", '"/opt/my env/bin/hydra_pmi_proxy"', "--launcher-exec",
+             "/tmp/a b;c/launcher", "--control-port", "vm:4242"]
+    target, remote = wrap(hydra, out, "ebpf", "/opt/my env/bin/msprof", "summary")
+    assert target == ["-x", "nodeA"]
+    # what the remote shell rebuilds from it: the same words, nothing run
+    assert shlex.split(remote) == [
+        "/opt/my env/bin/msprof", "collect", "-q", "-o", f"{out}/nodeA", "--backend", "ebpf",
+        "--mode", "summary", "--label", "nodeA", "--",
+        "/opt/my env/bin/hydra_pmi_proxy", "--launcher-exec", "/tmp/a b;c/launcher",
+        "--control-port", "vm:4242"]
+    echoed = subprocess.run(["sh", "-c", "printf '%s\\n' " + remote.split(" -- ", 1)[0]],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert echoed[4] == f"{out}/nodeA"

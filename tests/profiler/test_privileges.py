@@ -134,3 +134,20 @@ def test_unknown_user_is_one_line(tmp_path):
     r = run_msprof("run", "-o", tmp_path / "p", "--user", "no-such-user-here", "x.py")
     assert r.returncode == 2
     assert r.stderr.strip() == "msprof: error: --user no-such-user-here: no such user"
+
+
+def test_who_the_script_runs_as():
+    from msprof.errors import MsprofError
+    from msprof.profiler.privileges import target_user
+    nobody = pwd.getpwnam("nobody")
+    assert target_user(None, {}) is None                          # plain root
+    assert target_user(None, {"SUDO_UID": "0", "SUDO_GID": "0"}) is None   # sudo from root
+    u = target_user(None, {"SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid)})
+    assert (u.name, u.uid, u.gid, u.home) == ("nobody", nobody.pw_uid, nobody.pw_gid, nobody.pw_dir)
+    assert nobody.pw_gid in u.groups
+    assert u.environment() == {"HOME": nobody.pw_dir, "USER": "nobody", "LOGNAME": "nobody"}
+    assert target_user("nobody", {"SUDO_UID": "12345"}).uid == nobody.pw_uid   # --user wins
+    assert target_user(str(nobody.pw_uid), {}).name == "nobody"
+    assert target_user("root", {}) is None
+    with pytest.raises(MsprofError, match="SUDO_UID/SUDO_GID are not numbers"):
+        target_user(None, {"SUDO_UID": "x", "SUDO_GID": "1"})
