@@ -151,3 +151,10 @@ def test_who_the_script_runs_as():
     assert target_user("root", {}) is None
     with pytest.raises(MsprofError, match="SUDO_UID/SUDO_GID are not numbers"):
         target_user(None, {"SUDO_UID": "x", "SUDO_GID": "1"})
+
+
+def test_user_with_hosts_is_one_line(tmp_path):
+    r = run_msprof("run", "--hosts", "a,b", "--user", "nobody", "-o", tmp_path / "j", "x.py")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("msprof: error: --user applies to one machine; with --hosts/--hostfile "
+                                "the ranks run as the user the remote shell logs in as")

@@ -2,8 +2,12 @@
 probes enabled (a raised semaphore makes every probe parse its arguments:
 66 -> 150 ns a call).  The collector attaches by library path with pid -1
 and lets the kernel manage the semaphores; the kernel lowers them when the
-uprobes' perf fds close, which a SIGKILLed collector's exit does too.
-Semaphores are read from the processes' memory (/proc/PID/mem)."""
+uprobes' perf fds close, which a SIGKILLed collector's exit does too
+(measured: off within 0.5 s in a bystander, the orphaned script and a
+forked child).  What kept them on after a bad end was a collector that
+never ended: a --hosts job hung by an unquoted -o left `msprof collect`
+running (test_nodes.py checks nothing is left there).  Semaphores are read
+from the processes' memory (/proc/PID/mem)."""
 from __future__ import annotations
 
 import os
