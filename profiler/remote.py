@@ -48,10 +48,14 @@ def _register() -> None:
     them: hydra puts each launcher in a process group of its own and may exit
     without ending them (a job that failed, mpiexec killed)."""
     folder = os.environ.get("MSPROF_NODES_LAUNCHED")
-    if folder:
-        pid = os.getpid()
+    if not folder:
+        return
+    pid = os.getpid()
+    try:
         with open(os.path.join(folder, f"launched-{pid}"), "x") as f:
             f.write(f"{start_time(pid)}\n")
+    except OSError:   # not started by msprof run on this machine: nobody to tell
+        pass
 
 
 def main() -> None:
