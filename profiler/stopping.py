@@ -89,7 +89,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` now (children first found first)."""
+    """Every process below ``pid`` now."""
     children: dict[int, list[int]] = {}
     for child, _, ppid, _ in _processes():
         children.setdefault(ppid, []).append(child)
