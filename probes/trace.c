@@ -39,9 +39,19 @@ BPF_RINGBUF_OUTPUT(meta, META_RING_PAGES);
 #define LOST_SUMMARY 6     /* summary mode: kernels or pool events an aggregate had no room for */
 BPF_ARRAY(lost, u64, 7);
 
-/* Processes (tgids) of the profiled tree: the collector seeds its own pid,
- * and every process forked by a traced one is traced too. */
+/* Processes (tgids) of the profiled tree, by the pid the kernel uses (the
+ * root PID namespace's): the collector itself (see claim_collector), and
+ * every process forked by a traced one. */
 BPF_HASH(traced, u32, u8, MAX_TRACED);
+
+/* The collector as its own PID namespace sees it: that namespace's nsfs
+ * device and inode, and its pid there (os.getpid()).  Inside a container
+ * that pid is not the kernel's, so the collector cannot seed `traced`
+ * itself: its next clone() (a thread it starts for that purpose) is
+ * recognised here with bpf_get_ns_current_pid_tgid, and its kernel pid
+ * recorded, in `traced` and in global_pid for the collector to read. */
+struct collector_id { u64 dev; u64 ino; u32 ns_pid; u32 global_pid; };
+BPF_ARRAY(collector, struct collector_id, 1);
 
 /* Staging areas of the runtime's threads (record_batch): thread id -> the
  * area's address in that thread's process, and the process. */
@@ -307,8 +317,24 @@ static __always_inline struct msprof_meta *reserve_meta(u32 pid, u32 type)
 
 /* ---- process tree ------------------------------------------------------ */
 
+static __always_inline void claim_collector(void)
+{
+    int zero = 0;
+    struct collector_id *c = collector.lookup(&zero);
+    if (!c || c->global_pid || !c->ino)
+        return;
+    struct bpf_pidns_info ns = {};
+    if (bpf_get_ns_current_pid_tgid(c->dev, c->ino, &ns, sizeof(ns)) || ns.tgid != c->ns_pid)
+        return;   /* a task of another namespace, or another process of it */
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    u8 one = 1;
+    traced.update(&pid, &one);
+    c->global_pid = pid;
+}
+
 TRACEPOINT_PROBE(task, task_newtask)
 {
+    claim_collector();
     if (args->clone_flags & 0x00010000)  /* CLONE_THREAD: not a new process */
         return 0;
     u32 parent = traced_pid();

@@ -8,6 +8,7 @@ pid and follows every fork, so the script's very first probe is seen.
 from __future__ import annotations
 
 import os
+import threading
 from importlib import resources
 
 import numpy as np
@@ -116,9 +117,38 @@ class EbpfBackend:
                          + [f"usdt:msrt:{p}@{name}" for name, sites in framework_sites.items()
                             for p in sites]
                          + [f"tracepoint:{t}" for t in TRACEPOINTS])
-        self.bpf[b"traced"][self.bpf[b"traced"].Key(os.getpid())] = self.bpf[b"traced"].Leaf(1)
+        try:
+            self.kernel_pid = self._claim_collector()
+        except BaseException:
+            self.close()
+            raise
         self._events = RingReader(self.bpf[b"events"].map_fd, event_ring_bytes, events.EVENT)
         self._meta = RingReader(self.bpf[b"meta"].map_fd, META_RING_BYTES, events.META)
+
+    def _claim_collector(self) -> int:
+        """Puts this process in the traced map under the pid the kernel knows
+        it by, which inside a PID namespace (a container) is not os.getpid():
+        the program recognises it by its namespace and its pid there at its
+        next clone (a thread started here).  Returns that pid."""
+        ns = os.stat("/proc/self/ns/pid")
+        table = self.bpf[b"collector"]
+        key = table.Key(0)
+        entry = table[key]
+        # the kernel compares the nsfs device in its own encoding (MKDEV: major << 20)
+        entry.dev = os.major(ns.st_dev) << 20 | os.minor(ns.st_dev)
+        entry.ino = ns.st_ino
+        entry.ns_pid = os.getpid()
+        entry.global_pid = 0
+        table[key] = entry
+        thread = threading.Thread(target=lambda: None, name="msprof-claim")
+        thread.start()
+        thread.join()
+        pid = table[key].global_pid
+        if not pid:
+            raise MsprofError("cannot find this process's pid as the kernel sees it "
+                              f"(PID namespace {ns.st_ino}), so its script could not be traced; "
+                              "run msprof outside the container, or use --backend inprocess")
+        return pid
 
     def child_env(self) -> dict[str, str]:
         return {}

@@ -15,27 +15,47 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import shlex
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 from msprof.errors import MsprofError
 from msprof.profiler.lifeline import die_with_parent
 from msprof.profiler.outdir import OutputDir
 from msprof.profiler.session import mpiexec_path, script_command
+from msprof.profiler.stopping import SignalForwarder, end_group, start_time
 
 JOB_FILE = "job.json"
 
 
-def _launcher(out: str) -> str:
-    """An executable hydra can call as its launcher (it takes one path)."""
-    path = os.path.join(out, ".msprof-launcher")
+def _launcher(folder: str) -> str:
+    """An executable hydra can call as its launcher (it takes one path, and
+    passes it on to every proxy unquoted: it lives in a folder of msprof's
+    own, never under the user's -o)."""
+    path = os.path.join(folder, "launcher")
     with open(path, "w") as f:
-        f.write(f"#!/bin/sh\nexec {sys.executable} -m msprof.profiler.remote \"$@\"\n")
+        f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m msprof.profiler.remote \"$@\"\n")
     os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
     return path
+
+
+def _end_launched(folder: str) -> int:
+    """Ends every launcher (and the collector under it, which stops its
+    proxy) still running once mpiexec is gone; how many there were.  On
+    this machine that is the remote shell: ssh's end tells the other side."""
+    left = 0
+    for name in os.listdir(folder):
+        if not name.startswith("launched-"):
+            continue
+        pid = int(name.split("-", 1)[1])
+        with open(os.path.join(folder, name)) as f:
+            started = f.read().strip()
+        if str(start_time(pid)) == started and end_group(pid):
+            left += 1
+    return left
 
 
 def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
@@ -60,25 +80,21 @@ def run_on_hosts(script: str, args: list[str], out: str, *, nprocs: int,
 def _run_job(out_dir: OutputDir, cmd, script, args, nprocs, hosts, hostfile, backend, mode):
     out = out_dir.path
     where = ["-f", hostfile] if hostfile else ["-hosts", hosts]
-    mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(out),
-           "-n", str(nprocs), *cmd]
-    env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend,
-           "MSPROF_NODES_MODE": mode}
     started = time.time()
-    child = subprocess.Popen(mpi, env=env, process_group=0, preexec_fn=die_with_parent())
-
-    def forward(signum, _frame):
+    with tempfile.TemporaryDirectory(prefix="msprof-launch-") as folder:
+        env = {**os.environ, "MSPROF_NODES_OUT": out, "MSPROF_NODES_BACKEND": backend,
+               "MSPROF_NODES_MODE": mode, "MSPROF_NODES_LAUNCHED": folder}
+        mpi = [mpiexec_path(), *where, "-launcher", "ssh", "-launcher-exec", _launcher(folder),
+               "-n", str(nprocs), *cmd]
+        child = subprocess.Popen(mpi, env=env, process_group=0,
+                                 preexec_fn=die_with_parent())
         try:
-            os.killpg(child.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        rc = child.wait()
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+            with SignalForwarder(child.pid):
+                rc = child.wait()
+        finally:
+            left = _end_launched(folder)
+            if left:
+                print(f"msprof: ended {left} launcher(s) the job left running", file=sys.stderr)
     status = 128 - rc if rc < 0 else rc
     nodes = sorted(d for d in os.listdir(out)
                    if os.path.isfile(os.path.join(out, d, "meta.json")))

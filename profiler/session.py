@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from msprof.profiler import decode, frameworks
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.lifeline import die_with_parent
 from msprof.profiler.outdir import OutputDir
+from msprof.profiler.privileges import TargetUser, check_output_place, give_to
+from msprof.profiler.stopping import SignalForwarder
 from msprof.profiler.summary import Summarizer
 from msprof.profiler.writer import ProfileWriter
 
@@ -45,7 +46,6 @@ MAX_LOCAL_RANKS = 256
 # meta.json is rewritten this often while collecting, so that a profile whose
 # collector died names its ranks and says up to when it holds data.
 CHECKPOINT_S = 1.0
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MODES = ("trace", "summary")
 
 
@@ -240,12 +240,12 @@ def _folded(tables) -> int:
 
 def profile_run(script: str, args: list[str], out: str, *, backend: str = "auto",
                 nprocs: int = 1, on_tick=None, mode: str = "trace",
-                force: bool = False) -> RunResult:
+                force: bool = False, user: TargetUser | None = None) -> RunResult:
     """Profile one run of ``script`` on this machine (N ranks via mpiexec)."""
     check_nprocs(nprocs)
     cmd = build_command(script, args, nprocs)
     return profile_command(cmd, out, label=[script, *args], backend=backend,
-                           nprocs=nprocs, on_tick=on_tick, mode=mode, force=force)
+                           nprocs=nprocs, on_tick=on_tick, mode=mode, force=force, user=user)
 
 
 def _progress(collector: _Collector, stats: RunStats, host: str) -> dict:
@@ -259,16 +259,20 @@ def _progress(collector: _Collector, stats: RunStats, host: str) -> dict:
 def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     backend: str = "auto", nprocs: int = 1, on_tick=None,
                     extra_meta: dict | None = None, mode: str = "trace",
-                    force: bool = False) -> RunResult:
+                    force: bool = False, user: TargetUser | None = None) -> RunResult:
     """Profile the process tree of ``cmd``; ``on_tick(stats)`` is called while
     it runs.  ``mode``: "trace" (every event) or "summary" (kernels and pool
     events as per-operator aggregates).  ``out`` must not exist, or, with
     ``force``, hold a profile (see :class:`~msprof.profiler.outdir.OutputDir`).
+    ``user``: run ``cmd`` as that user, and hand them the profile once
+    written (see profiler/privileges.py).
 
     When the profile cannot be written any more (a full disk), collecting
     stops: the probes are released, ``stats.stopped`` says why (and
     ``on_tick`` is called at once), the script runs on to its end, and the
     profile keeps what was written."""
+    if user is not None:
+        check_output_place(user, out)
     out_dir = OutputDir(out, force=force)     # refused before the BPF program compiles
     try:
         adapters = frameworks.prepare(cmd, backend)
@@ -280,32 +284,34 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         out_dir.discard()
         raise
     stats = RunStats()
+    writer = None
     try:
         writer = ProfileWriter(out_dir, {
             "command": label or cmd, "argv": cmd, "backend": chosen.name,
             "mode": mode, "probes": chosen.attached, "nprocs": nprocs,
-            "fallback_reason": fallback, "collector_pid": os.getpid(),
+            "fallback_reason": fallback,
+            "collector_pid": getattr(chosen, "kernel_pid", os.getpid()),
             "start_ns": time.monotonic_ns(), "ranks": [], "pids": [],
             "lost_events": 0, "exit_status": None,
             "frameworks_loaded": sorted(adapters.libraries), **(extra_meta or {}),
         })
         collector = _Collector(writer, stats, mode)
-        env = {**os.environ, **adapters.env, **chosen.child_env()}
+        env = {**os.environ, **adapters.env, **chosen.child_env(),
+               **(user.environment() if user else {})}
+        staging = os.path.join(out, ".inprocess")
+        if user is not None and os.path.isdir(staging):   # the script writes its records there
+            os.chown(staging, user.uid, user.gid)
         try:
             child = subprocess.Popen(cmd, env=env, process_group=0,
-                                     preexec_fn=die_with_parent())
+                                     preexec_fn=die_with_parent(),
+                                     **(user.popen_args() if user else {}))
         except OSError as e:
-            raise MsprofError(f"cannot start {cmd[0]}: {e.strerror}") from e
-        collector.pids.add(child.pid)
-
-        def forward(signum, _frame):
-            try:
-                os.killpg(child.pid, signum)
-            except ProcessLookupError:
-                pass
-
-        previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
-        try:
+            who = f" as {user.name}" if user else ""
+            raise MsprofError(f"cannot start {cmd[0]}{who}: {e.strerror}") from e
+        if getattr(chosen, "kernel_pid", os.getpid()) == os.getpid():
+            # the pid records carry; in a PID namespace the fork record has it
+            collector.pids.add(child.pid)
+        with SignalForwarder(child.pid):
             last_tick = last_checkpoint = 0.0
             interval = DRAIN_MIN_S
             while child.poll() is None and not writer.stopped:
@@ -330,9 +336,6 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                 if on_tick:
                     on_tick(stats)
                 child.wait()
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
         folded = 0
         if not writer.stopped:
             collector.take(*chosen.poll())
@@ -374,3 +377,5 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
     finally:
         chosen.close()
         out_dir.release()
+        if user is not None and writer is not None:
+            give_to(user, out)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -12,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from msprof.profiler.outdir import default_name as default_output
+from msprof.errors import MsprofError
+from msprof.profiler.privileges import target_user
 from msprof.profiler.session import RunStats, profile_command, profile_run
 
 
@@ -61,6 +62,7 @@ def run(
     hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
     hostfile: Annotated[Optional[str], typer.Option("--hostfile", help="MPI hostfile naming the machines to run the ranks on.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the profile already in -o DIR (never a directory that is not a profile).")] = False,
+    user: Annotated[Optional[str], typer.Option("--user", help="Run the script as this user (name or uid; root only), who gets the profile; under sudo the default is the invoking user (SUDO_UID).")] = None,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
     err = Console(stderr=True, soft_wrap=True)
@@ -72,14 +74,18 @@ def run(
     out = output or default_output()
     if hosts or hostfile:
         from msprof.profiler.nodes import run_on_hosts
+        if user is not None:
+            raise MsprofError("--user applies to one machine; with --hosts/--hostfile the ranks run "
+                              "as the user the remote shell logs in as")
         status, nodes = run_on_hosts(script, args or [], out, nprocs=nprocs, hosts=hosts,
                                      hostfile=hostfile, backend=backend, mode=mode, force=force)
         err.print(f"[bold]msprof[/]: exit status {status}; {len(nodes)} node profile(s) under "
                   f"[bold]{out}[/]: {', '.join(os.path.basename(n) for n in nodes)}  (msprof report {out})")
         raise typer.Exit(status)
+    target = target_user(user)
     result = _collect(err, quiet, lambda tick: profile_run(
         script, args or [], out, backend=backend, nprocs=nprocs, on_tick=tick, mode=mode,
-        force=force))
+        force=force, user=target))
     _finish(result, err)
 
 
