@@ -17,7 +17,7 @@ from msprof.profiler.writer import ProfileWriter
 
 def steps(n: int) -> pa.Table:
     return pa.table({"rank": [0] * n, "pid": [1] * n, "step": list(range(n)),
-                     "start_ns": [1000 * i for i in range(n)], "dur_ns": [10] * n},
+                     "start_ns": [1000 * i for i in range(n)], "dur_ns": [10] * n, "samples": [0] * n},
                     schema=SCHEMAS["steps"])
 
 

@@ -17,7 +17,7 @@ from msprof.profiler.writer import ProfileWriter
 def steps(first: int, n: int) -> pa.Table:
     return pa.table({"rank": [0] * n, "pid": [1] * n, "step": list(range(first, first + n)),
                      "start_ns": [10_000 + 1000 * i for i in range(first, first + n)],
-                     "dur_ns": [500] * n}, schema=SCHEMAS["steps"])
+                     "dur_ns": [500] * n, "samples": [64] * n}, schema=SCHEMAS["steps"])
 
 
 def wait_written(w: ProfileWriter, table: str, rows: int) -> None:

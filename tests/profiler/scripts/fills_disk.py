@@ -15,7 +15,7 @@ hooks.step_begin(0)
 for i in range(n):
     t = hooks.now_ns()
     hooks.kernel_end(1, 0, i, t, t)
-hooks.step_end(0)
+hooks.step_end(0, 0)
 time.sleep(1.5)        # decoded after 0.25 s, written at once
 with open(filler, "wb", buffering=0) as f:
     for block in (1 << 20, 4096):

@@ -21,6 +21,6 @@ while True:
     hooks.step_begin(step)
     t = hooks.now_ns()
     hooks.kernel_end(1, 0, step, t - 2000, t - 1000)
-    hooks.step_end(step)
+    hooks.step_end(step, 0)
     step += 1
     time.sleep(0.01)
