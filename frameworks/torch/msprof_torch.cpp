@@ -249,6 +249,7 @@ struct Comm {
     bool valid = false;
     int kind = -1;
     int64_t bytes = 0, group = 0, seq = 0;
+    int64_t step = NO_STEP;   /* the step it began in (it may end after) */
 };
 
 struct Scope : at::ObserverContext {
@@ -340,6 +341,7 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
             s->comm.valid = true;
             s->comm.kind = comm_kind(info->getCollectiveName());
             s->comm.bytes = info->getInMessageNelems() * (int64_t)c10::elementSize(info->getDType());
+            s->comm.step = current_step.load();
             s->comm.seq = info->getSequenceNumber();
             std::lock_guard<std::mutex> g(intern_lock);
             auto key = info->getProcessGroupName();
@@ -393,6 +395,7 @@ std::unique_ptr<at::ObserverContext> on_work_start(const at::RecordFunction &fn)
     s->comm.kind = work_kind(fn.name());
     /* Issue order: the same on every rank of a group (c10d requires it). */
     s->comm.seq = work_seq.fetch_add(1);
+    s->comm.step = current_step.load();
     int64_t bytes = 0;
     for (const c10::IValue &v : fn.needsInputs() ? fn.inputs() : c10::ArrayRef<const c10::IValue>()) {
         if (v.isTensor()) {
@@ -428,7 +431,7 @@ void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end) {
     r->a0 = begin;
     r->a1 = c.bytes;
     r->a2 = (c.group << 32) | (uint32_t)-1;   /* a group collective: no peer */
-    r->a3 = current_step.load();
+    r->a3 = c.step;
 }
 
 void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {

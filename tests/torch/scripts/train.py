@@ -99,6 +99,7 @@ def main():
             calls.setdefault(e.key, []).append(e.self_cpu_time_total)
         stats["calls_self_us"] = calls
     stats["kept_bytes"] = sum(t.numel() * 4 for t in kept)
+    stats["param_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters())
     if args.ddp:
         stats["bucket_sizes"] = [int(b) for b in
                                  model._get_ddp_logging_data()["bucket_sizes"].split(",")]
