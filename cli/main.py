@@ -11,14 +11,21 @@ from typing import Annotated, Optional
 import typer
 
 import msprof
+from msprof.cli.help import Group, examples
 from msprof.errors import MsprofError
 
 app = typer.Typer(
     name="msprof",
+    cls=Group,
     help="eBPF profiler for deep-learning training: run records a profile "
-    "directory, the other commands read one.",
+    "directory (attach, one of a running job), the other commands read one.",
+    epilog=examples("sudo msprof run examples/lenet_digits.py",
+                    "msprof report msprof-20261128-180000",
+                    "msprof --install-completion bash"),
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: shell completion of
+    # commands, options and their choices (bash, zsh, fish, powershell).
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -63,7 +70,7 @@ def _register(name: str) -> None:
     mod.register(app)
 
 
-for _name in ("run", "report", "diff", "flame", "export", "doctor"):
+for _name in ("run", "attach", "report", "diff", "flame", "export", "doctor"):
     _register(_name)
 
 

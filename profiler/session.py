@@ -69,8 +69,13 @@ class RunResult:
 
 
 def script_command(script: str, args: list[str]) -> list[str]:
-    """How to start ``script``: with this Python if it is a .py file."""
+    """How to start ``script``: with this Python if it is a .py file; a
+    name without a slash that is no file here is a command on PATH
+    (``msprof run -- python3 -c ...``)."""
     if not os.path.exists(script):
+        found = shutil.which(script) if os.sep not in script else None
+        if found:
+            return [found, *args]
         raise MsprofError(f"script not found: {script}")
     if os.path.isdir(script):
         raise MsprofError(f"not a script: {script} is a directory")
