@@ -1,0 +1,144 @@
+"""msprof attach: profile a demo training that is already running, with the
+real eBPF backend, and leave it as it was."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import MSPROF, REPO, run_msprof
+from msprof.profiler.library import runtime_probe_library
+from msprof.profiler.targets import descendants, find_targets, semaphores
+
+DEMO = [sys.executable, str(REPO / "examples" / "lenet_digits.py"), "--epochs", "40", "--seed", "3"]
+
+
+def _start_demo() -> subprocess.Popen:
+    return subprocess.Popen(DEMO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_training(p: subprocess.Popen) -> str:
+    """Blocks until the demo printed its first epoch (its graphs are compiled)."""
+    line = p.stdout.readline()
+    assert line.startswith("epoch"), (line, p.stderr.read() if p.poll() is not None else "")
+    return line
+
+
+def _results(first: str, p: subprocess.Popen) -> list[str]:
+    """The demo's losses and accuracies (not its timings)."""
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    return [line for line in (first + out).splitlines() if line.startswith(("epoch", "final"))]
+
+
+def _attach_until_done(pid: int, watch: list[int], *args) -> tuple[subprocess.Popen, list]:
+    """Runs msprof attach PID; samples the semaphores of the processes in
+    ``watch`` while it runs."""
+    a = subprocess.Popen([MSPROF, "attach", str(pid), "-q", *map(str, args)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lib = runtime_probe_library()
+    samples = []
+    while a.poll() is None:
+        samples.append({w: semaphores(w, lib) for w in watch})
+        time.sleep(0.05)
+    return a, samples
+
+
+def _check_profile(out: Path, pid: int) -> dict:
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["attached"] is True and meta["attached_pids"] == [pid]
+    assert meta["still_running"] == [pid] and meta["exit_status"] is None
+    assert meta["lost_events"] == 0, meta["lost_by_cause"]
+    assert [r["rank"] for r in meta["ranks"]] == [0]
+    kernels = pd.read_parquet(out / "kernels.parquet")
+    ops = pd.read_parquet(out / "ops.parquet")
+    steps = pd.read_parquet(out / "steps.parquet")
+    assert len(steps) >= 5 and len(kernels) >= 43 * len(steps)
+    # every kernel's operator was announced again to the late tracer: named
+    assert set(kernels["op_id"]) <= set(ops["op_id"]) and ops["op_id"].is_unique
+    assert ops["name"].str.contains("Conv2D").any()
+    assert (kernels["rank"] == 0).all()
+    # steps whole: begun under the probes, each with its kernels
+    assert steps["step"].diff().dropna().eq(1).all()
+    assert steps["step"].isin(kernels["step"]).all()
+    return meta
+
+
+def test_attach_records_a_running_training_and_leaves_it_as_it_was(ebpf_ready, tmp_path):
+    alone = _start_demo()          # the same training, never attached: the reference
+    target = _start_demo()
+    first_alone, first = _wait_training(alone), _wait_training(target)
+    lib = runtime_probe_library()
+    assert find_targets([target.pid])[0].library == lib
+    assert set(semaphores(target.pid, lib).values()) == {0}
+
+    out = tmp_path / "attached"
+    a, samples = _attach_until_done(target.pid, [target.pid, alone.pid],
+                                    "--duration", 3, "-o", out)
+    assert a.returncode == 0, a.stderr
+    assert target.poll() is None, "the training ended before the probes were released"
+    # the probes were live in the target only, and are released: every
+    # semaphore back to 0 while the training goes on
+    assert any(s[target.pid]["record_batch"] == 1 and s[target.pid]["step_begin"] == 1
+               for s in samples)
+    assert all(set(s[alone.pid].values()) == {0} for s in samples)
+    assert set(semaphores(target.pid, lib).values()) == {0}
+    meta = _check_profile(out, target.pid)
+    assert 2.5e9 < meta["detached_ns"] - meta["start_ns"] < 10e9
+
+    # attached again, detached by Ctrl-C: announced again to the new tracer
+    out2 = tmp_path / "again"
+    a = subprocess.Popen([MSPROF, "attach", str(target.pid), "-q", "-o", str(out2)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while semaphores(target.pid, lib)["record_batch"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
+    a.send_signal(signal.SIGINT)
+    assert a.wait(timeout=60) == 0, a.stderr.read()
+    if target.poll() is None:
+        assert set(semaphores(target.pid, lib).values()) == {0}
+        _check_profile(out2, target.pid)
+
+    # the training's results are those of the run nobody attached to
+    assert _results(first, target) == _results(first_alone, alone)
+    r = run_msprof("report", out, "-s", "ops,devices")
+    assert r.returncode == 0, r.stderr
+    assert "attached" in r.stdout and "Conv2D" in r.stdout
+
+
+def test_attach_refuses_what_it_cannot_profile(tmp_path):
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        r = run_msprof("attach", sleeper.pid, "-o", tmp_path / "x")
+        assert r.returncode == 2
+        assert r.stderr.startswith(f"msprof: error: process {sleeper.pid} (sleep 60) runs no "
+                                   "msprof runtime") and r.stderr.count("\n") == 1, r.stderr
+    finally:
+        sleeper.kill()
+    r = run_msprof("attach", 2 ** 30, "-o", tmp_path / "y")
+    assert r.returncode == 2 and r.stderr == f"msprof: error: no process {2 ** 30}\n"
+    r = run_msprof("attach", 1, "--duration", 0, "-o", tmp_path / "z")
+    assert r.returncode == 2 and "--duration must be more than 0" in r.stderr
+
+
+def test_targets_are_found_below_a_launcher():
+    code = "import msprof.runtime.hooks, time; print('up', flush=True); time.sleep(60)"
+    shell = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{code}"; true'],
+                             stdout=subprocess.PIPE, text=True)
+    assert shell.stdout.readline() == "up\n"
+    (child,) = descendants(shell.pid)
+    try:
+        (target,) = find_targets([shell.pid])          # the shell runs no runtime; its child does
+        assert target.pid == child and target.command[1] == "-c"
+        assert target.library == runtime_probe_library()
+        assert set(semaphores(target.pid, target.library).values()) == {0}
+    finally:
+        os.kill(child, signal.SIGKILL)
+        shell.wait()
