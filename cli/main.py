@@ -14,6 +14,10 @@ import msprof
 from msprof.cli.help import Group, examples
 from msprof.errors import MsprofError
 
+# The base of the usage errors typer raises (click's ClickException, which
+# newer typers carry inside): found through a public subclass of it.
+_UsageErrors = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 app = typer.Typer(
     name="msprof",
     cls=Group,
@@ -77,7 +81,21 @@ for _name in ("run", "attach", "report", "diff", "flame", "export", "doctor"):
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     try:
-        app(args=argv, prog_name="msprof")
+        # Not standalone: a usage mistake (a missing argument, a value that
+        # is not one of the choices) comes back here to be said in one line.
+        status = app(args=argv, prog_name="msprof", standalone_mode=False)
+    except _UsageErrors as e:
+        if type(e).__name__ == "NoArgsIsHelpError":      # bare `msprof`: the help
+            print(e.format_message(), file=sys.stderr)
+        else:
+            hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
+            # (typer words a value off the choices "Value error, 'x' is not one of ...")
+            message = e.format_message().replace("Value error, ", "")
+            print(f"msprof: error: {message}{hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("msprof: aborted", file=sys.stderr)
+        sys.exit(1)
     except MsprofError as e:
         print(f"msprof: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -89,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         # Python's final flush of stdout must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

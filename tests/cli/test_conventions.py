@@ -94,3 +94,16 @@ def test_every_command_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
     for command in COMMANDS:
         assert re.search(rf"msprof {command}\b", readme), command
+
+
+@pytest.mark.parametrize("args, message", [
+    (["flame", "x", "--orientation", "sideways"],
+     "Invalid value for '--orientation' / '-o': 'sideways' is not one of 'icicle', 'flame'. "
+     "(see 'msprof flame --help')"),
+    (["report"], "Missing argument 'DIR'. (see 'msprof report --help')"),
+    (["attach", "abc"], "Invalid value for 'PID'"),
+])
+def test_a_usage_mistake_is_one_line(args, message):
+    r = run_msprof(*args)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"msprof: error: {message}") and r.stderr.count("\n") == 1, r.stderr
