@@ -142,3 +142,46 @@ def test_targets_are_found_below_a_launcher():
     finally:
         os.kill(child, signal.SIGKILL)
         shell.wait()
+
+
+def test_attach_to_mpiexec_profiles_every_rank_below_it(ebpf_ready, tmp_path):
+    from msprof.profiler.session import mpiexec_path
+
+    job = subprocess.Popen([mpiexec_path(), "-n", "2", *DEMO], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    first = _wait_training(job)                   # rank 0 prints
+    out = tmp_path / "job"
+    r = run_msprof("attach", job.pid, "--duration", 2, "-q", "-o", out)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    ranks = {r["rank"]: r["pid"] for r in meta["ranks"]}
+    assert sorted(ranks) == [0, 1] and sorted(ranks.values()) == meta["attached_pids"]
+    assert job.pid not in meta["attached_pids"]  # mpiexec runs no runtime: its ranks do
+    assert meta["lost_events"] == 0, meta["lost_by_cause"]
+    comms = pd.read_parquet(out / "comms.parquet")
+    steps = pd.read_parquet(out / "steps.parquet")
+    assert set(comms["rank"]) == {0, 1} and (comms["kind"] == "allreduce").all()
+    assert set(steps["rank"]) == {0, 1}
+    lib = runtime_probe_library()
+    for pid in ranks.values():
+        if job.poll() is None:
+            assert set(semaphores(pid, lib).values()) == {0}
+    assert len(_results(first, job)) == 41        # 40 epochs and the final accuracy
+
+
+def test_attach_without_bpf_privileges_says_so_in_one_line(tmp_path):
+    code = "import msprof.runtime.hooks, time; print('up', flush=True); time.sleep(60)"
+    target = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert target.stdout.readline() == "up\n"
+        r = subprocess.run(["setpriv", "--inh-caps=-all", "--bounding-set=-bpf,-perfmon,-sys_admin",
+                            MSPROF, "attach", str(target.pid), "-o", str(tmp_path / "p")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 3
+        assert r.stderr.startswith("msprof: error: msprof attach needs the eBPF backend, "
+                                   "unavailable here (privileges:") and r.stderr.count("\n") == 1
+        assert not (tmp_path / "p").exists()
+    finally:
+        target.kill()
+        target.wait()
