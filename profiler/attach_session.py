@@ -8,8 +8,9 @@ offset): the kernel raises the semaphores in those processes only, and
 lowers them again when the probes are closed, which leaves each process as
 it was.  What the process announced before the probes came (its device,
 the operators of its compiled graphs, each thread's staging area) it
-announces again once it sees them raised (runtime/_usdt.c), at its next
-step or hand-over of staged records; the first step is the first whose
+announces again when asked (a word of its memory, written once every probe
+is in place; runtime/_usdt.c), at its next step or hand-over of staged
+records; the first step is the first whose
 begin the probes saw, and the step in progress when they are released
 ends the profile unrecorded.
 """
@@ -27,7 +28,7 @@ from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.session import (DRAIN_MIN_S, MODES, RunResult, RunStats, _Collector,
                                      _folded, next_interval)
-from msprof.profiler.targets import Target, find_targets
+from msprof.profiler.targets import Target, find_targets, request_announcements
 from msprof.profiler.writer import ProfileWriter
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -42,25 +43,15 @@ DETACH_GRACE_S = 2.0
 
 
 class _AttachCollector(_Collector):
-    """Keeps the first announcement of each device and operator: a process
-    that announced some of them to these probes already (they came between
-    two of its announcements) announces them all again."""
+    """Also follows, per process, the last step recorded and the latest
+    step a kernel came from (for the detach)."""
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self._seen: set[tuple[int, int, int]] = set()
         self.last_step: dict[int, int] = {}       # pid -> last step recorded
         self.kernel_step: dict[int, int] = {}     # pid -> latest step of a kernel seen
 
     def take(self, meta, events) -> None:
-        if len(meta):
-            keep = np.ones(len(meta), bool)
-            for i, (kind, pid, a0) in enumerate(zip(meta["type"], meta["pid"], meta["a0"])):
-                if kind in (ev.DEVICE_INIT, ev.OP_REGISTER):
-                    key = (int(kind), int(pid), int(a0) if kind == ev.OP_REGISTER else 0)
-                    keep[i] = key not in self._seen
-                    self._seen.add(key)
-            meta = meta[keep]
         for kind, latest in ((ev.STEP, self.last_step), (ev.KERNEL, self.kernel_step)):
             rows = events[events["type"] == kind]
             for pid in np.unique(rows["pid"]):
@@ -120,6 +111,8 @@ def profile_attached(pids: list[int], out: str, *, duration: float | None = None
         })
         collector = _AttachCollector(writer, stats, mode)
         collector.pids.update(t.pid for t in targets)
+        for t in targets:                  # every probe is in place: announce again
+            request_announcements(t.pid, t.library)
         if on_attached:
             on_attached(targets)
         stop = []

@@ -5,7 +5,8 @@ A target is a process that maps msprof's runtime probe module (it imported
 ranks under ``mpiexec``).  Its probes are attached by the module's path as
 the process maps it, so a job started from another installation of msprof
 is profiled through its own module.  ``semaphores`` reads the probes'
-semaphores from a process's memory: all zero once every tracer let go.
+semaphores from a process's memory: all zero once every tracer let go;
+``request_announcements`` asks it to announce itself again.
 """
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ import os
 import re
 from dataclasses import dataclass
 
+from elftools.elf.elffile import ELFFile
+
 from msprof.errors import MsprofError
 from msprof.probes.usdt import read_probes
 
 # The runtime's native module as a process maps it: .../msprof/runtime/_usdt*.so
 # (an installed package) or .../runtime/_usdt*.so (an editable checkout).
 _MODULE = re.compile(r"/runtime/_usdt[^/]*\.so$")
+# The word a late tracer adds one to, to have a process announce again.
+ANNOUNCE_REQUEST = "msrt_announce_request"
 
 
 @dataclass(frozen=True)
@@ -114,25 +119,68 @@ def find_targets(pids: list[int]) -> list[Target]:
     return [targets[p] for p in sorted(targets)]
 
 
-def semaphores(pid: int, library: str) -> dict[str, int]:
-    """Each USDT probe's semaphore as process ``pid`` holds it now: the
-    number of tracers the kernel counts on it (0: nobody traces it)."""
-    probes = read_probes(library)
+def _regions(pid: int, library: str) -> list[tuple[int, int, int]]:
+    """(start, end, file offset) of each mapping of ``library`` in ``pid``."""
     maps = _read(f"/proc/{pid}/maps")
     if maps is None:
         raise MsprofError(f"no process {pid}")
-    regions = []
+    out = []
     for line in maps.splitlines():
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5] == library:
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            regions.append((start, end, int(fields[2], 16)))
+            out.append((start, end, int(fields[2], 16)))
+    return out
+
+
+def _address(regions, file_offset: int) -> int | None:
+    for start, end, offset in regions:
+        if offset <= file_offset < offset + end - start:
+            return start + file_offset - offset
+    return None
+
+
+def semaphores(pid: int, library: str) -> dict[str, int]:
+    """Each USDT probe's semaphore as process ``pid`` holds it now: 0 when
+    nobody traces the probe there (the kernel counts the processes where a
+    probe is attached, not the tracers)."""
+    probes = read_probes(library)
+    regions = _regions(pid, library)
     out = {}
     with open(f"/proc/{pid}/mem", "rb") as mem:
         for name, probe in sorted(probes.items()):
-            for start, end, offset in regions:
-                if probe.semaphore_offset and offset <= probe.semaphore_offset < offset + end - start:
-                    mem.seek(start + probe.semaphore_offset - offset)
-                    out[name] = int.from_bytes(mem.read(2), "little")
-                    break
+            at = _address(regions, probe.semaphore_offset) if probe.semaphore_offset else None
+            if at is not None:
+                mem.seek(at)
+                out[name] = int.from_bytes(mem.read(2), "little")
     return out
+
+
+def _symbol_file_offset(library: str, name: str) -> int:
+    with open(library, "rb") as f:
+        elf = ELFFile(f)
+        segments = [s.header for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        for table in (".dynsym", ".symtab"):
+            section = elf.get_section_by_name(table)
+            found = section.get_symbol_by_name(name) if section is not None else None
+            if found:
+                vaddr = found[0]["st_value"]
+                for seg in segments:
+                    if seg["p_vaddr"] <= vaddr < seg["p_vaddr"] + seg["p_filesz"]:
+                        return vaddr - seg["p_vaddr"] + seg["p_offset"]
+    raise MsprofError(f"{library} has no {name}: a runtime older than msprof attach; "
+                      "restart the job with this msprof to attach to it")
+
+
+def request_announcements(pid: int, library: str) -> None:
+    """Asks process ``pid`` to announce its device, operators and staging
+    areas again (runtime/_usdt.c: ``msrt_announce_request``), at its next
+    step or hand-over of staged records."""
+    at = _address(_regions(pid, library), _symbol_file_offset(library, ANNOUNCE_REQUEST))
+    if at is None:
+        raise MsprofError(f"process {pid} does not map {library} as expected")
+    with open(f"/proc/{pid}/mem", "r+b", buffering=0) as mem:
+        mem.seek(at)
+        value = int.from_bytes(mem.read(4), "little")
+        mem.seek(at)
+        mem.write(((value + 1) & 0xFFFFFFFF).to_bytes(4, "little"))

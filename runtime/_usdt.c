@@ -29,13 +29,15 @@
  *
  * A tracer that attaches to a process already running (``msprof attach``)
  * missed the announcements made before it came: the device (rank) and the
- * operators of every compiled graph, and each thread's staging area.  The
- * runtime notices a tracer arriving by its semaphores: a device_init or
- * op_register fired with nobody tracing marks the process as having
- * announced unseen, and the next step_begin or hand-over of staged records
- * that finds op_register traced first calls the announcer (runtime/hooks.py,
- * which fires device_init and every op_register again) and makes each
- * thread announce its area again.  A step_end or comm_end is fired only
+ * operators of every compiled graph, and each thread's staging area.  Such
+ * a tracer, once its probes are in place, asks for them by adding one to
+ * ``msrt_announce_request`` in the process's memory (through
+ * /proc/PID/mem, as the kernel raises semaphores): the next step_begin or
+ * hand-over of staged records that finds it above what was served first
+ * calls the announcer (runtime/hooks.py, which fires device_init and every
+ * op_register again) and makes each thread announce its area again.  (The
+ * semaphores cannot tell: they count processes, not tracers, so one
+ * joining another leaves them as they were.)  A step_end or comm_end is fired only
  * when its begin was, with the end already traced: the tracer never sees an
  * end whose begin came before it (counted as unpaired, that would look like
  * a lost event).  A tracer attaches begins before ends, and a semaphore
@@ -116,9 +118,13 @@ static __thread struct stage stage;
 static __thread int stage_announced;
 static int announce_generation = 1;
 
-/* Announcements a late tracer must be given again (see the top). */
+/* Announcements a late tracer asks for again (see the top): requests
+ * written from outside, and those served.  In .probes beside the
+ * semaphores, where a tracer finds them by their symbol. */
 static PyObject *announcer;
-static int announced_unseen;
+__extension__ volatile unsigned int msrt_announce_request
+    __attribute__((used)) __attribute__((section(".probes"))) = 0;
+static unsigned int announce_served;
 
 /* The step the process is in (-1 outside one): kernels carry it. */
 static long long current_step = -1;
@@ -131,19 +137,16 @@ fire_record_batch(struct stage *area, long long count)
     STAP_PROBE2(msrt, record_batch, area, count);
 }
 
-/* A tracer arrived after device_init or op_register fired unseen: the
- * announcer fires them again, and each thread announces its area again
- * (the GIL is held: every caller is a method of this module). */
+/* A tracer that came late asked for the announcements: the announcer fires
+ * them all again, and each thread announces its area again (the GIL is
+ * held: every caller is a method of this module). */
 static void
 announce_again_if_traced(void)
 {
-    /* record_batch is attached after device_init and op_register: once it
-     * is raised, their programs are in place (a semaphore goes up a moment
-     * before its probe's program is attached). */
-    if (__builtin_expect(!announced_unseen, 1) || !ENABLED(record_batch)
-        || !ENABLED(op_register) || announcer == NULL)
+    unsigned int request = msrt_announce_request;
+    if (__builtin_expect(request == announce_served, 1) || announcer == NULL)
         return;
-    announced_unseen = 0;
+    announce_served = request;
     announce_generation++;
     PyObject *r = PyObject_CallNoArgs(announcer);
     if (r == NULL)
@@ -274,8 +277,6 @@ device_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_BEGIN_ALLOW_THREADS
         STAP_PROBE3(msrt, device_init, a[0], a[1], a[2]);
         Py_END_ALLOW_THREADS
-    } else {
-        announced_unseen = 1;
     }
     Py_RETURN_NONE;
 }
@@ -329,10 +330,7 @@ step_begin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (ints(args, nargs, 1, a, "step_begin") < 0)
         return NULL;
     current_step = a[0];
-    if (!ENABLED(op_register))
-        announced_unseen = 1;
-    else
-        announce_again_if_traced();
+    announce_again_if_traced();
     step_begin_fired = 0;
     if (ENABLED(step_begin)) {
         Py_BEGIN_ALLOW_THREADS
@@ -482,8 +480,6 @@ op_register(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         STAP_PROBE7(msrt, op_register, op_id, graph_id, name, type, scope,
                     flops, nbytes);
-    } else {
-        announced_unseen = 1;
     }
     Py_RETURN_NONE;
 }

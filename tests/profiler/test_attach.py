@@ -185,3 +185,27 @@ def test_attach_without_bpf_privileges_says_so_in_one_line(tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_attach_joins_a_run_already_profiled(ebpf_ready, tmp_path):
+    """msprof attach on a training under msprof run: both get the operators
+    (announced again for the newcomer, kept once by each), and the run's
+    probes stay when the attach lets go of its own."""
+    from msprof.profiler.ebpf import TRACE_PROBES
+
+    run = subprocess.Popen([MSPROF, "run", "-q", "-o", str(tmp_path / "run"), "--backend",
+                            "ebpf", *DEMO[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    first = _wait_training(run)
+    (target,) = find_targets([run.pid])
+    r = run_msprof("attach", run.pid, "--duration", 2, "-q", "-o", tmp_path / "att")
+    assert r.returncode == 0, r.stderr
+    if run.poll() is None:
+        held = semaphores(target.pid, target.library)
+        assert held == {p: int(p in TRACE_PROBES) for p in held}      # msprof run's, still 1
+    _check_profile(tmp_path / "att", target.pid)
+    assert len(_results(first, run)) == 41
+    for name in ("ops", "devices"):
+        t = pd.read_parquet(tmp_path / "run" / f"{name}.parquet")
+        assert not t.duplicated(["rank", "op_id"] if name == "ops" else ["rank"]).any(), name
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["lost_events"] == 0
