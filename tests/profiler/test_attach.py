@@ -32,8 +32,9 @@ def _wait_training(p: subprocess.Popen) -> str:
 
 def _results(first: str, p: subprocess.Popen) -> list[str]:
     """The demo's losses and accuracies (not its timings)."""
-    out, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err
+    out = p.stdout.read()           # with what readline() left in the buffer
+    err = p.stderr.read()
+    assert p.wait(timeout=600) == 0, err
     return [line for line in (first + out).splitlines() if line.startswith(("epoch", "final"))]
 
 
