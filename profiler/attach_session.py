@@ -84,7 +84,13 @@ def _backend(targets: list[Target], mode: str):
         raise MsprofError(f"msprof attach needs the eBPF backend, unavailable here ({reason}); "
                           "see 'msprof doctor'", exit_code=3)
     from msprof.profiler.ebpf import EbpfBackend
-    return EbpfBackend(mode=mode, library=libraries[0], pids=[t.pid for t in targets])
+    try:
+        return EbpfBackend(mode=mode, library=libraries[0], pids=[t.pid for t in targets])
+    except MsprofError:
+        gone = [t.pid for t in targets if not _alive(t.pid)]
+        if gone:
+            raise MsprofError(f"process {gone[0]} ended before its probes were attached") from None
+        raise
 
 
 def profile_attached(pids: list[int], out: str, *, duration: float | None = None,
