@@ -65,13 +65,13 @@ class _AttachCollector(_Collector):
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie, ended but not yet reaped by its parent, is not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def _backend(targets: list[Target], mode: str):

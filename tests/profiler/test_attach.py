@@ -210,3 +210,22 @@ def test_attach_joins_a_run_already_profiled(ebpf_ready, tmp_path):
         t = pd.read_parquet(tmp_path / "run" / f"{name}.parquet")
         assert not t.duplicated(["rank", "op_id"] if name == "ops" else ["rank"]).any(), name
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["lost_events"] == 0
+
+
+def test_attach_ends_with_the_process_even_unreaped(ebpf_ready, tmp_path):
+    """Without --duration, msprof attach lets go when the process ends (here
+    a zombie: its parent, this test, has not waited for it yet)."""
+    code = ("import time; from msprof.runtime import hooks; hooks.device_init(0, 1, 0); "
+            "print('up', flush=True); t = time.monotonic()\n"
+            "for s in range(10**9):\n"
+            "    hooks.step_begin(s); time.sleep(0.002); hooks.step_end(s)\n"
+            "    if time.monotonic() - t > 6: break")
+    target = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert target.stdout.readline() == "up\n"
+    r = run_msprof("attach", target.pid, "-q", "-o", tmp_path / "p", timeout=60)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text())
+    assert meta["still_running"] == [] and meta["exit_status"] == 0
+    assert meta["ranks"][0]["rank"] == 0                       # device announced again
+    assert len(pd.read_parquet(tmp_path / "p" / "steps.parquet")) > 10
+    assert target.wait() == 0
