@@ -109,9 +109,14 @@ def test_attach_records_a_running_training_and_leaves_it_as_it_was(ebpf_ready, t
 
     # the training's results are those of the run nobody attached to
     assert _results(first, target) == _results(first_alone, alone)
-    r = run_msprof("report", out, "-s", "ops,devices")
+    # every analysis takes it: a first step begun before the attach, kernels
+    # of steps not in the steps table, pool blocks freed without their allocation
+    r = run_msprof("report", out, "--steps")
     assert r.returncode == 0, r.stderr
-    assert "attached" in r.stdout and "Conv2D" in r.stdout
+    assert "attached" in r.stdout and "Conv2D" in r.stdout and "Findings" in r.stdout
+    for command in (["flame", out], ["export", out, "--to", "chrome", "-o", tmp_path / "t.json"]):
+        r = run_msprof(*command)
+        assert r.returncode == 0, r.stderr
 
 
 def test_attach_refuses_what_it_cannot_profile(tmp_path):
