@@ -11,14 +11,25 @@ from typing import Annotated, Optional
 import typer
 
 import msprof
+from msprof.cli.help import Group, examples
 from msprof.errors import MsprofError
+
+# The base of the usage errors typer raises (click's ClickException, which
+# newer typers carry inside): found through a public subclass of it.
+_UsageErrors = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 app = typer.Typer(
     name="msprof",
+    cls=Group,
     help="eBPF profiler for deep-learning training: run records a profile "
-    "directory, the other commands read one.",
+    "directory (attach, one of a running job), the other commands read one.",
+    epilog=examples("sudo msprof run examples/lenet_digits.py",
+                    "msprof report msprof-20261128-180000",
+                    "msprof --install-completion bash"),
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: shell completion of
+    # commands, options and their choices (bash, zsh, fish, powershell).
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -63,14 +74,28 @@ def _register(name: str) -> None:
     mod.register(app)
 
 
-for _name in ("run", "report", "diff", "flame", "export", "doctor"):
+for _name in ("run", "attach", "report", "diff", "flame", "export", "doctor"):
     _register(_name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     try:
-        app(args=argv, prog_name="msprof")
+        # Not standalone: a usage mistake (a missing argument, a value that
+        # is not one of the choices) comes back here to be said in one line.
+        status = app(args=argv, prog_name="msprof", standalone_mode=False)
+    except _UsageErrors as e:
+        if type(e).__name__ == "NoArgsIsHelpError":      # bare `msprof`: the help
+            print(e.format_message(), file=sys.stderr)
+        else:
+            hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) else ""
+            # (typer words a value off the choices "Value error, 'x' is not one of ...")
+            message = e.format_message().replace("Value error, ", "")
+            print(f"msprof: error: {message}{hint}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("msprof: aborted", file=sys.stderr)
+        sys.exit(1)
     except MsprofError as e:
         print(f"msprof: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
@@ -82,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         # Python's final flush of stdout must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,15 @@ BPF_HASH(steps, u32, struct step_state, MAX_TRACED);
 struct comm_key { u32 pid; u32 kind; s64 seq; };
 BPF_HASH(open_comms, struct comm_key, u64, 65536);
 
+/* Processes whose begins this program has seen (bit 0: a step's, bit 1: a
+ * collective's).  An end that comes before any begin of its kind is from
+ * a step or collective begun before the probes came (msprof attach to a
+ * process another tracer holds: its probes fire ends for that tracer), not
+ * a lost event. */
+#define BEGUN_STEP 1
+#define BEGUN_COMM 2
+BPF_HASH(begun, u32, u8, MAX_TRACED);
+
 static __always_inline u32 traced_pid(void)
 {
     u32 pid = bpf_get_current_pid_tgid() >> 32;
@@ -97,6 +106,21 @@ static __always_inline u32 traced_pid(void)
 static __always_inline void count_lost(int cause)
 {
     lost.atomic_increment(cause);
+}
+
+static __always_inline void note_begun(u32 pid, u8 kind)
+{
+    u8 *was = begun.lookup(&pid);
+    u8 now = (was ? *was : 0) | kind;
+    if (!was || *was != now)
+        begun.update(&pid, &now);
+}
+
+static __always_inline void count_unpaired(u32 pid, u8 kind)
+{
+    u8 *was = begun.lookup(&pid);
+    if (was && (*was & kind))
+        count_lost(LOST_UNPAIRED);
 }
 
 static __always_inline s64 current_step(u32 pid)
@@ -406,6 +430,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }
     steps.delete(&pid);
+    begun.delete(&pid);
     exit_codes.delete(&pid);
     signals.delete(&pid);
     traced.delete(&pid);
@@ -520,6 +545,7 @@ static __always_inline int handle_step_begin(struct pt_regs *ctx, s64 *a)
         return 0;
     struct step_state s = {.begin = bpf_ktime_get_ns(), .step = a[0]};
     steps.update(&pid, &s);
+    note_begun(pid, BEGUN_STEP);
     return 0;
 }
 
@@ -530,7 +556,7 @@ static __always_inline int handle_step_end(struct pt_regs *ctx, s64 *a)
         return 0;
     struct step_state *s = steps.lookup(&pid);
     if (!s) {
-        count_lost(LOST_UNPAIRED);
+        count_unpaired(pid, BEGUN_STEP);
         return 0;
     }
     struct msprof_event *e = reserve(pid, EV_STEP);
@@ -665,6 +691,7 @@ static __always_inline int handle_comm_begin(struct pt_regs *ctx, s64 *a)
     u64 now = bpf_ktime_get_ns();
     if (open_comms.update(&k, &now))
         count_lost(LOST_PAIR_MAP);
+    note_begun(pid, BEGUN_COMM);
     return 0;
 }
 
@@ -676,7 +703,7 @@ static __always_inline int handle_comm_end(struct pt_regs *ctx, s64 *a)
     struct comm_key k = {.pid = pid, .kind = a[0], .seq = a[4]};
     u64 *begin = open_comms.lookup(&k);
     if (!begin) {
-        count_lost(LOST_UNPAIRED);
+        count_unpaired(pid, BEGUN_COMM);
         return 0;
     }
     struct msprof_event *e = reserve(pid, EV_COMM);

@@ -52,7 +52,8 @@ class UprobeLink:
 def attach_usdt(prog_fd: int, library: str, probe: Probe, pid: int = -1) -> UprobeLink:
     """Attach the loaded program ``prog_fd`` to ``probe`` of ``library``."""
     lib = _libbcc()
-    ev_name = f"msprof_{os.getpid()}_{probe.name}_{probe.offset:x}".encode()
+    ev_name = (f"msprof_{os.getpid()}_{probe.name}_{probe.offset:x}"
+               + (f"_{pid}" if pid >= 0 else "")).encode()
     fd = lib.bpf_attach_uprobe(prog_fd, 0, ev_name, library.encode(),
                                probe.offset, pid, probe.semaphore_offset)
     if fd < 0:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
+from pathlib import Path
+
+from msprof.profiler.system_setup import find_system_bcc, link_command
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,20 @@ def _mounted(path: str) -> bool:
             return any(line.split()[1] == path for line in f)
     except OSError:
         return False
+
+
+def checkout_root() -> Path | None:
+    """The repository msprof runs from (an editable install), else None (a
+    wheel: no scripts/ beside the package)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "scripts" / "setup.sh").is_file() else None
+
+
+def _bcc_fix() -> str:
+    bcc = find_system_bcc()
+    if bcc is None:
+        return "apt-get install python3-bpfcc bpfcc-tools, then msprof doctor --fix"
+    return f"msprof doctor --fix (links {bcc} into this environment; by hand: {link_command(bcc)})"
 
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -56,20 +73,18 @@ def checks() -> list[Check]:
         import bcc  # noqa: F401
         out.append(Check("bcc", True, "BCC Python package importable"))
     except Exception as e:  # ImportError, or libbcc failing to load
-        out.append(Check("bcc", False, f"cannot import bcc: {e}",
-                         "apt-get install python3-bpfcc bpfcc-tools, then rerun scripts/setup.sh "
-                         "(the virtualenv reaches bcc through a .pth file)"))
+        out.append(Check("bcc", False, f"cannot import bcc: {e}", _bcc_fix()))
     kv = platform.release()
     build = f"/lib/modules/{kv}/build"
     has_headers = (os.path.exists(os.path.join(build, "Makefile"))
                    and os.path.exists(f"/lib/modules/{kv}/source/include/linux/kconfig.h")) \
         or os.path.exists("/sys/kernel/kheaders.tar.xz")
     out.append(Check("kernel headers", has_headers, build if has_headers else f"{build} missing",
-                     "apt-get install linux-headers-amd64 and link /lib/modules/$(uname -r)/{build,source} "
-                     "to it (scripts/setup.sh does both)"))
+                     "apt-get install linux-headers-amd64, then msprof doctor --fix (links "
+                     "/lib/modules/$(uname -r)/{build,source} to them)"))
     tracefs = _mounted("/sys/kernel/tracing") or _mounted("/sys/kernel/debug")
     out.append(Check("tracefs", tracefs, "mounted" if tracefs else "not mounted",
-                     "mount -t tracefs nodev /sys/kernel/tracing"))
+                     "msprof doctor --fix (mount -t tracefs nodev /sys/kernel/tracing)"))
     btf = os.path.exists("/sys/kernel/btf/vmlinux")
     out.append(Check("kernel BTF", btf, "/sys/kernel/btf/vmlinux" if btf else "absent (optional)"))
     try:
@@ -77,7 +92,9 @@ def checks() -> list[Check]:
         lib = runtime_probe_library()
         out.append(Check("runtime probes", True, lib))
     except Exception as e:
-        out.append(Check("runtime probes", False, str(e), "pip install -e . (builds msprof.runtime._usdt)"))
+        out.append(Check("runtime probes", False, str(e),
+                         "pip install -e . (builds msprof.runtime._usdt)" if checkout_root() else
+                         "pip install --force-reinstall msprof (its wheel holds the built module)"))
     return out
 
 

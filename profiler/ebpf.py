@@ -24,8 +24,12 @@ from msprof.profiler.ringbuf import RingReader
 # while record_batch is attached the runtime writes them as finished records
 # in a per-thread area and hands them over in batches (one trap per batch,
 # not per event), so kernel_launch/begin/end and mem_* are not attached.
-TRACE_PROBES = ("device_init", "op_register", "step_begin", "step_end",
-                "record_batch", "comm_begin", "comm_end")
+# They are attached in this order, which matters to a process already
+# running (msprof attach; runtime/_usdt.c): its announcements first, then
+# the staged records, then the steps and collectives, each begin before its
+# end, so that the first step seen whole has its kernels too.
+TRACE_PROBES = ("device_init", "op_register", "record_batch", "step_begin", "step_end",
+                "comm_begin", "comm_end")
 TRACEPOINTS = ("task:task_newtask", "sched:sched_process_exit",
                "syscalls:sys_enter_exit_group", "signal:signal_generate",
                "sched:sched_wakeup", "sched:sched_switch")
@@ -84,13 +88,20 @@ class EbpfBackend:
     name = "ebpf"
 
     def __init__(self, probes=TRACE_PROBES, event_ring_bytes=EVENT_RING_BYTES, mode: str = "trace",
-                 frameworks: dict[str, str] | None = None):
+                 frameworks: dict[str, str] | None = None,
+                 library: str | None = None, pids: list[int] | None = None):
+        """``frameworks``: adapters' probe libraries (name -> path) to attach
+        beside the runtime's.  ``pids``: trace these running processes
+        (``msprof attach``; their probes attached for them alone, in
+        ``library``, the runtime module they map); by default the
+        collector's own future children, through the probes of every process
+        that maps this msprof's runtime."""
         try:
             from bcc import BPF
         except ImportError as e:
             raise MsprofError("BCC's Python package (python3-bpfcc) is not importable; "
                               "run 'msprof doctor'") from e
-        self.library = runtime_probe_library()
+        self.library = library or runtime_probe_library()
         self.probes = list(probes)
         self._probe_sites = read_probes(self.library)
         self.mode = mode
@@ -101,15 +112,21 @@ class EbpfBackend:
         except Exception as e:  # bcc raises plain Exceptions on load failure
             raise MsprofError(f"cannot load the BPF program: {e}") from e
         self._links = []
+        # The traced processes are known before a probe fires: a running
+        # process announces itself again as soon as its probes are live.
+        traced = self.bpf[b"traced"]
+        for pid in pids or []:      # msprof run's collector claims itself below
+            traced[traced.Key(pid)] = traced.Leaf(1)
         try:
             for p in probes:
                 fd = self.bpf.load_func(f"usdt_{p}".encode(), BPF.KPROBE).fd
-                self._links.append(attach_usdt(fd, self.library, self._probe_sites[p]))
+                for pid in pids or [-1]:
+                    self._links.append((p, attach_usdt(fd, self.library, self._probe_sites[p], pid)))
             framework_sites = framework_probes(self.frameworks, probes)
             for name, sites in framework_sites.items():
                 for p, site in sites.items():
                     fd = self.bpf.load_func(f"usdt_{name}_{p}".encode(), BPF.KPROBE).fd
-                    self._links.append(attach_usdt(fd, self.frameworks[name], site))
+                    self._links.append((p, attach_usdt(fd, self.frameworks[name], site)))
         except BaseException:
             self.close()
             raise
@@ -117,11 +134,14 @@ class EbpfBackend:
                          + [f"usdt:msrt:{p}@{name}" for name, sites in framework_sites.items()
                             for p in sites]
                          + [f"tracepoint:{t}" for t in TRACEPOINTS])
-        try:
-            self.kernel_pid = self._claim_collector()
-        except BaseException:
-            self.close()
-            raise
+        if pids:
+            self.kernel_pid = os.getpid()
+        else:
+            try:
+                self.kernel_pid = self._claim_collector()
+            except BaseException:
+                self.close()
+                raise
         self._events = RingReader(self.bpf[b"events"].map_fd, event_ring_bytes, events.EVENT)
         self._meta = RingReader(self.bpf[b"meta"].map_fd, META_RING_BYTES, events.META)
 
@@ -187,10 +207,19 @@ class EbpfBackend:
                          v.peak_in_use)
         return kernels, memory
 
+    def detach(self, probes=None) -> None:
+        """Releases the probes (all, or those named): each process's
+        semaphores drop back; what they recorded can still be polled until
+        ``close``.  Ends go before their begins (the reverse of attaching):
+        a step or collective begun while its end is still traced is seen
+        whole."""
+        for p, link in reversed(self._links):
+            if probes is None or p in probes:
+                link.close()
+        self._links = [(p, link) for p, link in self._links if link.fd >= 0]
+
     def close(self) -> None:
-        for link in self._links:
-            link.close()
-        self._links = []
+        self.detach()
         for reader in ("_events", "_meta"):
             r = getattr(self, reader, None)
             if r is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msprof.errors import MsprofError
+from msprof.probes import events as ev
 from msprof.profiler import decode, frameworks
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.lifeline import die_with_parent
@@ -75,12 +76,14 @@ class RunResult:
 
 
 def script_command(script: str, args: list[str]) -> list[str]:
-    """How to start ``script``: with this Python if it is a .py file."""
+    """How to start ``script``: with this Python if it is a .py file; a
+    name without a slash that is no file here is a command on PATH
+    (``msprof run -- python3 -c ...``)."""
     if not os.path.exists(script):
         found = shutil.which(script) if os.sep not in script else None
-        if found is None:
-            raise MsprofError(f"script not found: {script}")
-        return [found, *args]   # a command on PATH: torchrun, a console script
+        if found:
+            return [found, *args]
+        raise MsprofError(f"script not found: {script}")
     if os.path.isdir(script):
         raise MsprofError(f"not a script: {script} is a directory")
     if script.endswith(".py"):
@@ -141,7 +144,9 @@ class _Collector:
     fixed work whether it holds ten records or ten thousand: event records
     wait (copied out of the ring) until DECODE_RECORDS of them have come or
     the oldest has waited DECODE_AGE_S, and are decoded together.  Meta
-    records are decoded at once: they name the ranks the events map to."""
+    records are decoded at once: they name the ranks the events map to.  A
+    device or operator announced twice (again, to a tracer that came
+    later: runtime/_usdt.c) is kept once."""
 
     def __init__(self, writer: ProfileWriter, stats: RunStats, mode: str = "trace"):
         self.summary = Summarizer() if mode == "summary" else None
@@ -155,8 +160,20 @@ class _Collector:
         self._waiting: list = []
         self._waiting_records = 0
         self._oldest = 0.0
+        self._announced: set[tuple[int, int, int]] = set()
+
+    def _first_announcements(self, meta):
+        keep = np.ones(len(meta), bool)
+        for i, (kind, pid, a0) in enumerate(zip(meta["type"], meta["pid"], meta["a0"])):
+            if kind in (ev.DEVICE_INIT, ev.OP_REGISTER):     # one per operator, not per event
+                key = (int(kind), int(pid), int(a0) if kind == ev.OP_REGISTER else 0)
+                keep[i] = key not in self._announced
+                self._announced.add(key)
+        return meta if keep.all() else meta[keep]
 
     def take(self, meta, events) -> None:
+        if len(meta):
+            meta = self._first_announcements(meta)
         if len(meta):
             tables = decode.decode_meta(meta, self.ranks)
             dev = tables.get("devices")

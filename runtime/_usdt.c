@@ -27,6 +27,23 @@
  * staged when the thread exits without flushing, even by SIGKILL, and knows
  * the thread for one of the runtime's (its waits for a CPU, its sleeps).
  *
+ * A tracer that attaches to a process already running (``msprof attach``)
+ * missed the announcements made before it came: the device (rank) and the
+ * operators of every compiled graph, and each thread's staging area.  Such
+ * a tracer, once its probes are in place, asks for them by adding one to
+ * ``msrt_announce_request`` in the process's memory (through
+ * /proc/PID/mem, as the kernel raises semaphores): the next step_begin or
+ * hand-over of staged records that finds it above what was served first
+ * calls the announcer (runtime/hooks.py, which fires device_init and every
+ * op_register again) and makes each thread announce its area again.  (The
+ * semaphores cannot tell: they count processes, not tracers, so one
+ * joining another leaves them as they were.)  A step_end or comm_end is fired only
+ * when its begin was, with the end already traced: the tracer never sees an
+ * end whose begin came before it (counted as unpaired, that would look like
+ * a lost event).  A tracer attaches begins before ends, and a semaphore
+ * goes up a moment before its probe's program is in place: a begin fired
+ * while the end's semaphore was up was seen.
+ *
  * The probes, their arguments and their meaning are listed in
  * probes/CATALOG.md; keep the two in step.
  */
@@ -96,7 +113,18 @@ struct stage {
 };
 
 static __thread struct stage stage;
+/* The announcement generation this thread's area was last announced in
+ * (0: never); a late tracer's arrival starts a new one. */
 static __thread int stage_announced;
+static int announce_generation = 1;
+
+/* Announcements a late tracer asks for again (see the top): requests
+ * written from outside, and those served.  In .probes beside the
+ * semaphores, where a tracer finds them by their symbol. */
+static PyObject *announcer;
+__extension__ volatile unsigned int msrt_announce_request
+    __attribute__((used)) __attribute__((section(".probes"))) = 0;
+static unsigned int announce_served;
 
 /* The step the process is in (-1 outside one): kernels carry it. */
 static long long current_step = -1;
@@ -109,12 +137,40 @@ fire_record_batch(struct stage *area, long long count)
     STAP_PROBE2(msrt, record_batch, area, count);
 }
 
+/* A tracer that came late asked for the announcements: the announcer fires
+ * them all again, and each thread announces its area again (the GIL is
+ * held: every caller is a method of this module). */
+static void
+announce_again_if_traced(void)
+{
+    unsigned int request = msrt_announce_request;
+    if (__builtin_expect(request == announce_served, 1) || announcer == NULL)
+        return;
+    announce_served = request;
+    announce_generation++;
+    PyObject *r = PyObject_CallNoArgs(announcer);
+    if (r == NULL)
+        PyErr_WriteUnraisable(announcer);   /* never break the training for it */
+    Py_XDECREF(r);
+}
+
+static void
+announce_area(void)
+{
+    if (stage_announced != announce_generation) {
+        fire_record_batch(&stage, 0);
+        stage_announced = announce_generation;
+    }
+}
+
 static void
 flush_stage(void)
 {
     long long count = stage.count;
     if (count == 0)
         return;
+    announce_again_if_traced();
+    announce_area();
     /* The GIL stays held: a flush costs a few microseconds, and a stream
      * thread that let go of it would wait for the host's next switch
      * interval to get it back. */
@@ -127,10 +183,7 @@ flush_stage(void)
 static struct record *
 stage_record(uint16_t type)
 {
-    if (!stage_announced) {
-        fire_record_batch(&stage, 0);
-        stage_announced = 1;
-    }
+    announce_area();
     if (stage.count == STAGE_CAP)
         flush_stage();
     struct record *r = &stage.records[stage.count];
@@ -156,9 +209,9 @@ flush_staged(PyObject *self, PyObject *unused)
     /* A thread that has staged nothing yet announces its area here: a new
      * stream thread calls this first, so that a tracer follows it (its
      * waits for a CPU, its sleeps) from its first kernel on. */
-    if (!stage_announced && ENABLED(record_batch)) {
-        fire_record_batch(&stage, 0);
-        stage_announced = 1;
+    if (ENABLED(record_batch)) {
+        announce_again_if_traced();
+        announce_area();
     }
     flush_stage();
     Py_RETURN_NONE;
@@ -210,37 +263,101 @@ name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
     Py_RETURN_NONE;                                                          \
 }
 
-INT_PROBE(device_init, 3, STAP_PROBE3(msrt, device_init, a[0], a[1], a[2]))
 INT_PROBE(kernel_launch, 3, STAP_PROBE3(msrt, kernel_launch, a[0], a[1], a[2]))
 INT_PROBE(kernel_begin, 3, STAP_PROBE3(msrt, kernel_begin, a[0], a[1], a[2]))
-INT_PROBE(comm_begin, 5,
-          STAP_PROBE5(msrt, comm_begin, a[0], a[1], a[2], a[3], a[4]))
-INT_PROBE(comm_end, 5,
-          STAP_PROBE5(msrt, comm_end, a[0], a[1], a[2], a[3], a[4]))
+
+/* device_init(rank, world_size, device_kind) */
+static PyObject *
+device_init(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long a[3];
+    if (ints(args, nargs, 3, a, "device_init") < 0)
+        return NULL;
+    if (ENABLED(device_init)) {
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE3(msrt, device_init, a[0], a[1], a[2]);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+/* comm_begin/comm_end(kind, bytes, group, peer, seq), on one thread, one
+ * collective at a time: the end is fired when the begin was. */
+static __thread int comm_begin_fired;
+
+static PyObject *
+comm_begin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    comm_begin_fired = 0;
+    if (ENABLED(comm_begin)) {
+        long long a[5];
+        if (ints(args, nargs, 5, a, "comm_begin") < 0)
+            return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE5(msrt, comm_begin, a[0], a[1], a[2], a[3], a[4]);
+        Py_END_ALLOW_THREADS
+        comm_begin_fired = ENABLED(comm_end);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+comm_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (ENABLED(comm_end) && comm_begin_fired) {
+        long long a[5];
+        if (ints(args, nargs, 5, a, "comm_end") < 0)
+            return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE5(msrt, comm_end, a[0], a[1], a[2], a[3], a[4]);
+        Py_END_ALLOW_THREADS
+    }
+    comm_begin_fired = 0;
+    Py_RETURN_NONE;
+}
 
 
 /* step_begin(step) / step_end(step, samples): the process's current step is
  * kept here too, for the kernels staged during it.  step_end also carries
  * the samples the step trained on (its share of the job's batch; 0 when
- * unknown), so that runs of different batch sizes compare by throughput. */
-#define STEP_PROBE(name, N, STEP_AFTER, FIRE)                                \
-static PyObject *                                                            \
-name(PyObject *self, PyObject *const *args, Py_ssize_t nargs)                \
-{                                                                            \
-    long long a[N];                                                          \
-    if (ints(args, nargs, N, a, #name) < 0)                                  \
-        return NULL;                                                         \
-    current_step = STEP_AFTER;                                               \
-    if (ENABLED(name)) {                                                     \
-        Py_BEGIN_ALLOW_THREADS                                               \
-        FIRE;                                                                \
-        Py_END_ALLOW_THREADS                                                 \
-    }                                                                        \
-    Py_RETURN_NONE;                                                          \
+ * unknown), so that runs of different batch sizes compare by throughput.
+ * A step's end is fired when its begin was.  A step_begin with op_register untraced means that a
+ * tracer coming later will have missed what was announced before it. */
+static int step_begin_fired;
+
+static PyObject *
+step_begin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long a[1];
+    if (ints(args, nargs, 1, a, "step_begin") < 0)
+        return NULL;
+    current_step = a[0];
+    announce_again_if_traced();
+    step_begin_fired = 0;
+    if (ENABLED(step_begin)) {
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE1(msrt, step_begin, a[0]);
+        Py_END_ALLOW_THREADS
+        step_begin_fired = ENABLED(step_end);
+    }
+    Py_RETURN_NONE;
 }
 
-STEP_PROBE(step_begin, 1, a[0], STAP_PROBE1(msrt, step_begin, a[0]))
-STEP_PROBE(step_end, 2, -1, STAP_PROBE2(msrt, step_end, a[0], a[1]))
+static PyObject *
+step_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long a[2];
+    if (ints(args, nargs, 2, a, "step_end") < 0)
+        return NULL;
+    current_step = -1;
+    if (ENABLED(step_end) && step_begin_fired) {
+        Py_BEGIN_ALLOW_THREADS
+        STAP_PROBE2(msrt, step_end, a[0], a[1]);
+        Py_END_ALLOW_THREADS
+    }
+    step_begin_fired = 0;
+    Py_RETURN_NONE;
+}
 
 /* kernel_end(op_id, stream, seq, launch_ns, begin_ns): staged as a KERNEL
  * record ending now, and/or fired as its own probe. */
@@ -369,6 +486,19 @@ op_register(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* set_announcer(fn): fn() fires device_init and every op_register again
+ * for a tracer that came after them. */
+static PyObject *
+set_announcer(PyObject *self, PyObject *fn)
+{
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_SetString(PyExc_TypeError, "set_announcer() takes a callable or None");
+        return NULL;
+    }
+    Py_XSETREF(announcer, fn == Py_None ? NULL : Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
 /* A do-nothing function: the baseline a disabled probe is measured against. */
 static PyObject *
 noop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -419,6 +549,9 @@ static PyMethodDef methods[] = {
     FAST(noop, "noop(*args): does nothing (benchmark baseline)"),
     {"now_ns", now_ns, METH_NOARGS, "CLOCK_MONOTONIC in nanoseconds"},
     {"enabled", enabled, METH_O, "enabled(name): is the probe traced?"},
+    {"set_announcer", set_announcer, METH_O,
+     "set_announcer(fn): fn() announces the device and the operators again, for a tracer "
+     "that attached after them"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,8 +15,30 @@ import os
 
 from msprof.runtime import _usdt
 
-device_init = _usdt.device_init        # (rank, world_size, device_kind)
-op_register = _usdt.op_register        # (op_id, graph_id, name, type, scope, flops, bytes)
+# What the process announced (device, operators), in order, to announce it
+# again to a tracer that attaches while it runs (``msprof attach``): the
+# native module calls _announce_again when such a tracer arrives.  Kept for
+# the process's life: one tuple per compiled operator.
+_announced: list = []
+
+
+def device_init(rank, world_size, device_kind):
+    _announced.append((_usdt.device_init, (rank, world_size, device_kind)))
+    _usdt.device_init(rank, world_size, device_kind)
+
+
+def op_register(op_id, graph_id, name, type, scope, flops, nbytes):
+    args = (op_id, graph_id, name, type, scope, flops, nbytes)
+    _announced.append((_usdt.op_register, args))
+    _usdt.op_register(*args)
+
+
+def _announce_again():
+    for fire, args in list(_announced):
+        fire(*args)
+
+
+_usdt.set_announcer(_announce_again)
 step_begin = _usdt.step_begin          # (step)
 step_end = _usdt.step_end              # (step, samples)
 kernel_launch = _usdt.kernel_launch    # (op_id, stream, seq)

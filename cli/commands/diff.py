@@ -15,6 +15,7 @@ from rich.console import Console
 import msprof
 from msprof.analysis.diff import diff as diff_profiles
 from msprof.analysis.report import to_json
+from msprof.cli.help import command
 from msprof.cli.reporters import diff as diff_reporter
 from msprof.errors import MsprofError
 
@@ -30,7 +31,7 @@ def diff(
     format: Annotated[Format, typer.Option(
         "--format", "-f", help="table (for people) or json (one document, for tools).")] = Format.table,
     top: Annotated[int, typer.Option(
-        "--top", "-k", help="Operators to list, by size of change (0: all).")] = 15,
+        "--top", "-k", metavar="K", help="Operators to list, by size of change (0: all).")] = 15,
 ) -> None:
     """Compare two profiles: step time, operators, devices, findings."""
     if top < 0:
@@ -44,4 +45,5 @@ def diff(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(diff)
+    command(app, "msprof diff before after",
+            "msprof diff before after --top 5 --format json")(diff)

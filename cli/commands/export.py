@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 import msprof
+from msprof.cli.commands.flame import Metric
+from msprof.cli.help import command
 from msprof.errors import MsprofError
 
 
@@ -40,8 +42,8 @@ def export(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="PATH", help="Where to write (default: named after DIR, "
         "in the current directory).")] = None,
-    metric: Annotated[str, typer.Option(
-        "--metric", "-m", help="folded only: device, launch, comm or memory.")] = "device",
+    metric: Annotated[Metric, typer.Option(
+        "--metric", "-m", help="folded only: device, launch, comm or memory.")] = Metric.device,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite an existing output.")] = False,
 ) -> None:
@@ -53,7 +55,7 @@ def export(
     if out.exists() and not force:
         if out.is_file() or any(out.iterdir()):
             raise MsprofError(f"{out} exists (use --force to overwrite, or -o PATH)")
-    if to is not To.folded and metric != "device":
+    if to is not To.folded and metric is not Metric.device:
         raise MsprofError("--metric applies to --to folded only")
     if out.resolve() in [d.resolve() for d in dirs]:
         raise MsprofError(f"{out} is the profile itself; choose another -o PATH")
@@ -66,7 +68,7 @@ def export(
         elif to is To.hta:
             written = hta.export(profile, out)
         else:
-            written = [folded.export(profile, out, metric=metric)]
+            written = [folded.export(profile, out, metric=metric.value)]
     except OSError as e:
         raise MsprofError(f"cannot write {out}: {e.strerror or e}") from None
     size = sum(p.stat().st_size for p in written)
@@ -79,4 +81,6 @@ def export(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(export)
+    command(app, "msprof export OUT --to chrome            # open OUT.trace.json in ui.perfetto.dev",
+            "msprof export OUT --to folded -m memory -o mem.folded",
+            "msprof export OUT --to parquet -o tables --force")(export)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 import msprof
 from msprof.analysis.report import SECTIONS
+from msprof.cli.help import command
 from msprof.cli.reporters import json as json_reporter
 from msprof.cli.reporters import table as table_reporter
 from msprof.errors import MsprofError
@@ -28,13 +29,14 @@ def report(
     format: Annotated[Format, typer.Option(
         "--format", "-f", help="table (for people) or json (one document, for tools).")] = Format.table,
     rank: Annotated[Optional[int], typer.Option(
-        "--rank", "-r", help="Only this rank.")] = None,
+        "--rank", "-r", metavar="R", help="Only this rank.")] = None,
     top: Annotated[int, typer.Option(
-        "--top", "-k", help="Operators to list, by total time (0: all).")] = 15,
+        "--top", "-k", metavar="K", help="Operators to list, by total time (0: all).")] = 15,
     steps: Annotated[bool, typer.Option(
         "--steps", help="Also list every step's breakdown (table format).")] = False,
     section: Annotated[Optional[list[str]], typer.Option(
-        "--section", "-s", help="Only these sections (repeat, or comma-separated): "
+        "--section", "-s", metavar="SECTION", autocompletion=lambda: list(SECTIONS),
+        help="Only these sections (repeat, or comma-separated): "
         + ", ".join(SECTIONS) + ".")] = None,
     html: Annotated[Optional[Path], typer.Option(
         "--html", metavar="FILE", help="Write an interactive HTML report (one self-contained "
@@ -84,4 +86,6 @@ def _window(text: str) -> tuple[int, int]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(report)
+    command(app, "msprof report msprof-20261128-180000",
+            "msprof report OUT --rank 1 --section ops,memory --top 30",
+            "msprof report OUT --format json > report.json")(report)

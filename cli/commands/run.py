@@ -1,6 +1,7 @@
 """``msprof run``: profile a training script into a profile directory."""
 from __future__ import annotations
 
+import enum
 import os
 from typing import Annotated, Optional
 
@@ -10,10 +11,22 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from msprof.profiler.outdir import default_name as default_output
+from msprof.cli.help import command
 from msprof.errors import MsprofError
+from msprof.profiler.outdir import default_name as default_output
 from msprof.profiler.privileges import target_user
 from msprof.profiler.session import RunStats, profile_command, profile_run
+
+
+class Backend(str, enum.Enum):
+    auto = "auto"
+    ebpf = "ebpf"
+    inprocess = "inprocess"
+
+
+class Mode(str, enum.Enum):
+    trace = "trace"
+    summary = "summary"
 
 
 def progress_line(stats: RunStats) -> Table:
@@ -51,21 +64,36 @@ def summary(result, console: Console) -> None:
 
 
 def run(
-    script: Annotated[str, typer.Argument(help="Python training script (or executable) to profile.")],
-    args: Annotated[Optional[list[str]], typer.Argument(help="Arguments passed to the script.")] = None,
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="New profile directory to write (default msprof-<stamp>-<random>).")] = None,
-    nprocs: Annotated[int, typer.Option("-n", "--nprocs", help="Number of ranks (devices); >1 launches through mpiexec.")] = 1,
-    backend: Annotated[str, typer.Option(help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = "auto",
-    mode: Annotated[str, typer.Option(help="trace (every kernel, pool event and step) or summary (kernels and pool events as per-operator counts, totals and histograms: cheaper, no timelines).")] = "trace",
+    script: Annotated[str, typer.Argument(
+        metavar="SCRIPT", help="Python training script, or a command (found on PATH) to "
+        "profile; put -- before a command with options of its own.")],
+    args: Annotated[Optional[list[str]], typer.Argument(
+        metavar="ARGS", help="Arguments passed to the script.")] = None,
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="DIR", help="New profile directory to write (default msprof-<stamp>-<random>).")] = None,
+    nprocs: Annotated[int, typer.Option(
+        "-n", "--nprocs", metavar="N", help="Number of ranks (devices); >1 launches through mpiexec.")] = 1,
+    backend: Annotated[Backend, typer.Option(
+        help="auto (eBPF, else in-process), ebpf (never fall back) or inprocess.")] = Backend.auto,
+    mode: Annotated[Mode, typer.Option(
+        help="trace (every kernel, pool event and step) or summary (kernels and pool events "
+        "as per-operator counts, totals and histograms: cheaper, no timelines).")] = Mode.trace,
     print_bpf: Annotated[bool, typer.Option("--print-bpf", help="Print the BPF program msprof loads, and exit.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
-    hosts: Annotated[Optional[str], typer.Option("--hosts", help="Comma-separated machines to run the ranks on (one collector and one profile directory per machine).")] = None,
-    hostfile: Annotated[Optional[str], typer.Option("--hostfile", help="MPI hostfile naming the machines to run the ranks on.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace the profile already in -o DIR (never a directory that is not a profile).")] = False,
-    user: Annotated[Optional[str], typer.Option("--user", help="Run the script as this user (name or uid; root only), who gets the profile; under sudo the default is the invoking user (SUDO_UID).")] = None,
+    hosts: Annotated[Optional[str], typer.Option(
+        "--hosts", metavar="HOST,...", help="Comma-separated machines to run the ranks on "
+        "(one collector and one profile directory per machine).")] = None,
+    hostfile: Annotated[Optional[str], typer.Option(
+        "--hostfile", metavar="FILE", help="MPI hostfile naming the machines to run the ranks on.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the profile already in -o DIR (never a directory that is not a profile).")] = False,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", metavar="USER", help="Run the script as this user (name or uid; root only), who "
+        "gets the profile; under sudo the default is the invoking user (SUDO_UID).")] = None,
 ) -> None:
     """Profile SCRIPT [ARGS...]; exits with the script's exit status."""
     err = Console(stderr=True, soft_wrap=True)
+    backend, mode = backend.value, mode.value
     if print_bpf:
         from msprof.profiler.ebpf import program_text
         from msprof.profiler.library import runtime_probe_library
@@ -137,25 +165,36 @@ def no_framework_line() -> str:
 
 
 def collect(
-    command: Annotated[list[str], typer.Argument(help="Command to run and profile (after --).")],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Profile directory to write.")] = None,
-    backend: Annotated[str, typer.Option(help="auto, ebpf or inprocess.")] = "auto",
-    mode: Annotated[str, typer.Option(help="trace or summary.")] = "trace",
-    label: Annotated[Optional[str], typer.Option(help="Name of this machine in a multi-machine job.")] = None,
+    command: Annotated[list[str], typer.Argument(
+        metavar="COMMAND", help="Command to run and profile (after --).")],
+    output: Annotated[Optional[str], typer.Option(
+        "-o", "--output", metavar="DIR", help="Profile directory to write.")] = None,
+    backend: Annotated[Backend, typer.Option(help="auto, ebpf or inprocess.")] = Backend.auto,
+    mode: Annotated[Mode, typer.Option(help="trace or summary.")] = Mode.trace,
+    label: Annotated[Optional[str], typer.Option(
+        metavar="NAME", help="Name of this machine in a multi-machine job.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No live progress.")] = False,
 ) -> None:
     """Profile the process tree of any COMMAND (one machine's share of a job)."""
     err = Console(stderr=True, soft_wrap=True)
     out = output or default_output()
     result = _collect(err, quiet, lambda tick: profile_command(
-        command, out, backend=backend, nprocs=0, on_tick=tick,
-        extra_meta={"node": label} if label else None, mode=mode))
+        command, out, backend=backend.value, nprocs=0, on_tick=tick,
+        extra_meta={"node": label} if label else None, mode=mode.value))
     if not quiet:
         _finish(result, err)
     raise typer.Exit(result.exit_status)
 
 
 def register(app: typer.Typer) -> None:
+    # Everything after the script (or after --) belongs to the script.
     settings = {"allow_interspersed_args": False, "ignore_unknown_options": True}
-    app.command(context_settings=settings)(run)
-    app.command(context_settings=settings)(collect)
+    command(app, "sudo msprof run examples/lenet_digits.py --epochs 1",
+            "sudo msprof run -o lenet --mode summary examples/lenet_digits.py",
+            "sudo msprof run -n 4 examples/lenet_digits.py",
+            "sudo msprof run -- python3 -c 'import train; train.main()'",
+            "msprof run --backend inprocess examples/lenet_digits.py   # without root",
+            context_settings=settings)(run)
+    command(app, "sudo msprof collect -o node0 -- python3 train.py --epochs 2",
+            "sudo msprof collect --label nodeA -- mpiexec -n 2 python3 train.py",
+            context_settings=settings)(collect)

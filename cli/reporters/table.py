@@ -63,9 +63,14 @@ def header(meta: dict, rank: int | None = None) -> Table:
                                           f" ({causes})" if causes else ""))
     else:
         t.add_row("events", events + "0 lost")
+    if meta.get("attached"):
+        running = meta.get("still_running") or []
+        t.add_row("attached", f"to pid {', '.join(map(str, meta.get('attached_pids') or []))} "
+                  "while running (steps from the first one begun under the probes)"
+                  + (f"; {len(running)} still running at detach" if running else ""))
     if meta.get("exit_status") is None and meta.get("complete") is False:
         t.add_row("exit status", Text("unknown (the profile was not closed)", style="bold red"))
-    else:
+    elif not (meta.get("attached") and meta.get("exit_status") is None):
         status = int(meta.get("exit_status") or 0)
         t.add_row("exit status", Text(str(status), style="bold red" if status else ""))
     if meta.get("complete") is False:

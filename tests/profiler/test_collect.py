@@ -289,7 +289,8 @@ def test_print_bpf_in_summary_mode_shows_the_folding_program(tmp_path):
 def test_unknown_mode_is_one_line_and_exit_2(tmp_path):
     r = run_msprof("run", "--mode", "sampled", "-o", tmp_path / "p", SCRIPTS / "toy.py")
     assert r.returncode == 2
-    assert r.stderr.strip() == "msprof: error: unknown mode 'sampled' (choose trace or summary)"
+    assert r.stderr.strip() == ("msprof: error: Invalid value for '--mode': 'sampled' is not one "
+                                "of 'trace', 'summary'. (see 'msprof run --help')")
     assert not (tmp_path / "p").exists()
 
 
