@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from msprof.analysis import between_steps as _between
 from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
 from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
@@ -34,6 +35,9 @@ BUBBLE_FRAC = 0.10       # pipeline bubble above this share of the step (GPipe, 
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
 TINY_OPS_MIN = 16        # tiny kernels per step of one group before they make a finding
 DOMINANT_SHARE = 0.50    # one operator above this share of kernel time
+INPUT_BOUND_FRAC = 0.10  # time between steps above this share of the iteration
+IMPACT_FLOOR = 0.03      # a bottleneck whose what-if saves less than this share of the
+                         # step is not a warning (an info at most): nothing to act on
 TOP_OPS = 3
 
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
@@ -210,6 +214,49 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
         idle_frac=float(worst["idle_frac"]))]
 
 
+def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
+    """Ranks whose training loop spends a large share of each iteration
+    between steps (loading and preprocessing the next batch, logging):
+    outside every step, where no step breakdown looks.  ``per_rank`` from
+    :func:`msprof.analysis.between_steps.per_rank`; ``devices`` from
+    :func:`typical_steps` (its ``comm_wait_ns``: what the other ranks wait
+    in collectives).  The rank named is the one with the most time between
+    steps: in a synchronous job the others wait for it at the next
+    collective, so the collective that waited is not the cause.  What-if:
+    that time gone (the next batch ready when the step ends) saves it on
+    every iteration."""
+    if per_rank.empty:
+        return []
+    hit = per_rank[per_rank["share"] >= INPUT_BOUND_FRAC]
+    if hit.empty:
+        return []
+    worst = hit.loc[hit["between_steps_ns"].idxmax()]
+    r, gap, it = int(worst["rank"]), float(worst["between_steps_ns"]), float(worst["iteration_ns"])
+    spent = [(worst["asleep_ns"], "asleep (sleep, I/O, a lock: waiting for data)"),
+             (worst["on_cpu_ns"], "on a CPU (Python: loading, preprocessing, logging)"),
+             (worst["cpu_wait_ns"], "waiting for a CPU others held"),
+             (worst["device_ns"], "running kernels outside a step")]
+    where = ", ".join(f"{fmt_ns(ns)} {what}" for ns, what in
+                      sorted(spent, key=lambda x: -x[0]) if ns >= 0.05 * gap)
+    others = devices[devices["rank"] != r] if "comm_wait_ns" in devices else devices.iloc[0:0]
+    waited = float(others["comm_wait_ns"].median()) if len(others) else 0.0
+    makes_wait = (f"; the other ranks wait {fmt_ns(waited)}/step for it in their collectives"
+                  if waited >= 0.05 * gap else "")
+    return [_finding(
+        "input_bound", "warning", hit["rank"], [], gap,
+        f"{fmt_ranks(hit['rank'])} input-bound: rank {r} spends {fmt_ns(gap)} between one "
+        f"step's end and the next one's begin ({worst['share']:.0%} of each "
+        f"{fmt_ns(it)} iteration): {where or 'where, the profile cannot tell'}{makes_wait}; "
+        f"the next batch ready when a step ends: -{fmt_ns(gap)}/iteration "
+        f"(-{_pct(gap, it)})",
+        "load and preprocess the next batch while the step runs (a prefetching loader, "
+        "worker processes), or do the preprocessing once, before training",
+        rank=r, between_steps_ns=gap, iteration_ns=it, share=float(worst["share"]),
+        asleep_ns=float(worst["asleep_ns"]), on_cpu_ns=float(worst["on_cpu_ns"]),
+        cpu_wait_ns=float(worst["cpu_wait_ns"]), device_ns=float(worst["device_ns"]),
+        others_wait_ns=waited)]
+
+
 def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | None = None,
               meta: dict | None = None, reported=()) -> list[dict]:
     """A rank whose compute per step exceeds the other ranks' median: in
@@ -261,7 +308,7 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
 
 def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
                    holders: pd.DataFrame | None = None,
-                   ranks: pd.DataFrame | None = None) -> list[dict]:
+                   ranks: pd.DataFrame | None = None, world_size: int = 0) -> list[dict]:
     """The threads that run a rank's compute kernels were runnable but
     waited for a busy CPU (``cpu_wait_ns`` of the step breakdown, from the
     scheduler): the machine runs more busy threads than it has cores, and
@@ -281,7 +328,10 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     (evidence ``on_cpu_excess_ns``, ``slower_on_cpu_rank``), not called a
     slow rank: a core shared with other busy processes runs kernels with
     the caches those emptied (one measured +25 % on a CPU, beside a process
-    that only spun); the first what-if then adds that excess."""
+    that only spun); the first what-if then adds that excess.  The advice
+    speaks of ranks and mpiexec only to a job of several (``world_size``;
+    0: the ranks in ``devices``)."""
+    world_size = world_size or len(devices)
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
@@ -320,9 +370,11 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
         f"{fmt_ns(worst['cpu_wait_ns'])}/step for a CPU ({_pct(worst['cpu_wait_ns'], step)} "
         f"of the step; runnable while other threads or processes held the cores){others}; "
         f"without the competition: -{fmt_ns(gain)}/step (-{_pct(gain, step)})",
-        "give each rank cores of its own: fewer ranks or other busy processes per machine, "
-        "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
-        "(OMP_NUM_THREADS, data-loader workers)",
+        ("give each rank cores of its own: fewer ranks or other busy processes per machine, "
+         "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
+         "(OMP_NUM_THREADS, data-loader workers)") if world_size > 1 else
+        ("give the job cores of its own: fewer other busy processes on the machine, fewer "
+         "threads (OMP_NUM_THREADS, data-loader workers)"),
         cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
         held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0,
         slower_on_cpu_rank=excess[0] if excess else None)]
@@ -362,7 +414,9 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     ``rank``).  ``devices`` from :func:`typical_steps` (its
     ``exposed_transfer_ns`` per rank; without it, the operators' sums).
     ``explained_ns`` per step is accounted for by a more specific finding
-    (a slow link) and left out."""
+    (a slow link) and left out.  A warning from ``EXPOSED_COMM_FRAC`` of
+    the step on, an info from ``IMPACT_FLOOR``: the severity its what-if
+    earns, on a balanced job as on any other."""
     if by_op.empty or devices.empty:
         return []
     p2p = by_op["type"].isin(P2P_TYPES)
@@ -383,8 +437,9 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     worst = per_rank.idxmax()
     total = float(per_rank.max()) - max(explained_ns, 0.0)
     step = float(devices["step_ns"].mean())
-    if total < EXPOSED_COMM_FRAC * step:
+    if total < IMPACT_FLOOR * step:
         return []
+    severity = "warning" if total >= EXPOSED_COMM_FRAC * step else "info"
     per = k[k["rank"] == worst].set_index("name")["job_ns"].sort_values(
         ascending=False, kind="stable")
     top = per.index[0]
@@ -393,7 +448,7 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     beyond = (f" beyond the {fmt_ns(explained_ns)} the slow link explains"
               if explained_ns > 0 else "")
     return [_finding(
-        "exposed_comm", "warning", devices["rank"], ops, total,
+        "exposed_comm", severity, devices["rank"], ops, total,
         f"communication exposed {fmt_ns(total)}/step ({_pct(total, step)} of the step) with "
         f"no compute to hide it{beyond}; perfect overlap of {top}: -{fmt_ns(gain)}/step "
         f"(-{_pct(gain, step)})",
@@ -544,10 +599,20 @@ def memory_leak(nf: pd.DataFrame) -> list[dict]:
         bytes_per_step=float(row["per_step"]), bytes_by_rank=per_rank, op_id=int(row["op_id"]))]
 
 
-def dominant_op(ops: pd.DataFrame) -> list[dict]:
-    """One operator taking most of the kernel time: where optimisation pays."""
+def dominant_op(ops: pd.DataFrame, waits: pd.Series | None = None) -> list[dict]:
+    """One operator taking most of the kernel time: where optimisation pays.
+    ``waits`` (ns in all, by operator name) is time collectives spent
+    waiting for a peer: not their work, and no reason to optimise them (a
+    loss allreduce of 8 bytes that waits for a rank's data loader took 89 %
+    of the kernel time), so it is left out of their time."""
     if ops.empty:
         return []
+    if waits is not None and len(waits):
+        less = ops["name"].map(waits).fillna(0).clip(upper=ops["total_ns"])
+        own = ops["total_ns"] - less
+        ops = ops.assign(share=own / max(float(own.sum()), 1.0),
+                         per_step_ns=ops["per_step_ns"] * (own / ops["total_ns"].clip(lower=1)))
+        ops = ops.sort_values("share", ascending=False, kind="stable")
     top = ops.iloc[0]
     if top["share"] < DOMINANT_SHARE or len(ops) < 2:
         return []
@@ -590,6 +655,21 @@ def typical_steps(step_df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def below_floor(items: list[dict], step_ns: float) -> list[dict]:
+    """Warnings whose what-if saves less than ``IMPACT_FLOOR`` of the
+    typical step become infos (evidence ``below_floor``): a bottleneck
+    that fixing would not shorten the step by a noticeable share is not
+    one to act on (one-rank runs raised CPU contention whose what-if saved
+    0 ns).  Errors stay: they say the data or the run is broken."""
+    out = []
+    for f in items:
+        if f["severity"] == "warning" and step_ns > 0 and f["impact_ns"] < IMPACT_FLOOR * step_ns:
+            f = {**f, "severity": "info",
+                 "evidence": {**f["evidence"], "below_floor": IMPACT_FLOOR}}
+        out.append(f)
+    return out
+
+
 def rank_order(items: list[dict]) -> list[dict]:
     """Most important first: severity, then impact."""
     return sorted(items, key=lambda f: (_SEVERITY.get(f["severity"], 9), -f["impact_ns"]))
@@ -604,7 +684,9 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
     out = data_quality(profile.meta)
     out += memory_leak(profile.leaks(rank))
+    waits = None
     if not devices.empty:
+        out += input_bound(_between.per_rank(profile.between_steps(rank), step_df), devices)
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
         found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))
@@ -617,7 +699,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
         out += idle(devices, starved)
         ranks = profile.slow_ranks() if rank is None else None
-        contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks)
+        contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks,
+                                    int(profile.meta.get("world_size") or 0))
         out += contention
         comms = profile.comms
         if rank is None:
@@ -635,5 +718,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             out += exposed_comm(per_rank, devices, profile.steps,
                                 sum(f["impact_ns"] for f in links))
             out += comm_bound(devices, per_rank, set(comms["kind"].unique()))
-    out += dominant_op(ops)
+            waits = (per_rank["wait_ns"] * per_rank["calls"]).groupby(per_rank["name"]).sum()
+    out += dominant_op(ops, waits)
+    if not devices.empty:
+        out = below_floor(out, float(devices["step_ns"].median()))
     return rank_order(out)

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from msprof.analysis import between_steps as _between
 from msprof.analysis import breakdown as _breakdown
 from msprof.analysis import comm as _comm
 from msprof.analysis import contention as _contention
@@ -406,6 +407,14 @@ class Profile:
     def overlap(self, rank: int | None = None) -> pd.DataFrame:
         """Comm/compute overlap ratio per rank (:func:`msprof.analysis.comm.overlap`)."""
         return _comm.overlap(self.step_breakdown(rank))
+
+    @_needs_trace
+    def between_steps(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank and step, the time until the next step and where the host
+        spent it (:func:`msprof.analysis.between_steps.between_steps`)."""
+        self.check_rank(rank)
+        return self._once(("between", rank), lambda: _between.between_steps(
+            self.steps, self.kernels, self.blocked, self.cpu_waits, rank=rank)).copy()
 
     # Imbalance (:mod:`msprof.analysis.imbalance`).
 
