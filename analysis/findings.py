@@ -24,7 +24,8 @@ import pandas as pd
 from msprof.analysis import between_steps as _between
 from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
-from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
+from msprof.analysis import memory_steps as _memory_steps
+from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_ranks, fmt_rate
 
 HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
 IDLE_FRAC = 0.30         # idle above this share of the step
@@ -36,6 +37,7 @@ TINY_SHARE = 0.5         # more than this share of kernels shorter than their la
 TINY_OPS_MIN = 16        # tiny kernels per step of one group before they make a finding
 DOMINANT_SHARE = 0.50    # one operator above this share of kernel time
 INPUT_BOUND_FRAC = 0.10  # time between steps above this share of the iteration
+GRAPH_CACHE_FRAC = 0.75  # a newly compiled graph ran in this share of the steps or more
 IMPACT_FLOOR = 0.03      # a bottleneck whose what-if saves less than this share of the
                          # step is not a warning (an info at most): nothing to act on
 TOP_OPS = 3
@@ -599,6 +601,64 @@ def memory_leak(nf: pd.DataFrame) -> list[dict]:
         bytes_per_step=float(row["per_step"]), bytes_by_rank=per_rank, op_id=int(row["op_id"]))]
 
 
+def memory_growth(growth: pd.DataFrame, held: pd.DataFrame, graphs: pd.DataFrame,
+                  leaks: pd.DataFrame | None = None) -> list[dict]:
+    """The pool's use at the end of a step rising from step to step
+    (:func:`msprof.analysis.memory_steps.growth`), whether the growth is
+    allocated inside the steps or between them.  ``held`` (what was
+    allocated after the first step and is still held at the end,
+    :func:`~msprof.analysis.memory_steps.held`) names the allocations, by
+    scope; ``graphs`` (:func:`~msprof.analysis.memory_steps.new_graphs`)
+    tells a compiled-graph cache that grows (a new graph in most steps:
+    input shapes change).  A rank whose growth the per-step leak finding
+    (``leaks``, :func:`msprof.analysis.memory.never_freed`) already
+    accounts for (90 % of it or more) is left to that finding."""
+    hit = growth[growth["growing"]] if len(growth) else growth
+    if len(hit) and leaks is not None and len(leaks):
+        known = leaks[leaks["leak"]].groupby("rank")["per_step"].sum()
+        covered = hit["rank"].map(known).fillna(0) >= 0.9 * hit["bytes_per_step"]
+        hit = hit[~covered.to_numpy()]
+    if hit.empty:
+        return []
+    worst = hit.loc[hit["bytes_per_step"].idxmax()]
+    r = int(worst["rank"])
+    mine = held[held["rank"] == r] if len(held) else held
+    what = "; ".join(
+        f"{h['name']}{' (' + h['scope'] + ')' if h['scope'] else ''}"
+        f"{', graph ' + str(h['graph_id']) if h['graph_id'] >= 0 else ''}: "
+        f"{fmt_bytes(h['bytes'])} in {h['blocks']} block(s)"
+        + (f", {fmt_bytes(h['between'])} of it allocated between steps" if h["between"] else "")
+        for _, h in mine.head(TOP_OPS).iterrows())
+    g = graphs[(graphs["rank"] == r) & (graphs["index"] > 0)] if len(graphs) else graphs
+    later = int(worst["steps"]) - 1
+    per_step_graphs = later > 0 and len(g) >= GRAPH_CACHE_FRAC * later
+    rebuilt = per_step_graphs and bool(g["same_shapes"].all())
+    why = ("the same graph compiled again: a cell or optimizer built anew each step"
+           if rebuilt else "input shapes change")
+    cache = (f"; a new graph per step: kernels of a newly compiled graph ran in {len(g)} of the "
+             f"{later} steps after the first ({why}, and each graph compiled keeps its "
+             f"buffers)" if per_step_graphs else "")
+    msg = (f"memory grows on {fmt_ranks(hit['rank'])}: rank {r}'s pool holds "
+           f"{fmt_bytes(worst['bytes_per_step'])} more at the end of each step (from "
+           f"{fmt_bytes(worst['first'])} after its first step to {fmt_bytes(worst['last'])} "
+           f"after its last, rising from its step #{int(worst['since_step'])} on, in "
+           f"{worst['rising']:.0%} of the steps)"
+           + (f"; still held: {what}" if what else "") + cache + "; the pool will run out")
+    rec = ("build the network, its training cell and the optimizer once, before the loop"
+           if rebuilt else
+           "keep input shapes fixed (pad or bucket the batches, drop the last partial "
+           "batch) so one compiled graph serves every step" if per_step_graphs else
+           "drop what the training loop keeps across steps (outputs or tensors kept in a "
+           "list, a cell or optimizer built anew each step): build the network and "
+           "optimizer once, keep numbers (loss.item()) rather than tensors")
+    return [_finding(
+        "memory_growth", "error", hit["rank"], list(mine["name"].head(TOP_OPS)), 0, msg, rec,
+        rank=r, bytes_per_step=float(worst["bytes_per_step"]), first=int(worst["first"]),
+        last=int(worst["last"]), since_step=int(worst["since_step"]),
+        rising=float(worst["rising"]), new_graph_steps=len(g), graph_cache=bool(per_step_graphs), rebuilt=rebuilt,
+        held={str(h["name"]): int(h["bytes"]) for _, h in mine.head(TOP_OPS).iterrows()})]
+
+
 def dominant_op(ops: pd.DataFrame, waits: pd.Series | None = None) -> list[dict]:
     """One operator taking most of the kernel time: where optimisation pays.
     ``waits`` (ns in all, by operator name) is time collectives spent
@@ -683,7 +743,13 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     reg = profile.ops.drop_duplicates(["rank", "op_id"], keep="last")
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
     out = data_quality(profile.meta)
-    out += memory_leak(profile.leaks(rank))
+    leaks = profile.leaks(rank)
+    out += memory_leak(leaks)
+    bounds = profile.memory_boundaries(rank)
+    out += memory_growth(_memory_steps.growth(bounds), profile.memory_held(rank),
+                         _memory_steps.new_graphs(profile.kernels if rank is None else
+                                                  profile.kernels[profile.kernels["rank"] == rank],
+                                                  profile.ops, profile.steps), leaks)
     waits = None
     if not devices.empty:
         out += input_bound(_between.per_rank(profile.between_steps(rank), step_df), devices)

@@ -14,6 +14,8 @@ when run on several ranks.  The causes:
 ``--grow-shape``          the batch shape changes every step (one more
                           sample each time): a new graph is compiled for
                           each step, and its input buffers stay cached
+``--rebuild``             the training cell and its optimizer are built anew
+                          for every step (and kept in a list)
 ``--more-work-rank R``    rank R gets ``--more-work`` times the batch of the
                           others (data it is given, not a slower machine)
 ``--chain L``             a host-bound net: ``--batch`` 1, ``--width``
@@ -70,6 +72,7 @@ def main():
     ap.add_argument("--grow-shape", action="store_true")
     ap.add_argument("--more-work-rank", type=int, default=-1)
     ap.add_argument("--more-work", type=float, default=2.0)
+    ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--chain", type=int, default=0)
     args = ap.parse_args()
     rank, n = get_rank(), get_group_size()
@@ -85,7 +88,13 @@ def main():
     if rank == args.more_work_rank:
         batch = int(round(batch * args.more_work))
     mat = rng.standard_normal((256, 256)).astype(np.float32)
+    history = []
     for i in range(args.steps):
+        if args.rebuild and i:
+            opt = nn.Momentum(net.trainable_params(), 0.01, 0.9)
+            step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits()),
+                                       opt)
+            history.append(step)
         b = batch + (i if args.grow_shape else 0)
         x = rng.standard_normal((b, features)).astype(np.float32)
         y = rng.integers(0, 10, b).astype(np.int32)
