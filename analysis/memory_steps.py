@@ -36,6 +36,8 @@ def _level_at(memory: pd.DataFrame, rank: np.ndarray, t: np.ndarray) -> np.ndarr
     for r in np.unique(rank):          # a loop per rank, not per event
         m = memory[memory["rank"] == r].sort_values("ts_ns", kind="stable")
         ts, level = m["ts_ns"].to_numpy(dtype="int64"), m["in_use"].to_numpy(dtype="int64")
+        if not len(ts):
+            continue
         here = rank == r
         i = np.searchsorted(ts, t[here], side="right") - 1
         out[here] = np.where(i >= 0, level[np.maximum(i, 0)], 0)
