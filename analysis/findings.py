@@ -24,6 +24,7 @@ import pandas as pd
 from msprof.analysis import between_steps as _between
 from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
+from msprof.analysis import idle_causes as _idle_causes
 from msprof.analysis import memory_steps as _memory_steps
 from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_ranks, fmt_rate
 
@@ -191,11 +192,57 @@ def _median_over(per_step: pd.Series, steps: int) -> float:
     return float(pd.Series(vals, dtype="float64").median()) if vals else 0.0
 
 
-def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict]:
+def host_per_op(causes: pd.DataFrame, devices: pd.DataFrame,
+                explained: pd.Series | None = None) -> list[dict]:
+    """Host-bound runs of small operators: issuing and dispatching each
+    operator (the gaps before its kernel, empty queue or a launched kernel
+    waiting for the executor, but for the executor's waits for a CPU,
+    which are the machine's) costs more than the kernel itself, and adds
+    up to a large share of the step, whatever the kernels' absolute size.
+    ``causes`` from :func:`msprof.analysis.idle_causes.idle_causes`;
+    ``explained`` (ns per step, by rank) is accounted for by a more specific
+    finding (a group of tiny operators) and left out.  What-if: that
+    per-operator cost gone (fewer, larger operators) saves it."""
+    if causes.empty or devices.empty:
+        return []
+    c = causes.merge(devices[["rank", "step_ns"]], on="rank")
+    # the executor's thread waiting for a CPU others held is the machine's
+    # (CPU contention), not a cost of issuing operators
+    over = c["host_ns"] + c["queued_ns"] - c["queued_cpu_wait_ns"]
+    if explained is not None and len(explained):
+        over = (over - c["rank"].map(explained).fillna(0)).clip(lower=0)
+    c = c.assign(over=over, per_op=(over / c["kernels"]).where(c["kernels"] > 0, 0.0))
+    hit = c[(c["per_op"] > c["kernel_p50_ns"]) & (c["over"] >= HOST_BOUND_FRAC * c["step_ns"])]
+    if hit.empty:
+        return []
+    w = hit.loc[hit["over"].idxmax()]
+    parts = [(w["host_ns"], "empty queue (the host had not launched the next kernel)"),
+             (w["dispatch_ns"], "a launched kernel waiting for the executor to start it"),
+             (w["queued_asleep_ns"], "the executor's thread asleep (the GIL, a lock)")]
+    split = ", ".join(f"{what} {fmt_ns(ns)}" for ns, what in parts if ns >= 0.05 * w["over"])
+    return [_finding(
+        "host_bound", "warning", hit["rank"], [], w["over"],
+        f"{fmt_ranks(hit['rank'])} host-bound on operators: issuing and dispatching each of "
+        f"rank {int(w['rank'])}'s {w['kernels']:,.0f} operators per step costs "
+        f"{fmt_ns(w['per_op'])} beyond its kernel, more than the kernel itself (median "
+        f"{fmt_ns(w['kernel_p50_ns'])}): {fmt_ns(w['over'])}/step, {_pct(w['over'], w['step_ns'])} "
+        f"of the step ({split}); without that cost per operator (fewer, larger operators): "
+        f"-{fmt_ns(w['over'])}/step",
+        "fuse chains of small operators (or drop them), give each kernel more work (a "
+        "larger batch), and keep Python work out of the step",
+        rank=int(w["rank"]), per_op_ns=float(w["per_op"]), kernels_per_step=float(w["kernels"]),
+        kernel_p50_ns=float(w["kernel_p50_ns"]), share=float(w["over"] / w["step_ns"]))]
+
+
+def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
+         causes: pd.DataFrame | None = None) -> list[dict]:
     """Ranks idle (launched work waiting, or nothing after the last kernel)
     for a large share of the step.  ``explained`` (ns per step, by rank) is
     idle time a more specific finding accounts for (the gaps in and before
-    runs of tiny operators) and is left out."""
+    runs of tiny operators, a host-bound run of operators) and is left out.
+    ``causes`` (:func:`msprof.analysis.idle_causes.idle_causes`) says what
+    the profile saw in the idle time: the step's tail, a launched kernel
+    waiting for the executor, its thread waiting for a CPU or asleep."""
     d = devices
     if explained is not None and len(explained):
         less = d["rank"].map(explained).fillna(0).clip(upper=d["idle_ns"]).to_numpy()
@@ -205,15 +252,42 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
     if hit.empty:
         return []
     worst = hit.loc[hit["idle_ns"].idxmax()]
-    queued = worst["queued_ns"] / worst["idle_ns"] if worst["idle_ns"] else 0.0
+    r = worst["rank"]
+    seen = causes[causes["rank"] == r] if causes is not None and len(causes) else None
+    rec = ("look for what the host does after the step's last kernel (host reads of device "
+           "values, outputs copied out) and for what keeps the executor from its queue")
+    if seen is not None and len(seen):
+        c = seen.iloc[0]
+        left = float(worst["queued_ns"])
+        dispatch = max(left - c["queued_cpu_wait_ns"] - c["queued_asleep_ns"], 0.0)
+        parts = [(c["tail_ns"], "after the step's last kernel (the host finishing the step: "
+                                "synchronising, copying outputs out)", "tail"),
+                 (min(c["queued_cpu_wait_ns"], left), "a launched kernel waiting while the "
+                  "executor's thread waited for a CPU", "cpu"),
+                 (min(c["queued_asleep_ns"], left), "a launched kernel waiting while the "
+                  "executor's thread slept (the GIL, a lock)", "asleep"),
+                 (dispatch, "a launched kernel waiting for the executor to start it", "dispatch")]
+        parts = [p for p in parts if p[0] >= 0.05 * worst["idle_ns"]]
+        parts.sort(key=lambda p: -p[0])
+        what = "; ".join(f"{fmt_ns(ns)} {text}" for ns, text, _ in parts) or "no cause seen"
+        top = parts[0][2] if parts else ""
+        rec = {"tail": "shorten the step's end: fewer outputs copied to the host, no host reads "
+                       "of device values inside the step",
+               "cpu": "give the executor's thread a CPU of its own (fewer busy threads or "
+                      "processes on the machine)",
+               "asleep": "keep the host thread from holding the GIL or locks the executor "
+                         "needs while it launches",
+               "dispatch": "fewer, larger operators (the executor's cost per kernel dominates)",
+               }.get(top, rec)
+    else:
+        queued = worst["queued_ns"] / worst["idle_ns"] if worst["idle_ns"] else 0.0
+        what = (f"{queued:.0%} of it with a launched kernel waiting, the rest after the "
+                f"step's last kernel")
     return [_finding(
         "device_idle", "warning", hit["rank"], [], worst["idle_ns"],
         f"{fmt_ranks(hit['rank'])} idle {worst['idle_frac']:.0%} of each step "
-        f"({fmt_ns(worst['idle_ns'])}/step, {queued:.0%} of it with work queued: "
-        f"waiting on dependencies, other streams or synchronisation)",
-        "look for synchronisation points (host reads of device values, step-end "
-        "barriers) and dependencies that serialise the streams",
-        idle_frac=float(worst["idle_frac"]))]
+        f"({fmt_ns(worst['idle_ns'])}/step on rank {int(r)}: {what})",
+        rec, idle_frac=float(worst["idle_frac"]))]
 
 
 def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
@@ -763,7 +837,17 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             steps = devices.set_index("rank")["steps"]
             starved = per.groupby(level="rank").apply(
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
-        out += idle(devices, starved)
+        causes = _idle_causes.idle_causes(profile.gaps(rank), profile.kernels if rank is None
+                                          else profile.kernels[profile.kernels["rank"] == rank],
+                                          step_df, profile.blocked, profile.cpu_waits)
+        gapped = {int(r) for f in out if f["kind"] == "host_bound" for r in f["ranks"]}
+        per_op = host_per_op(causes[~causes["rank"].isin(gapped)], devices, starved)
+        out += per_op
+        if per_op:          # the idle time the per-operator cost explains
+            hit = causes[causes["rank"].isin(per_op[0]["ranks"])].set_index("rank")
+            hit = hit["queued_ns"] - hit["queued_cpu_wait_ns"]
+            starved = hit if starved is None else hit.add(starved, fill_value=0)
+        out += idle(devices, starved, causes)
         ranks = profile.slow_ranks() if rank is None else None
         contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks,
                                     int(profile.meta.get("world_size") or 0))
