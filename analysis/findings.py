@@ -411,13 +411,14 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
-    hit = devices[devices["cpu_wait_ns"] >= CPU_WAIT_FRAC * step]
+    own = _own_waits(devices, holders, ranks, step)
+    hit = devices[own >= CPU_WAIT_FRAC * step]
     if hit.empty:
         return []
     per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
     per = per.groupby("step")
     gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
-    excess = _shared_core_excess(ranks, devices, step)
+    excess = _shared_core_excess(ranks, devices.assign(cpu_wait_ns=own.to_numpy()), step)
     if excess:              # its kernels at the others' speed on a CPU, too
         gain += excess[1]
     worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
@@ -454,6 +455,35 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
         cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
         held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0,
         slower_on_cpu_rank=excess[0] if excess else None)]
+
+
+def _peer_share(holders: pd.DataFrame | None, rank: int) -> float:
+    """The share of ``rank``'s waits for a CPU that other ranks of the job
+    ended (held the core)."""
+    if holders is None or holders.empty:
+        return 0.0
+    h = holders[holders["rank"] == rank]
+    return float(h.loc[h["holder"].astype(str).str.startswith("rank "), "share"].sum())
+
+
+def _own_waits(devices: pd.DataFrame, holders: pd.DataFrame | None,
+               ranks: pd.DataFrame | None, step: float) -> pd.Series:
+    """Per row of ``devices``, its compute threads' waits for a CPU, but for
+    the slow rank (the one the others wait for: more compute than theirs
+    by ``IMBALANCE_FRAC`` of the step) less the part other ranks held the
+    cores for: those ranks were waiting for it, spinning in a collective,
+    so their hold on the cores follows from its work, not from a busy
+    machine (a rank with twice the batch was called contended, its peer
+    spinning in MPI beside it)."""
+    waits = devices["cpu_wait_ns"].astype("float64")
+    if ranks is None or len(ranks) < 2 or holders is None or holders.empty:
+        return waits
+    worst = ranks.iloc[0]
+    if float(worst["excess_ns"]) < IMBALANCE_FRAC * step or float(worst["caused_wait_ns"]) <= 0:
+        return waits
+    r = int(worst["rank"])
+    mine = (devices["rank"] == r).to_numpy()
+    return waits.where(~mine, waits * (1 - _peer_share(holders, r)))
 
 
 def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step: float):

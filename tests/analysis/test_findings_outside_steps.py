@@ -227,3 +227,29 @@ def test_a_leak_inside_steps_is_left_to_the_leak_finding(tmp_path):
     g = ms.growth(p.memory_boundaries()).set_index("rank")
     assert g.loc[1, "growing"] and g.loc[1, "bytes_per_step"] == 256
     assert not g.loc[0, "growing"]
+
+
+# -- a slow rank, not contention, when its peers held the cores waiting for it --
+
+@pytest.mark.parametrize("holder, slow", [(100, True), (777, False)])
+def test_more_work_is_a_slow_rank_even_when_its_peers_spin(tmp_path, holder, slow):
+    """Rank 2 computes 8000 ns per step, the others 4000; its compute thread
+    waits 2400 of it for a CPU ([500, 1700) and [2500, 3700)).  Held by
+    rank 0 (pid 100), which waits for rank 2 in the allreduce, spinning:
+    that follows from rank 2's work, so rank 2 is a slow rank (1600 ns on a
+    CPU more than the others).  Held by another process (pid 777): CPU
+    contention, which takes the rank's longer kernels in with it."""
+    root = profiles.data_parallel(tmp_path / "p", slow_rank=2, slow_extra=4000)
+    profiles.write_table(root, "cpu_waits", [
+        {"rank": 2, "pid": 102, "tid": 100, "start_ns": profiles.dp_step_start(st, 4000) + a,
+         "dur_ns": b - a, "holder_pid": holder}
+        for st in range(3) for a, b in ((500, 1700), (2500, 3700))])
+    fs = msprof.load(root).findings()
+    kinds = {f["kind"]: f for f in fs}
+    assert ("slow_rank" in kinds) == slow, fs
+    assert ("cpu_contention" in kinds) == (not slow), fs
+    if slow:
+        assert kinds["slow_rank"]["ranks"] == [2] and kinds["slow_rank"]["impact_ns"] == 1600
+    else:
+        assert kinds["cpu_contention"]["evidence"]["slower_on_cpu_rank"] == 2
+        assert "pid 777 100%" in kinds["cpu_contention"]["message"]
