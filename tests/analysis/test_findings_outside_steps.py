@@ -253,3 +253,42 @@ def test_more_work_is_a_slow_rank_even_when_its_peers_spin(tmp_path, holder, slo
     else:
         assert kinds["cpu_contention"]["evidence"]["slower_on_cpu_rank"] == 2
         assert "pid 777 100%" in kinds["cpu_contention"]["message"]
+
+
+# -- host-bound operators and device idle as seen --------------------------------
+
+def _causes(kernel_p50, host, queued, cpu_wait=0.0, asleep=0.0, tail=0.0):
+    return pd.DataFrame([{"rank": 0, "steps": 5, "kernels": 100.0, "kernel_p50_ns": kernel_p50,
+                          "tail_ns": tail, "host_ns": host, "queued_ns": queued,
+                          "queued_cpu_wait_ns": cpu_wait, "queued_asleep_ns": asleep,
+                          "dispatch_ns": queued - cpu_wait - asleep,
+                          "per_op_ns": (host + queued) / 100}])
+
+
+STEP_1MS = pd.DataFrame({"rank": [0], "step_ns": [1_000_000.0]})
+
+
+@pytest.mark.parametrize("causes, found", [
+    (_causes(1000, 50_000, 60_000), True),                 # 1100 per op > 1000, 11 % of the step
+    (_causes(1200, 50_000, 60_000), False),                # 1100 per op < its 1200 kernel
+    (_causes(500, 40_000, 59_000), False),                 # 9.9 % of the step
+    (_causes(500, 40_000, 90_000, cpu_wait=31_000), False),  # the CPU waits are the machine's
+])
+def test_host_bound_operators_on_both_sides_of_its_thresholds(causes, found):
+    fs = fnd.host_per_op(causes, STEP_1MS)
+    assert bool(fs) == found
+    if found:
+        [f] = fs
+        assert f["kind"] == "host_bound" and f["impact_ns"] == 110_000
+        assert f["evidence"]["per_op_ns"] == 1100 and "1.1 us beyond its kernel" in f["message"]
+        assert "11% of the step" in f["message"]
+
+
+def test_device_idle_says_what_was_seen_not_a_list_of_guesses():
+    devices = pd.DataFrame({"rank": [0], "step_ns": [1000.0], "idle_ns": [400.0],
+                            "queued_ns": [300.0], "idle_frac": [0.4]})
+    c = _causes(10, 0, 300, cpu_wait=200, asleep=50, tail=100)
+    [f] = fnd.idle(devices, causes=c)
+    assert ("200 ns a launched kernel waiting while the executor's thread waited for a CPU; "
+            "100 ns after the step's last kernel") in f["message"]
+    assert "dependencies" not in f["message"] and "a CPU of its own" in f["recommendation"]
