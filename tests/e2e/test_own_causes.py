@@ -1,0 +1,197 @@
+"""Causes a training script puts in with its own code (not the runtime's
+MSRT_* knobs), found: real profiled runs (eBPF backend), each beside a
+control run of the same script without the cause, started at once after
+it (this machine's speed drifts between runs a minute apart).  The first
+finding about the training must be the injected cause, its impact within
+15 % of what the cause costs per iteration:
+
+input           a loader that sleeps before each batch, or preprocesses
+                it with numpy on the host thread (rank 0 alone, in a
+                two-rank job: rank 0 is named, not the allreduce rank 1
+                waits in): the wall time the script measured around its
+                loader, plus the control run's time between steps (the
+                loop's own).  Not the difference of the two runs'
+                iterations: on two cores shared with other busy processes
+                a step of the same run varied by 2x, and two runs' median
+                iterations by 4 ms of 20 with the same sleep.
+graph per step  the batch grows by one sample per step: a graph compiled
+                per step, its input buffers kept (bytes per step from the
+                shapes: (batch + i) x (features x 4 + 4))
+rebuilt cell    the training cell and optimizer built anew each step
+more work       rank 1 gets twice the batch of rank 0: a slow rank
+
+Clean one- and two-rank runs raise no warning about the training.  CPU
+contention is the machine's (this one has two cores and other busy
+processes), so it is left out of "about the training", as in
+test_injected_causes.py.  The compute-bound runs model their kernels on a
+device (MSRT_DEVICE_GFLOPS, see test_injected_causes.py): that is the
+device's speed, not a cause.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import msprof
+from conftest import run_msprof
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "own_causes.py"
+QUIET_MPI = {"MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"}
+DEVICE = {"MSRT_DEVICE_GFLOPS": "5"}
+ALARM = ("error", "warning")
+MACHINE = {"cpu_contention"}
+TOL = 0.15
+
+SLEEP_MS = 20
+PREP_ROUNDS = 3
+STEPS = 10
+BATCH, WIDTH = 64, 256
+
+
+def profiled(factory, name: str, n: int, *args, env=None):
+    out = factory.mktemp(name) / "profile"
+    r = run_msprof("run", "-n", n, "-o", out, "--backend", "ebpf", SCRIPT, "--steps", STEPS,
+                   *args, env={**QUIET_MPI, **(env or {})}, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    assert info["ranks"] == n
+    prof = msprof.load(out)
+    assert prof.meta["backend"] == "ebpf" and prof.meta["lost_events"] == 0
+    prof.info = info
+    return prof
+
+
+def about_training(prof) -> list[dict]:
+    return [f for f in prof.findings() if f["kind"] not in MACHINE]
+
+
+def show(prof) -> str:
+    return "\n".join(f"{f['severity']} {f['kind']} {f['ranks']} {f['impact_ns']}: {f['message']}"
+                     for f in prof.findings())
+
+
+def iteration(prof, rank: int = 0) -> float:
+    """The median time from one step's start to the next one's, on ``rank``."""
+    s = prof.steps[prof.steps["rank"] == rank].sort_values("start_ns")
+    return float(s["start_ns"].diff().median())
+
+
+def within(measured: float, expected: float, tol: float = TOL) -> bool:
+    return abs(measured - expected) <= tol * abs(expected)
+
+
+@pytest.fixture(scope="module")
+def sleep_pair(tmp_path_factory, ebpf_ready):
+    return (profiled(tmp_path_factory, "sleep", 1, "--loader-sleep-ms", SLEEP_MS, env=DEVICE),
+            profiled(tmp_path_factory, "sleep_base", 1, env=DEVICE))
+
+
+@pytest.fixture(scope="module")
+def prep_pair(tmp_path_factory, ebpf_ready):
+    return (profiled(tmp_path_factory, "prep", 1, "--prep", PREP_ROUNDS, env=DEVICE),
+            profiled(tmp_path_factory, "prep_base", 1, env=DEVICE))
+
+
+@pytest.fixture(scope="module")
+def sleep2_pair(tmp_path_factory, ebpf_ready):
+    return (profiled(tmp_path_factory, "sleep2", 2, "--loader-sleep-ms", SLEEP_MS,
+                     "--loader-rank", 0, env=DEVICE),
+            profiled(tmp_path_factory, "sleep2_base", 2, env=DEVICE))
+
+
+@pytest.fixture(scope="module")
+def grow(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "grow", 1, "--grow-shape")
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory, ebpf_ready):
+    return profiled(tmp_path_factory, "rebuilt", 1, "--rebuild")
+
+
+@pytest.fixture(scope="module")
+def more_work_pair(tmp_path_factory, ebpf_ready):
+    return (profiled(tmp_path_factory, "more", 2, "--more-work-rank", 1, "--more-work", 2,
+                     env=DEVICE),
+            profiled(tmp_path_factory, "more_base", 2, env=DEVICE))
+
+
+def _input_bound(pair, rank=0):
+    run, base = pair
+    fs = about_training(run)
+    assert fs and fs[0]["kind"] == "input_bound", show(run)
+    top = fs[0]
+    assert top["ranks"] == [rank] and top["evidence"]["rank"] == rank, show(run)
+    loop = float(base.between_steps().query("rank == @rank")["between_steps_ns"].median())
+    expected = run.info["loader_ns"] + loop
+    assert within(top["impact_ns"], expected), (top["impact_ns"], expected, show(run))
+    return top
+
+
+@pytest.mark.ebpf
+def test_a_slow_loader_is_input_bound(sleep_pair):
+    top = _input_bound(sleep_pair)
+    ev = top["evidence"]
+    assert ev["asleep_ns"] >= 0.9 * SLEEP_MS * 1e6, ev      # seen as the host thread asleep
+    assert "asleep" in top["message"]
+    # and the iterations of the two runs differ by about the sleep
+    run, base = sleep_pair
+    assert within(iteration(run) - iteration(base), SLEEP_MS * 1e6, 0.3)
+
+
+@pytest.mark.ebpf
+def test_numpy_preprocessing_is_input_bound(prep_pair):
+    top = _input_bound(prep_pair)
+    ev = top["evidence"]
+    # on the host thread: running, or waiting for a CPU to run on
+    assert ev["on_cpu_ns"] + ev["cpu_wait_ns"] >= 0.8 * ev["between_steps_ns"], ev
+
+
+@pytest.mark.ebpf
+def test_the_rank_whose_loader_the_others_wait_for_is_named(sleep2_pair):
+    top = _input_bound(sleep2_pair, rank=0)
+    assert "the other ranks wait" in top["message"], show(sleep2_pair[0])
+    kinds = [f["kind"] for f in about_training(sleep2_pair[0]) if f["severity"] in ALARM]
+    assert "exposed_comm" not in kinds and "slow_rank" not in kinds, show(sleep2_pair[0])
+    assert all(f["kind"] != "dominant_op" or "AllReduce" not in f["ops"][0]
+               for f in sleep2_pair[0].findings()), show(sleep2_pair[0])
+
+
+@pytest.mark.ebpf
+def test_a_graph_per_step_is_memory_growth(grow, sleep_pair):
+    top = about_training(grow)[0]
+    assert top["kind"] == "memory_growth" and top["severity"] == "error", show(grow)
+    ev = top["evidence"]
+    assert ev["graph_cache"] and not ev["rebuilt"] and "input shapes change" in top["message"]
+    # each step's graph keeps its input buffers: x (batch + i, WIDTH) float32, y (batch + i) int32
+    expected = sum((BATCH + i) * (WIDTH * 4 + 4) for i in range(1, STEPS)) / (STEPS - 1)
+    assert within(ev["bytes_per_step"], expected), (ev["bytes_per_step"], expected)
+    # the control run (fixed shapes) holds steady
+    assert "memory_growth" not in {f["kind"] for f in sleep_pair[1].findings()}
+
+
+@pytest.mark.ebpf
+def test_a_cell_rebuilt_each_step_is_memory_growth(rebuilt):
+    top = about_training(rebuilt)[0]
+    assert top["kind"] == "memory_growth", show(rebuilt)
+    assert top["evidence"]["rebuilt"] and "built anew" in top["message"], show(rebuilt)
+    assert top["evidence"]["bytes_per_step"] > 0
+
+
+@pytest.mark.ebpf
+def test_more_work_on_one_rank_is_a_slow_rank(more_work_pair):
+    run, base = more_work_pair
+    top = about_training(run)[0]
+    assert top["kind"] == "slow_rank" and top["ranks"] == [1], show(run)
+    measured = (float(run.steps["dur_ns"].median()) - float(base.steps["dur_ns"].median()))
+    assert within(top["impact_ns"], measured), (top["impact_ns"], measured, show(run))
+
+
+@pytest.mark.ebpf
+@pytest.mark.parametrize("pair", ["sleep_pair", "sleep2_pair", "more_work_pair"])
+def test_clean_runs_raise_no_warning(pair, request):
+    base = request.getfixturevalue(pair)[1]
+    alarms = [f for f in about_training(base) if f["severity"] in ALARM]
+    assert alarms == [], show(base)
