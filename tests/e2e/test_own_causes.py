@@ -18,7 +18,9 @@ graph per step  the batch grows by one sample per step: a graph compiled
                 per step, its input buffers kept (bytes per step from the
                 shapes: (batch + i) x (features x 4 + 4))
 rebuilt cell    the training cell and optimizer built anew each step
-more work       rank 1 gets twice the batch of rank 0: a slow rank
+more work       rank 1 gets twice the batch of rank 0: a slow rank, its
+                excess within 15 % of rank 0's compute (the injection's
+                size) and of the step difference within 35 %
 
 Clean one- and two-rank runs raise no warning about the training.  CPU
 contention is the machine's (this one has two cores and other busy
@@ -40,6 +42,12 @@ from conftest import run_msprof
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "own_causes.py"
 QUIET_MPI = {"MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"}
 DEVICE = {"MSRT_DEVICE_GFLOPS": "5"}
+# two ranks: a slower device and a narrower net, so that compute (13 ms a
+# step) outweighs the gradient allreduce (70 KB), which on two cores shared
+# with other busy processes took up to 6 ms for 0.5 MB (exposed 24 % of the
+# step at width 256)
+TWO_RANKS = ("--width", 128, "--batch", 128)
+SLOW_DEVICE = {"MSRT_DEVICE_GFLOPS": "2"}
 ALARM = ("error", "warning")
 MACHINE = {"cpu_contention"}
 TOL = 0.15
@@ -47,6 +55,7 @@ TOL = 0.15
 SLEEP_MS = 20
 PREP_ROUNDS = 3
 STEPS = 10
+MORE_WORK = 2
 BATCH, WIDTH = 64, 256
 
 
@@ -96,9 +105,9 @@ def prep_pair(tmp_path_factory, ebpf_ready):
 
 @pytest.fixture(scope="module")
 def sleep2_pair(tmp_path_factory, ebpf_ready):
-    return (profiled(tmp_path_factory, "sleep2", 2, "--loader-sleep-ms", SLEEP_MS,
-                     "--loader-rank", 0, env=DEVICE),
-            profiled(tmp_path_factory, "sleep2_base", 2, env=DEVICE))
+    return (profiled(tmp_path_factory, "sleep2", 2, *TWO_RANKS, "--loader-sleep-ms", SLEEP_MS,
+                     "--loader-rank", 0, env=SLOW_DEVICE),
+            profiled(tmp_path_factory, "sleep2_base", 2, *TWO_RANKS, env=SLOW_DEVICE))
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +122,9 @@ def rebuilt(tmp_path_factory, ebpf_ready):
 
 @pytest.fixture(scope="module")
 def more_work_pair(tmp_path_factory, ebpf_ready):
-    return (profiled(tmp_path_factory, "more", 2, "--more-work-rank", 1, "--more-work", 2,
-                     env=DEVICE),
-            profiled(tmp_path_factory, "more_base", 2, env=DEVICE))
+    return (profiled(tmp_path_factory, "more", 2, *TWO_RANKS, "--more-work-rank", 1,
+                     "--more-work", MORE_WORK, env=SLOW_DEVICE),
+            profiled(tmp_path_factory, "more_base", 2, *TWO_RANKS, env=SLOW_DEVICE))
 
 
 def _input_bound(pair, rank=0):
@@ -182,11 +191,20 @@ def test_a_cell_rebuilt_each_step_is_memory_growth(rebuilt):
 
 @pytest.mark.ebpf
 def test_more_work_on_one_rank_is_a_slow_rank(more_work_pair):
+    """Rank 1's batch is twice rank 0's: on the modelled device its compute
+    is twice rank 0's, and the what-if (rank 1 at rank 0's speed) saves
+    the difference; the step grows by about as much over the control run
+    (its two ranks computing rank 0's batch), within 35 %: the two runs
+    share the cores with other processes unequally."""
     run, base = more_work_pair
     top = about_training(run)[0]
     assert top["kind"] == "slow_rank" and top["ranks"] == [1], show(run)
-    measured = (float(run.steps["dur_ns"].median()) - float(base.steps["dur_ns"].median()))
-    assert within(top["impact_ns"], measured), (top["impact_ns"], measured, show(run))
+    ev = top["evidence"]
+    assert within(top["impact_ns"], (MORE_WORK - 1) * ev["others_ns"]), show(run)
+    measured = float(run.steps["dur_ns"].median()) - float(base.steps["dur_ns"].median())
+    assert within(top["impact_ns"], measured, 0.35), (top["impact_ns"], measured, show(run))
+    assert "cpu_contention" not in {f["kind"] for f in run.findings()
+                                    if 1 in f["ranks"] and f["severity"] in ALARM}, show(run)
 
 
 @pytest.mark.ebpf
