@@ -821,7 +821,8 @@ def typical_steps(step_df: pd.DataFrame) -> pd.DataFrame:
 
 def below_floor(items: list[dict], step_ns: float) -> list[dict]:
     """Warnings whose what-if saves less than ``IMPACT_FLOOR`` of the
-    typical step become infos (evidence ``below_floor``): a bottleneck
+    typical step (or iteration: :func:`findings` passes the longer) become
+    infos (evidence ``below_floor``): a bottleneck
     that fixing would not shorten the step by a noticeable share is not
     one to act on (one-rank runs raised CPU contention whose what-if saved
     0 ns).  Errors stay: they say the data or the run is broken."""
@@ -847,6 +848,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     reg = profile.ops.drop_duplicates(["rank", "op_id"], keep="last")
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
     out = data_quality(profile.meta)
+    loop = pd.DataFrame()
     leaks = profile.leaks(rank)
     out += memory_leak(leaks)
     bounds = profile.memory_boundaries(rank)
@@ -856,7 +858,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
                                                   profile.ops, profile.steps), leaks)
     waits = None
     if not devices.empty:
-        out += input_bound(_between.per_rank(profile.between_steps(rank), step_df), devices)
+        loop = _between.per_rank(profile.between_steps(rank), step_df)
+        out += input_bound(loop, devices)
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
         found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))
@@ -901,5 +904,10 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             waits = (per_rank["wait_ns"] * per_rank["calls"]).groupby(per_rank["name"]).sum()
     out += dominant_op(ops, waits)
     if not devices.empty:
-        out = below_floor(out, float(devices["step_ns"].median()))
+        # the floor is a share of what the job repeats: the step, or the
+        # iteration where the loop between steps makes it longer
+        cycle = float(devices["step_ns"].median())
+        if len(loop):
+            cycle = max(cycle, float(loop["iteration_ns"].median()))
+        out = below_floor(out, cycle)
     return rank_order(out)
