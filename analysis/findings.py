@@ -206,9 +206,11 @@ def host_per_op(causes: pd.DataFrame, devices: pd.DataFrame,
     if causes.empty or devices.empty:
         return []
     c = causes.merge(devices[["rank", "step_ns"]], on="rank")
-    # the executor's thread waiting for a CPU others held is the machine's
-    # (CPU contention), not a cost of issuing operators
-    over = c["host_ns"] + c["queued_ns"] - c["queued_cpu_wait_ns"]
+    # the executor's thread waiting for a CPU other processes held is the
+    # machine's (CPU contention), not a cost of issuing operators; behind
+    # the rank's own threads (the host launching on the same cores) it is
+    own_wait = c["queued_own_wait_ns"] if "queued_own_wait_ns" in c else 0.0
+    over = c["host_ns"] + c["queued_ns"] - c["queued_cpu_wait_ns"] + own_wait
     if explained is not None and len(explained):
         over = (over - c["rank"].map(explained).fillna(0)).clip(lower=0)
     c = c.assign(over=over, per_op=(over / c["kernels"]).where(c["kernels"] > 0, 0.0))
@@ -218,6 +220,8 @@ def host_per_op(causes: pd.DataFrame, devices: pd.DataFrame,
     w = hit.loc[hit["over"].idxmax()]
     parts = [(w["host_ns"], "empty queue (the host had not launched the next kernel)"),
              (w["dispatch_ns"], "a launched kernel waiting for the executor to start it"),
+             (w.get("queued_own_wait_ns", 0.0), "the executor's thread waiting for a CPU the "
+              "rank's own threads held (the host launching)"),
              (w["queued_asleep_ns"], "the executor's thread asleep (the GIL, a lock)")]
     split = ", ".join(f"{what} {fmt_ns(ns)}" for ns, what in parts if ns >= 0.05 * w["over"])
     return [_finding(
@@ -232,6 +236,15 @@ def host_per_op(causes: pd.DataFrame, devices: pd.DataFrame,
         "larger batch), and keep Python work out of the step",
         rank=int(w["rank"]), per_op_ns=float(w["per_op"]), kernels_per_step=float(w["kernels"]),
         kernel_p50_ns=float(w["kernel_p50_ns"]), share=float(w["over"] / w["step_ns"]))]
+
+
+def _own_part(c) -> str:
+    """How much of the executor's waits for a CPU its own rank's threads
+    (the host launching) caused, when that is most of them."""
+    own = float(c.get("queued_own_wait_ns", 0.0) or 0.0)
+    if own < 0.5 * float(c["queued_cpu_wait_ns"]):
+        return ""
+    return f" ({fmt_ns(own)} of it behind the rank's own threads: the host launching)"
 
 
 def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
@@ -263,7 +276,7 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
         parts = [(c["tail_ns"], "after the step's last kernel (the host finishing the step: "
                                 "synchronising, copying outputs out)", "tail"),
                  (min(c["queued_cpu_wait_ns"], left), "a launched kernel waiting while the "
-                  "executor's thread waited for a CPU", "cpu"),
+                  "executor's thread waited for a CPU" + _own_part(c), "cpu"),
                  (min(c["queued_asleep_ns"], left), "a launched kernel waiting while the "
                   "executor's thread slept (the GIL, a lock)", "asleep"),
                  (dispatch, "a launched kernel waiting for the executor to start it", "dispatch")]

@@ -12,7 +12,9 @@ gap is one of:
 ``queued_ns``      the next kernel was launched but had not started; nothing
                    ran, so it waited on the executor that runs kernels.  Of it,
                    from the scheduler tables (eBPF): ``queued_cpu_wait_ns``
-                   (the executor's thread runnable, another held the CPU) and
+                   (the executor's thread runnable, another held the CPU; of
+                   it ``queued_own_wait_ns`` behind the rank's own threads,
+                   such as the host thread launching) and
                    ``queued_asleep_ns`` (it slept: the GIL, a lock the host
                    held); the rest, ``dispatch_ns``, is the executor's own
                    cost of picking up and starting the next kernel
@@ -29,7 +31,8 @@ import pandas as pd
 from msprof.analysis.between_steps import _covered, _merged
 
 COLUMNS = ["rank", "steps", "kernels", "kernel_p50_ns", "tail_ns", "host_ns", "queued_ns",
-           "queued_cpu_wait_ns", "queued_asleep_ns", "dispatch_ns", "per_op_ns"]
+           "queued_cpu_wait_ns", "queued_own_wait_ns", "queued_asleep_ns", "dispatch_ns",
+           "per_op_ns"]
 
 
 def _thread_time(gaps: pd.DataFrame, table: pd.DataFrame | None, tids: dict) -> np.ndarray:
@@ -60,14 +63,18 @@ def idle_causes(gaps: pd.DataFrame, kernels: pd.DataFrame, step_df: pd.DataFrame
     tids = {r: set(g["tid"].unique()) for r, g in kernels.groupby("rank")}
     busy = (cpu_waits[~cpu_waits["idle_cpu"].to_numpy(dtype=bool)]
             if cpu_waits is not None and len(cpu_waits) else cpu_waits)
+    own = (busy[busy["holder_pid"].to_numpy() == busy["pid"].to_numpy()]
+           if busy is not None and len(busy) else busy)
     g = gaps.assign(
         tail_ns=np.where(gaps["tail"], gaps["dur_ns"], 0),
-        q_wait=_thread_time(gaps, busy, tids), q_sleep=_thread_time(gaps, blocked, tids))
+        q_wait=_thread_time(gaps, busy, tids), q_sleep=_thread_time(gaps, blocked, tids),
+        q_own=_thread_time(gaps, own, tids))
     queued = g["queued_ns"].to_numpy(dtype="int64")
     g["queued_cpu_wait_ns"] = np.minimum(g["q_wait"], queued)
+    g["queued_own_wait_ns"] = np.minimum(g["q_own"], g["queued_cpu_wait_ns"])
     g["queued_asleep_ns"] = np.minimum(g["q_sleep"], queued - g["queued_cpu_wait_ns"])
     per = g.groupby(["rank", "step"])[["tail_ns", "host_ns", "queued_ns", "queued_cpu_wait_ns",
-                                       "queued_asleep_ns"]].sum()
+                                       "queued_own_wait_ns", "queued_asleep_ns"]].sum()
     sd = step_df.set_index(["rank", "step"])
     per = per.reindex(sd.index).fillna(0)
     per["kernels"] = sd["kernels"]

@@ -257,10 +257,11 @@ def test_more_work_is_a_slow_rank_even_when_its_peers_spin(tmp_path, holder, slo
 
 # -- host-bound operators and device idle as seen --------------------------------
 
-def _causes(kernel_p50, host, queued, cpu_wait=0.0, asleep=0.0, tail=0.0):
+def _causes(kernel_p50, host, queued, cpu_wait=0.0, asleep=0.0, tail=0.0, own=0.0):
     return pd.DataFrame([{"rank": 0, "steps": 5, "kernels": 100.0, "kernel_p50_ns": kernel_p50,
                           "tail_ns": tail, "host_ns": host, "queued_ns": queued,
-                          "queued_cpu_wait_ns": cpu_wait, "queued_asleep_ns": asleep,
+                          "queued_cpu_wait_ns": cpu_wait, "queued_own_wait_ns": own,
+                          "queued_asleep_ns": asleep,
                           "dispatch_ns": queued - cpu_wait - asleep,
                           "per_op_ns": (host + queued) / 100}])
 
@@ -284,6 +285,15 @@ def test_host_bound_operators_on_both_sides_of_its_thresholds(causes, found):
         assert "11% of the step" in f["message"]
 
 
+def test_waits_behind_the_ranks_own_host_thread_are_its_cost_per_operator():
+    """The executor waited 31 us for a CPU: behind another process, the
+    machine's (99 us per step left: 9.9 %); behind the rank's own host
+    thread launching, a cost of issuing operators (130 us: 13 %)."""
+    assert fnd.host_per_op(_causes(500, 40_000, 90_000, cpu_wait=31_000), STEP_1MS) == []
+    [f] = fnd.host_per_op(_causes(500, 40_000, 90_000, cpu_wait=31_000, own=31_000), STEP_1MS)
+    assert f["impact_ns"] == 130_000 and "the rank's own threads held" in f["message"]
+
+
 def test_device_idle_says_what_was_seen_not_a_list_of_guesses():
     devices = pd.DataFrame({"rank": [0], "step_ns": [1000.0], "idle_ns": [400.0],
                             "queued_ns": [300.0], "idle_frac": [0.4]})
@@ -291,4 +301,6 @@ def test_device_idle_says_what_was_seen_not_a_list_of_guesses():
     [f] = fnd.idle(devices, causes=c)
     assert ("200 ns a launched kernel waiting while the executor's thread waited for a CPU; "
             "100 ns after the step's last kernel") in f["message"]
+    [f] = fnd.idle(devices, causes=_causes(10, 0, 300, cpu_wait=200, own=150))
+    assert "(150 ns of it behind the rank's own threads: the host launching)" in f["message"]
     assert "dependencies" not in f["message"] and "a CPU of its own" in f["recommendation"]
