@@ -303,7 +303,8 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
         rec, idle_frac=float(worst["idle_frac"]))]
 
 
-def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
+def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame,
+                compiled: int = 0) -> list[dict]:
     """Ranks whose training loop spends a large share of each iteration
     between steps (loading and preprocessing the next batch, logging):
     outside every step, where no step breakdown looks.  ``per_rank`` from
@@ -313,7 +314,8 @@ def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     steps: in a synchronous job the others wait for it at the next
     collective, so the collective that waited is not the cause.  What-if:
     that time gone (the next batch ready when the step ends) saves it on
-    every iteration."""
+    every iteration.  ``compiled``: steps before which the named rank
+    compiled a new graph (work between steps the runtime does, said so)."""
     if per_rank.empty:
         return []
     hit = per_rank[per_rank["share"] >= INPUT_BOUND_FRAC]
@@ -331,6 +333,9 @@ def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame) -> list[dict]:
     waited = float(others["comm_wait_ns"].median()) if len(others) else 0.0
     makes_wait = (f"; the other ranks wait {fmt_ns(waited)}/step for it in their collectives"
                   if waited >= 0.05 * gap else "")
+    if compiled:
+        makes_wait += (f"; a new graph was compiled before {compiled} of its steps (compiling "
+                       f"runs between steps)")
     return [_finding(
         "input_bound", "warning", hit["rank"], [], gap,
         f"{fmt_ranks(hit['rank'])} input-bound: rank {r} spends {fmt_ns(gap)} between one "
@@ -865,14 +870,16 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     leaks = profile.leaks(rank)
     out += memory_leak(leaks)
     bounds = profile.memory_boundaries(rank)
-    out += memory_growth(_memory_steps.growth(bounds), profile.memory_held(rank),
-                         _memory_steps.new_graphs(profile.kernels if rank is None else
-                                                  profile.kernels[profile.kernels["rank"] == rank],
-                                                  profile.ops, profile.steps), leaks)
+    graphs = _memory_steps.new_graphs(profile.kernels if rank is None else
+                                      profile.kernels[profile.kernels["rank"] == rank],
+                                      profile.ops, profile.steps)
+    out += memory_growth(_memory_steps.growth(bounds), profile.memory_held(rank), graphs, leaks)
     waits = None
     if not devices.empty:
         loop = _between.per_rank(profile.between_steps(rank), step_df)
-        out += input_bound(loop, devices)
+        later = graphs[graphs["index"] > 0] if len(graphs) else graphs
+        out += input_bound(loop, devices, int(later.groupby("rank").size().max())
+                           if len(later) else 0)
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
         found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))

@@ -100,6 +100,8 @@ def test_input_bound_names_the_rank_the_others_wait_for():
     assert f["ranks"] == [0] and f["evidence"]["rank"] == 0 and f["impact_ns"] == 2000
     assert "2 us asleep" in f["message"]
     assert "the other ranks wait 1.9 us/step for it in their collectives" in f["message"]
+    [f] = fnd.input_bound(per, devices, compiled=3)
+    assert "a new graph was compiled before 3 of its steps" in f["message"]
 
 
 # -- the impact floor and advice that fits the job ------------------------------
