@@ -893,6 +893,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         causes = _idle_causes.idle_causes(profile.gaps(rank), profile.kernels if rank is None
                                           else profile.kernels[profile.kernels["rank"] == rank],
                                           step_df, profile.blocked, profile.cpu_waits)
+        causes = _idle_causes.mostly_own(causes, profile.cpu_holders())
         gapped = {int(r) for f in out if f["kind"] == "host_bound" for r in f["ranks"]}
         per_op = host_per_op(causes[~causes["rank"].isin(gapped)], devices, starved)
         out += per_op

@@ -86,3 +86,25 @@ def idle_causes(gaps: pd.DataFrame, kernels: pd.DataFrame, step_df: pd.DataFrame
     k = kernels[kernels["step"] >= 0]
     out["kernel_p50_ns"] = k.groupby("rank")["dur_ns"].median().reindex(out.index)
     return out.reset_index()[COLUMNS]
+
+
+OWN_THREADS_SHARE = 0.8   # the rank's waits for a CPU ended by its own threads, at least
+
+
+def mostly_own(causes: pd.DataFrame, holders: pd.DataFrame) -> pd.DataFrame:
+    """``causes`` with ``queued_own_wait_ns`` kept only for ranks whose
+    compute threads' waits for a CPU were ended by the rank's own threads
+    in ``OWN_THREADS_SHARE`` of the time or more (``holders`` from
+    :func:`msprof.analysis.contention.holders`), else 0.  A wait's holder
+    is the last thread that ran before it, so behind a busy process the
+    rank's own threads often end the wait too: a run beside a process
+    spinning on the same core had 97 % of its executor's waits ended by
+    its own threads, though its holders were its own threads for 48 % of
+    the wait time; a long chain of small operators, whose host thread
+    launching shared one core with the executor, 88 %."""
+    if causes.empty:
+        return causes
+    own = (holders[holders["holder"] == "own threads"].set_index("rank")["share"]
+           if holders is not None and len(holders) else pd.Series(dtype="float64"))
+    keep = causes["rank"].map(own).fillna(0.0) >= OWN_THREADS_SHARE
+    return causes.assign(queued_own_wait_ns=causes["queued_own_wait_ns"].where(keep, 0.0))

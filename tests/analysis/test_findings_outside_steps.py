@@ -10,6 +10,7 @@ import msprof
 import profiles
 from msprof.analysis import between_steps as bs
 from msprof.analysis import findings as fnd
+from msprof.analysis import idle_causes as ic
 from msprof.analysis import memory_steps as ms
 
 STEP = 1000
@@ -306,3 +307,11 @@ def test_device_idle_says_what_was_seen_not_a_list_of_guesses():
     [f] = fnd.idle(devices, causes=_causes(10, 0, 300, cpu_wait=200, own=150))
     assert "(150 ns of it behind the rank's own threads: the host launching)" in f["message"]
     assert "dependencies" not in f["message"] and "a CPU of its own" in f["recommendation"]
+
+
+@pytest.mark.parametrize("share, kept", [(0.80, 150.0), (0.79, 0.0)])
+def test_waits_count_as_the_hosts_only_where_its_own_threads_held_the_cores(share, kept):
+    holders = pd.DataFrame({"rank": [0, 0], "holder": ["own threads", "pid 7"],
+                            "share": [share, 1 - share]})
+    c = ic.mostly_own(_causes(10, 0, 300, cpu_wait=200, own=150), holders)
+    assert c["queued_own_wait_ns"].tolist() == [kept]
