@@ -90,6 +90,9 @@ def between_steps(steps: pd.DataFrame, kernels: pd.DataFrame, blocked: pd.DataFr
     a = w["end_ns"].to_numpy(dtype="int64")
     b = a + w["between_steps_ns"].to_numpy(dtype="int64")
     busy = cpu_waits[~cpu_waits["idle_cpu"].to_numpy(dtype=bool)] if len(cpu_waits) else cpu_waits
+    # a step's kernels lie inside it (it ends after its streams are
+    # synchronised): only kernels outside every step can run between steps
+    kernels = kernels[kernels["step"].to_numpy() < 0]
     for r in w["rank"].unique():       # a loop per rank, not per event
         here = (w["rank"] == r).to_numpy()
         pids = set(w.loc[here, "pid"].tolist())

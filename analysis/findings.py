@@ -899,7 +899,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         out += per_op
         if per_op:          # the idle time the per-operator cost explains
             hit = causes[causes["rank"].isin(per_op[0]["ranks"])].set_index("rank")
-            hit = hit["queued_ns"] - hit["queued_cpu_wait_ns"]
+            hit = hit["queued_ns"] - hit["queued_cpu_wait_ns"] + hit["queued_own_wait_ns"]
             starved = hit if starved is None else hit.add(starved, fill_value=0)
         out += idle(devices, starved, causes)
         ranks = profile.slow_ranks() if rank is None else None

@@ -137,7 +137,10 @@ def new_graphs(kernels: pd.DataFrame, ops: pd.DataFrame, steps: pd.DataFrame) ->
     if k.empty or ops.empty or steps.empty:
         return pd.DataFrame({c: pd.Series(dtype="int64") for c in cols})
     reg = ops.drop_duplicates(["rank", "op_id"], keep="last")[["rank", "op_id", "graph_id"]]
-    k = k[["rank", "op_id", "start_ns"]].merge(reg, on=["rank", "op_id"], how="inner")
+    # first per operator, then per graph: a merge of one row per operator,
+    # not per kernel
+    k = k.groupby(["rank", "op_id"], as_index=False)["start_ns"].min()
+    k = k.merge(reg, on=["rank", "op_id"], how="inner")
     first = k.groupby(["rank", "graph_id"])["start_ns"].min().reset_index()
     first["index"] = -1
     for r in first["rank"].unique():          # a loop per rank
