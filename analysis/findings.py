@@ -143,7 +143,8 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
     (median) held time; groups of fewer than :data:`TINY_OPS_MIN` kernels
     per step are left to the host-gap finding (a few launches are a few
     launches).  What-if: fusing the group (one kernel instead of a run)
-    gives its held time back."""
+    gives its held time back, and its gradient's (the group of the same
+    type in ``Gradients/<scope>``, where it has one)."""
     if tiny.empty or devices.empty:
         return []
     steps = devices.set_index("rank")["steps"]
@@ -168,6 +169,17 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
     top = hit.loc[hit["held"].idxmax()]
     same = hit[(hit["scope"] == top["scope"]) & (hit["type"] == top["type"])]
     worst, gain = int(top["rank"]), float(top["held"])
+    # fusing the operators fuses their gradient too (or, for a gradient's
+    # group, the forward operators it comes from): the group of the same
+    # type in the partner scope of the same rank is given back with it (a
+    # chain of 400 reshapes: 400 more in Gradients/...)
+    g_prefix = "Gradients/"
+    partner = (top["scope"][len(g_prefix):] if top["scope"].startswith(g_prefix)
+               else g_prefix + top["scope"])
+    grad = grp[(grp["rank"] == worst) & (grp["type"] == top["type"])
+               & (grp["scope"] == partner)]
+    grad_held = float(grad["held"].sum())
+    gain += grad_held
     where = f" in {top['scope']}" if top["scope"] else ""
     launch = (f" shorter than the {fmt_ns(cost[worst])} it takes to launch one"
               if cost is not None and worst in cost.index else " shorter than their launch")
@@ -175,10 +187,13 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
         "tiny_ops", "warning", same["rank"], top["names"][:TOP_OPS], gain,
         f"{fmt_ranks(same['rank'])} host-bound on tiny operators: {top['kernels']:,.0f} "
         f"{top['type']} kernels per step{where} ({top['ops']:,} operators), each{launch}, "
-        f"hold the device {fmt_ns(gain)}/step ({top['frac']:.0%} of the step on rank {worst}) "
+        f"hold the device {fmt_ns(top['held'])}/step ({top['frac']:.0%} of the step on rank {worst}) "
         f"in launch and dispatch overhead"
         + (f" (of it {fmt_ns(top['starved'])} idle while the host launched them)"
            if top["starved"] >= 0.05 * gain else "")
+        + (f"; {fmt_ns(grad_held)}/step more in their "
+           f"{'forward' if partner in top['scope'] else 'gradient'} "
+           f"({grad['kernels'].sum():,.0f} kernels in {partner})" if grad_held else "")
         + f"; fusing them: -{fmt_ns(gain)}/step",
         "fuse the small operators (or drop them), or batch their work into fewer kernels",
         scope=top["scope"], type=top["type"], kernels_per_step=float(top["kernels"]),

@@ -10,6 +10,7 @@ import msprof
 import profiles
 from msprof.analysis import between_steps as bs
 from msprof.analysis import findings as fnd
+from msprof.analysis import hostbound as hb
 from msprof.analysis import idle_causes as ic
 from msprof.analysis import memory_steps as ms
 
@@ -315,3 +316,25 @@ def test_waits_count_as_the_hosts_only_where_its_own_threads_held_the_cores(shar
                             "share": [share, 1 - share]})
     c = ic.mostly_own(_causes(10, 0, 300, cpu_wait=200, own=150), holders)
     assert c["queued_own_wait_ns"].tolist() == [kept]
+
+
+def test_fusing_tiny_operators_gives_back_their_gradient_too(tmp_path):
+    """One step: 20 Reshape kernels of 50 ns in net/chain, launched every
+    200 ns (launch cost 200), then 20 more in Gradients/net/chain: fusing
+    the chain fuses its gradient, so the what-if is both groups' held time."""
+    kernels = [{"rank": 0, "pid": 100, "op_id": 1 + i, "step": 0, "launch_ns": 100 + 200 * i,
+                "start_ns": 110 + 200 * i, "dur_ns": 50} for i in range(40)]
+    ops = [{"rank": 0, "op_id": 1 + i, "name": f"Reshape-op{1 + i}", "type": "Reshape",
+            "scope": f"{'Gradients/' if i >= 20 else ''}net/chain/Reshape-op{1 + i}"}
+           for i in range(40)]
+    steps = [{"rank": 0, "pid": 100, "step": 0, "start_ns": 0, "dur_ns": 10_000}]
+    p = msprof.load(profiles.write_profile(tmp_path / "p", profiles.base_meta((0,)),
+                                           kernels=kernels, ops=ops, steps=steps))
+    [f] = [f for f in p.findings() if f["kind"] == "tiny_ops"]
+    held = {s: g["held_ns"].sum() for s, g in hb.tiny_time(p.kernels, p.ops).groupby("scope")}
+    assert set(held) == {"net/chain", "Gradients/net/chain"}
+    assert f["evidence"]["scope"] in held
+    assert f["impact_ns"] == int(round(sum(held.values())))
+    assert ("more in their forward (20 kernels in net/chain)" in f["message"]
+            if f["evidence"]["scope"].startswith("Gradients/") else
+            "more in their gradient (20 kernels in Gradients/net/chain)" in f["message"])

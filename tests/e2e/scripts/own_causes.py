@@ -19,7 +19,8 @@ when run on several ranks.  The causes:
 ``--more-work-rank R``    rank R gets ``--more-work`` times the batch of the
                           others (data it is given, not a slower machine)
 ``--chain L``             a host-bound net: ``--batch`` 1, ``--width``
-                          small, and L elementwise ops after each layer
+                          small, and L cheap ops after the first layer
+                          (``--chain-op``: ReLUs, or reshaping copies)
 
 Rank 0 prints one JSON line with what the run was (steps, ranks) and the
 median wall time its loader (the sleep and the preprocessing) took per
@@ -33,34 +34,38 @@ import time
 
 import numpy as np
 
+from msprof.runtime import functional as F
 from msprof.runtime import nn, set_seed
 from msprof.runtime.nn.cell import Cell
 from msprof.runtime.parallel import get_group_size, get_rank, set_auto_parallel_context
 
 
 class Chain(Cell):
-    """``length`` cheap elementwise ops on a small tensor: all launch, no work."""
+    """``length`` cheap ops on a small tensor, one after the other: ReLUs,
+    or copies into a new shape and back (flattening a sample and
+    restoring it); all launch, no work."""
 
-    def __init__(self, length: int):
+    def __init__(self, length: int, op: str = "relu"):
         super().__init__()
-        self.length = length
+        self.length, self.op = length, op
         self.act = nn.ReLU()
 
     def construct(self, x):
-        for _ in range(self.length):
-            x = self.act(x)
-        return x
+        shape = x.shape
+        for i in range(self.length):
+            if self.op == "relu":
+                x = self.act(x)
+            else:
+                x = F.reshape(x, (-1,) if i % 2 == 0 else shape)
+        return F.reshape(x, shape)
 
 
 def net_for(args, features: int):
     w = args.width
     layers = [nn.Dense(features, w, activation="relu")]
     if args.chain:
-        layers.append(Chain(args.chain))
-    layers += [nn.Dense(w, w, activation="relu")]
-    if args.chain:
-        layers.append(Chain(args.chain))
-    layers.append(nn.Dense(w, 10))
+        layers.append(Chain(args.chain, args.chain_op))
+    layers += [nn.Dense(w, w, activation="relu"), nn.Dense(w, 10)]
     return nn.SequentialCell(layers)
 
 
@@ -77,6 +82,7 @@ def main():
     ap.add_argument("--more-work", type=float, default=2.0)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--chain", type=int, default=0)
+    ap.add_argument("--chain-op", choices=["relu", "reshape"], default="relu")
     args = ap.parse_args()
     rank, n = get_rank(), get_group_size()
     set_seed(0)
