@@ -32,6 +32,10 @@ HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
 IDLE_FRAC = 0.30         # idle above this share of the step
 IMBALANCE_FRAC = 0.10    # slowest rank's compute above the others' median by this share of the step
 CPU_WAIT_FRAC = 0.10     # compute threads waiting for a CPU above this share of the step
+SHARED_CORE_MAX = 0.50   # a contended rank's kernels longer on a CPU than the others' by at
+                         # most this share are the shared core's doing (caches others emptied:
+                         # +25 % measured beside a process that only spun); beyond it, more
+                         # work (a rank with twice the batch was called contended at +81 %)
 EXPOSED_COMM_FRAC = 0.10  # exposed transfer time above this share of the step
 BUBBLE_FRAC = 0.10       # pipeline bubble above this share of the step (GPipe, M = 8: 11 %)
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
@@ -523,7 +527,8 @@ def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step:
     """(rank, excess_ns, percent) of the rank that would be the slow rank,
     when its compute threads waited for a CPU more than the other ranks'
     did (by ``CPU_WAIT_FRAC`` of the step or more: its cores are the more
-    shared ones); else None.  Where every rank waits alike, sharing does
+    shared ones) and its kernels took at most ``SHARED_CORE_MAX`` longer
+    on a CPU than the others'; else None.  Where every rank waits alike, sharing does
     not explain why one is slower."""
     if ranks is None or len(ranks) < 2:
         return None
@@ -534,7 +539,10 @@ def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step:
         return None
     if waits[r] - waits.drop(index=r).median() < CPU_WAIT_FRAC * step:
         return None
-    return r, excess, _pct(excess, float(worst["others_ns"]))
+    others = float(worst["others_ns"])
+    if excess > SHARED_CORE_MAX * others:
+        return None         # more than a shared core's caches explain: more work
+    return r, excess, _pct(excess, others)
 
 
 P2P_TYPES = ("Send", "Recv")

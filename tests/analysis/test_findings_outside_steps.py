@@ -338,3 +338,17 @@ def test_fusing_tiny_operators_gives_back_their_gradient_too(tmp_path):
     assert ("more in their forward (20 kernels in net/chain)" in f["message"]
             if f["evidence"]["scope"].startswith("Gradients/") else
             "more in their gradient (20 kernels in Gradients/net/chain)" in f["message"])
+
+
+@pytest.mark.parametrize("extra, slow", [(260, False), (340, True)])
+def test_a_contended_rank_with_much_more_work_is_a_slow_rank(tmp_path, extra, slow):
+    """:func:`profiles.contended` with rank 2's compute 8000 + ``extra``, 2300
+    of it waiting for a CPU: on a CPU 1700 + ``extra`` more than the
+    others' 4000.  +49 % is the shared core's doing (the contention finding
+    takes it in); +51 % is more than a shared core explains
+    (SHARED_CORE_MAX): a slow rank."""
+    p = msprof.load(profiles.contended(tmp_path / "p", slow_extra=4000 + extra))
+    assert p.slow_ranks().set_index("rank").loc[2, "excess_ns"] == 1700 + extra
+    kinds = {f["kind"]: f for f in p.findings()}
+    assert ("slow_rank" in kinds) == slow
+    assert kinds["cpu_contention"]["evidence"]["slower_on_cpu_rank"] == (None if slow else 2)
