@@ -315,7 +315,10 @@ def step_breakdown(kernels: pd.DataFrame, steps: pd.DataFrame, memory: pd.DataFr
     events), and the split of busy time described in the module docstring:
     ``compute_ns``, ``exposed_comm_ns``, ``bubble_ns`` (with host_gap_ns and
     idle_ns they sum to step_ns), ``overlapped_comm_ns``, ``comm_wait_ns``,
-    ``cpu_wait_ns`` and ``compute_cpu_wait_ns`` (from ``cpu_waits``).
+    ``cpu_wait_ns`` and ``compute_cpu_wait_ns`` (from ``cpu_waits``), and
+    ``between_steps_ns``: the time from the step's end until the rank's
+    next step begins (data loading, preprocessing, logging: outside the
+    step, so not part of ``step_ns``; <NA> for a rank's last step).
 
     ``comms`` holds every rank's collectives (waits are found by matching
     ranks, so pass them all even when ``rank`` selects one)."""
@@ -389,7 +392,18 @@ def _step_breakdown(kernels, steps, memory, comms, rank, with_gaps=False, cpu_wa
         tl, _select(kernels, rank), _select_or_none(cpu_waits, rank))
     order = np.lexsort((win.step, win.rank))
     out = out.take(order).reset_index(drop=True)
+    out["between_steps_ns"] = _between_steps(out)
     return (out, g) if with_gaps else out
+
+
+def _between_steps(out: pd.DataFrame) -> pd.arrays.IntegerArray:
+    """Per step, the time from its end until its rank's next step begins
+    (<NA> for a rank's last step): outside every step window, so not a
+    part of ``step_ns`` (see :mod:`msprof.analysis.between_steps`)."""
+    by_start = out.sort_values(["rank", "start_ns"], kind="stable")
+    nxt = by_start.groupby("rank")["start_ns"].shift(-1).reindex(out.index)
+    gap = (nxt - out["start_ns"] - out["step_ns"]).clip(lower=0)
+    return pd.array(gap.round(), dtype="Int64")
 
 
 def device_breakdown(step_df: pd.DataFrame, memory: pd.DataFrame,

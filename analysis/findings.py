@@ -21,20 +21,31 @@ from __future__ import annotations
 
 import pandas as pd
 
+from msprof.analysis import between_steps as _between
 from msprof.analysis import contention as _contention
 from msprof.analysis import hostbound as _hostbound
+from msprof.analysis import idle_causes as _idle_causes
+from msprof.analysis import memory_steps as _memory_steps
 from msprof.analysis.chunks import partial_note
-from msprof.analysis.units import fmt_ns, fmt_ranks, fmt_rate
+from msprof.analysis.units import fmt_bytes, fmt_ns, fmt_ranks, fmt_rate
 
 HOST_BOUND_FRAC = 0.10   # host/launch gaps above this share of the step
 IDLE_FRAC = 0.30         # idle above this share of the step
 IMBALANCE_FRAC = 0.10    # slowest rank's compute above the others' median by this share of the step
 CPU_WAIT_FRAC = 0.10     # compute threads waiting for a CPU above this share of the step
+SHARED_CORE_MAX = 0.50   # a contended rank's kernels longer on a CPU than the others' by at
+                         # most this share are the shared core's doing (caches others emptied:
+                         # +25 % measured beside a process that only spun); beyond it, more
+                         # work (a rank with twice the batch was called contended at +81 %)
 EXPOSED_COMM_FRAC = 0.10  # exposed transfer time above this share of the step
 BUBBLE_FRAC = 0.10       # pipeline bubble above this share of the step (GPipe, M = 8: 11 %)
 TINY_SHARE = 0.5         # more than this share of kernels shorter than their launch cost
 TINY_OPS_MIN = 16        # tiny kernels per step of one group before they make a finding
 DOMINANT_SHARE = 0.50    # one operator above this share of kernel time
+INPUT_BOUND_FRAC = 0.10  # time between steps above this share of the iteration
+GRAPH_CACHE_FRAC = 0.75  # a newly compiled graph ran in this share of the steps or more
+IMPACT_FLOOR = 0.03      # a bottleneck whose what-if saves less than this share of the
+                         # step is not a warning (an info at most): nothing to act on
 TOP_OPS = 3
 
 _SEVERITY = {"error": 0, "warning": 1, "info": 2}
@@ -137,7 +148,8 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
     (median) held time; groups of fewer than :data:`TINY_OPS_MIN` kernels
     per step are left to the host-gap finding (a few launches are a few
     launches).  What-if: fusing the group (one kernel instead of a run)
-    gives its held time back."""
+    gives its held time back, and its gradient's (the group of the same
+    type in ``Gradients/<scope>``, where it has one)."""
     if tiny.empty or devices.empty:
         return []
     steps = devices.set_index("rank")["steps"]
@@ -162,6 +174,17 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
     top = hit.loc[hit["held"].idxmax()]
     same = hit[(hit["scope"] == top["scope"]) & (hit["type"] == top["type"])]
     worst, gain = int(top["rank"]), float(top["held"])
+    # fusing the operators fuses their gradient too (or, for a gradient's
+    # group, the forward operators it comes from): the group of the same
+    # type in the partner scope of the same rank is given back with it (a
+    # chain of 400 reshapes: 400 more in Gradients/...)
+    g_prefix = "Gradients/"
+    partner = (top["scope"][len(g_prefix):] if top["scope"].startswith(g_prefix)
+               else g_prefix + top["scope"])
+    grad = grp[(grp["rank"] == worst) & (grp["type"] == top["type"])
+               & (grp["scope"] == partner)]
+    grad_held = float(grad["held"].sum())
+    gain += grad_held
     where = f" in {top['scope']}" if top["scope"] else ""
     launch = (f" shorter than the {fmt_ns(cost[worst])} it takes to launch one"
               if cost is not None and worst in cost.index else " shorter than their launch")
@@ -169,10 +192,13 @@ def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
         "tiny_ops", "warning", same["rank"], top["names"][:TOP_OPS], gain,
         f"{fmt_ranks(same['rank'])} host-bound on tiny operators: {top['kernels']:,.0f} "
         f"{top['type']} kernels per step{where} ({top['ops']:,} operators), each{launch}, "
-        f"hold the device {fmt_ns(gain)}/step ({top['frac']:.0%} of the step on rank {worst}) "
+        f"hold the device {fmt_ns(top['held'])}/step ({top['frac']:.0%} of the step on rank {worst}) "
         f"in launch and dispatch overhead"
         + (f" (of it {fmt_ns(top['starved'])} idle while the host launched them)"
            if top["starved"] >= 0.05 * gain else "")
+        + (f"; {fmt_ns(grad_held)}/step more in their "
+           f"{'forward' if partner in top['scope'] else 'gradient'} "
+           f"({grad['kernels'].sum():,.0f} kernels in {partner})" if grad_held else "")
         + f"; fusing them: -{fmt_ns(gain)}/step",
         "fuse the small operators (or drop them), or batch their work into fewer kernels",
         scope=top["scope"], type=top["type"], kernels_per_step=float(top["kernels"]),
@@ -186,11 +212,70 @@ def _median_over(per_step: pd.Series, steps: int) -> float:
     return float(pd.Series(vals, dtype="float64").median()) if vals else 0.0
 
 
-def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict]:
+def host_per_op(causes: pd.DataFrame, devices: pd.DataFrame,
+                explained: pd.Series | None = None) -> list[dict]:
+    """Host-bound runs of small operators: issuing and dispatching each
+    operator (the gaps before its kernel, empty queue or a launched kernel
+    waiting for the executor, but for the executor's waits for a CPU,
+    which are the machine's) costs more than the kernel itself, and adds
+    up to a large share of the step, whatever the kernels' absolute size.
+    ``causes`` from :func:`msprof.analysis.idle_causes.idle_causes`;
+    ``explained`` (ns per step, by rank) is accounted for by a more specific
+    finding (a group of tiny operators) and left out.  What-if: that
+    per-operator cost gone (fewer, larger operators) saves it."""
+    if causes.empty or devices.empty:
+        return []
+    c = causes.merge(devices[["rank", "step_ns"]], on="rank")
+    # the executor's thread waiting for a CPU other processes held is the
+    # machine's (CPU contention), not a cost of issuing operators; behind
+    # the rank's own threads (the host launching on the same cores) it is
+    own_wait = c["queued_own_wait_ns"] if "queued_own_wait_ns" in c else 0.0
+    over = c["host_ns"] + c["queued_ns"] - c["queued_cpu_wait_ns"] + own_wait
+    if explained is not None and len(explained):
+        over = (over - c["rank"].map(explained).fillna(0)).clip(lower=0)
+    c = c.assign(over=over, per_op=(over / c["kernels"]).where(c["kernels"] > 0, 0.0))
+    hit = c[(c["per_op"] > c["kernel_p50_ns"]) & (c["over"] >= HOST_BOUND_FRAC * c["step_ns"])]
+    if hit.empty:
+        return []
+    w = hit.loc[hit["over"].idxmax()]
+    parts = [(w["host_ns"], "empty queue (the host had not launched the next kernel)"),
+             (w["dispatch_ns"], "a launched kernel waiting for the executor to start it"),
+             (w.get("queued_own_wait_ns", 0.0), "the executor's thread waiting for a CPU the "
+              "rank's own threads held (the host launching)"),
+             (w["queued_asleep_ns"], "the executor's thread asleep (the GIL, a lock)")]
+    split = ", ".join(f"{what} {fmt_ns(ns)}" for ns, what in parts if ns >= 0.05 * w["over"])
+    return [_finding(
+        "host_bound", "warning", hit["rank"], [], w["over"],
+        f"{fmt_ranks(hit['rank'])} host-bound on operators: issuing and dispatching each of "
+        f"rank {int(w['rank'])}'s {w['kernels']:,.0f} operators per step costs "
+        f"{fmt_ns(w['per_op'])} beyond its kernel, more than the kernel itself (median "
+        f"{fmt_ns(w['kernel_p50_ns'])}): {fmt_ns(w['over'])}/step, {_pct(w['over'], w['step_ns'])} "
+        f"of the step ({split}); without that cost per operator (fewer, larger operators): "
+        f"-{fmt_ns(w['over'])}/step",
+        "fuse chains of small operators (or drop them), give each kernel more work (a "
+        "larger batch), and keep Python work out of the step",
+        rank=int(w["rank"]), per_op_ns=float(w["per_op"]), kernels_per_step=float(w["kernels"]),
+        kernel_p50_ns=float(w["kernel_p50_ns"]), share=float(w["over"] / w["step_ns"]))]
+
+
+def _own_part(c) -> str:
+    """How much of the executor's waits for a CPU its own rank's threads
+    (the host launching) caused, when that is most of them."""
+    own = float(c.get("queued_own_wait_ns", 0.0) or 0.0)
+    if own < 0.5 * float(c["queued_cpu_wait_ns"]):
+        return ""
+    return f" ({fmt_ns(own)} of it behind the rank's own threads: the host launching)"
+
+
+def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
+         causes: pd.DataFrame | None = None) -> list[dict]:
     """Ranks idle (launched work waiting, or nothing after the last kernel)
     for a large share of the step.  ``explained`` (ns per step, by rank) is
     idle time a more specific finding accounts for (the gaps in and before
-    runs of tiny operators) and is left out."""
+    runs of tiny operators, a host-bound run of operators) and is left out.
+    ``causes`` (:func:`msprof.analysis.idle_causes.idle_causes`) says what
+    the profile saw in the idle time: the step's tail, a launched kernel
+    waiting for the executor, its thread waiting for a CPU or asleep."""
     d = devices
     if explained is not None and len(explained):
         less = d["rank"].map(explained).fillna(0).clip(upper=d["idle_ns"]).to_numpy()
@@ -200,15 +285,90 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None) -> list[dict
     if hit.empty:
         return []
     worst = hit.loc[hit["idle_ns"].idxmax()]
-    queued = worst["queued_ns"] / worst["idle_ns"] if worst["idle_ns"] else 0.0
+    r = worst["rank"]
+    seen = causes[causes["rank"] == r] if causes is not None and len(causes) else None
+    rec = ("look for what the host does after the step's last kernel (host reads of device "
+           "values, outputs copied out) and for what keeps the executor from its queue")
+    if seen is not None and len(seen):
+        c = seen.iloc[0]
+        left = float(worst["queued_ns"])
+        dispatch = max(left - c["queued_cpu_wait_ns"] - c["queued_asleep_ns"], 0.0)
+        parts = [(c["tail_ns"], "after the step's last kernel (the host finishing the step: "
+                                "synchronising, copying outputs out)", "tail"),
+                 (min(c["queued_cpu_wait_ns"], left), "a launched kernel waiting while the "
+                  "executor's thread waited for a CPU" + _own_part(c), "cpu"),
+                 (min(c["queued_asleep_ns"], left), "a launched kernel waiting while the "
+                  "executor's thread slept (the GIL, a lock)", "asleep"),
+                 (dispatch, "a launched kernel waiting for the executor to start it", "dispatch")]
+        parts = [p for p in parts if p[0] >= 0.05 * worst["idle_ns"]]
+        parts.sort(key=lambda p: -p[0])
+        what = "; ".join(f"{fmt_ns(ns)} {text}" for ns, text, _ in parts) or "no cause seen"
+        top = parts[0][2] if parts else ""
+        rec = {"tail": "shorten the step's end: fewer outputs copied to the host, no host reads "
+                       "of device values inside the step",
+               "cpu": "give the executor's thread a CPU of its own (fewer busy threads or "
+                      "processes on the machine)",
+               "asleep": "keep the host thread from holding the GIL or locks the executor "
+                         "needs while it launches",
+               "dispatch": "fewer, larger operators (the executor's cost per kernel dominates)",
+               }.get(top, rec)
+    else:
+        queued = worst["queued_ns"] / worst["idle_ns"] if worst["idle_ns"] else 0.0
+        what = (f"{queued:.0%} of it with a launched kernel waiting, the rest after the "
+                f"step's last kernel")
     return [_finding(
         "device_idle", "warning", hit["rank"], [], worst["idle_ns"],
         f"{fmt_ranks(hit['rank'])} idle {worst['idle_frac']:.0%} of each step "
-        f"({fmt_ns(worst['idle_ns'])}/step, {queued:.0%} of it with work queued: "
-        f"waiting on dependencies, other streams or synchronisation)",
-        "look for synchronisation points (host reads of device values, step-end "
-        "barriers) and dependencies that serialise the streams",
-        idle_frac=float(worst["idle_frac"]))]
+        f"({fmt_ns(worst['idle_ns'])}/step on rank {int(r)}: {what})",
+        rec, idle_frac=float(worst["idle_frac"]))]
+
+
+def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame,
+                compiled: int = 0) -> list[dict]:
+    """Ranks whose training loop spends a large share of each iteration
+    between steps (loading and preprocessing the next batch, logging):
+    outside every step, where no step breakdown looks.  ``per_rank`` from
+    :func:`msprof.analysis.between_steps.per_rank`; ``devices`` from
+    :func:`typical_steps` (its ``comm_wait_ns``: what the other ranks wait
+    in collectives).  The rank named is the one with the most time between
+    steps: in a synchronous job the others wait for it at the next
+    collective, so the collective that waited is not the cause.  What-if:
+    that time gone (the next batch ready when the step ends) saves it on
+    every iteration.  ``compiled``: steps before which the named rank
+    compiled a new graph (work between steps the runtime does, said so)."""
+    if per_rank.empty:
+        return []
+    hit = per_rank[per_rank["share"] >= INPUT_BOUND_FRAC]
+    if hit.empty:
+        return []
+    worst = hit.loc[hit["between_steps_ns"].idxmax()]
+    r, gap, it = int(worst["rank"]), float(worst["between_steps_ns"]), float(worst["iteration_ns"])
+    spent = [(worst["asleep_ns"], "asleep (sleep, I/O, a lock: waiting for data)"),
+             (worst["on_cpu_ns"], "on a CPU (Python: loading, preprocessing, logging)"),
+             (worst["cpu_wait_ns"], "waiting for a CPU others held"),
+             (worst["device_ns"], "running kernels outside a step")]
+    where = ", ".join(f"{fmt_ns(ns)} {what}" for ns, what in
+                      sorted(spent, key=lambda x: -x[0]) if ns >= 0.05 * gap)
+    others = devices[devices["rank"] != r] if "comm_wait_ns" in devices else devices.iloc[0:0]
+    waited = float(others["comm_wait_ns"].median()) if len(others) else 0.0
+    makes_wait = (f"; the other ranks wait {fmt_ns(waited)}/step for it in their collectives"
+                  if waited >= 0.05 * gap else "")
+    if compiled:
+        makes_wait += (f"; a new graph was compiled before {compiled} of its steps (compiling "
+                       f"runs between steps)")
+    return [_finding(
+        "input_bound", "warning", hit["rank"], [], gap,
+        f"{fmt_ranks(hit['rank'])} input-bound: rank {r} spends {fmt_ns(gap)} between one "
+        f"step's end and the next one's begin ({worst['share']:.0%} of each "
+        f"{fmt_ns(it)} iteration): {where or 'where, the profile cannot tell'}{makes_wait}; "
+        f"the next batch ready when a step ends: -{fmt_ns(gap)}/iteration "
+        f"(-{_pct(gap, it)})",
+        "load and preprocess the next batch while the step runs (a prefetching loader, "
+        "worker processes), or do the preprocessing once, before training",
+        rank=r, between_steps_ns=gap, iteration_ns=it, share=float(worst["share"]),
+        asleep_ns=float(worst["asleep_ns"]), on_cpu_ns=float(worst["on_cpu_ns"]),
+        cpu_wait_ns=float(worst["cpu_wait_ns"]), device_ns=float(worst["device_ns"]),
+        others_wait_ns=waited)]
 
 
 def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | None = None,
@@ -262,7 +422,7 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
 
 def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
                    holders: pd.DataFrame | None = None,
-                   ranks: pd.DataFrame | None = None) -> list[dict]:
+                   ranks: pd.DataFrame | None = None, world_size: int = 0) -> list[dict]:
     """The threads that run a rank's compute kernels were runnable but
     waited for a busy CPU (``cpu_wait_ns`` of the step breakdown, from the
     scheduler): the machine runs more busy threads than it has cores, and
@@ -282,17 +442,21 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
     (evidence ``on_cpu_excess_ns``, ``slower_on_cpu_rank``), not called a
     slow rank: a core shared with other busy processes runs kernels with
     the caches those emptied (one measured +25 % on a CPU, beside a process
-    that only spun); the first what-if then adds that excess."""
+    that only spun); the first what-if then adds that excess.  The advice
+    speaks of ranks and mpiexec only to a job of several (``world_size``;
+    0: the ranks in ``devices``)."""
+    world_size = world_size or len(devices)
     if devices.empty or "compute_cpu_wait_ns" not in step_df:
         return []
     step = devices["step_ns"].median()
-    hit = devices[devices["cpu_wait_ns"] >= CPU_WAIT_FRAC * step]
+    own = _own_waits(devices, holders, ranks, step)
+    hit = devices[own >= CPU_WAIT_FRAC * step]
     if hit.empty:
         return []
     per = step_df.assign(on_cpu=step_df["compute_ns"] - step_df["compute_cpu_wait_ns"])
     per = per.groupby("step")
     gain = float((per["compute_ns"].max() - per["on_cpu"].max()).median())
-    excess = _shared_core_excess(ranks, devices, step)
+    excess = _shared_core_excess(ranks, devices.assign(cpu_wait_ns=own.to_numpy()), step)
     if excess:              # its kernels at the others' speed on a CPU, too
         gain += excess[1]
     worst = hit.sort_values("cpu_wait_ns", ascending=False, kind="stable").iloc[0]
@@ -321,19 +485,51 @@ def cpu_contention(step_df: pd.DataFrame, devices: pd.DataFrame,
         f"{fmt_ns(worst['cpu_wait_ns'])}/step for a CPU ({_pct(worst['cpu_wait_ns'], step)} "
         f"of the step; runnable while other threads or processes held the cores){others}; "
         f"without the competition: -{fmt_ns(gain)}/step (-{_pct(gain, step)})",
-        "give each rank cores of its own: fewer ranks or other busy processes per machine, "
-        "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
-        "(OMP_NUM_THREADS, data-loader workers)",
+        ("give each rank cores of its own: fewer ranks or other busy processes per machine, "
+         "ranks pinned to separate cores (mpiexec -bind-to core), fewer threads per rank "
+         "(OMP_NUM_THREADS, data-loader workers)") if world_size > 1 else
+        ("give the job cores of its own: fewer other busy processes on the machine, fewer "
+         "threads (OMP_NUM_THREADS, data-loader workers)"),
         cpu_wait_ns={int(r): float(v) for r, v in zip(devices["rank"], devices["cpu_wait_ns"])},
         held_by=held, on_cpu_excess_ns=float(excess[1]) if excess else 0.0,
         slower_on_cpu_rank=excess[0] if excess else None)]
+
+
+def _peer_share(holders: pd.DataFrame | None, rank: int) -> float:
+    """The share of ``rank``'s waits for a CPU that other ranks of the job
+    ended (held the core)."""
+    if holders is None or holders.empty:
+        return 0.0
+    h = holders[holders["rank"] == rank]
+    return float(h.loc[h["holder"].astype(str).str.startswith("rank "), "share"].sum())
+
+
+def _own_waits(devices: pd.DataFrame, holders: pd.DataFrame | None,
+               ranks: pd.DataFrame | None, step: float) -> pd.Series:
+    """Per row of ``devices``, its compute threads' waits for a CPU, but for
+    the slow rank (the one the others wait for: more compute than theirs
+    by ``IMBALANCE_FRAC`` of the step) less the part other ranks held the
+    cores for: those ranks were waiting for it, spinning in a collective,
+    so their hold on the cores follows from its work, not from a busy
+    machine (a rank with twice the batch was called contended, its peer
+    spinning in MPI beside it)."""
+    waits = devices["cpu_wait_ns"].astype("float64")
+    if ranks is None or len(ranks) < 2 or holders is None or holders.empty:
+        return waits
+    worst = ranks.iloc[0]
+    if float(worst["excess_ns"]) < IMBALANCE_FRAC * step or float(worst["caused_wait_ns"]) <= 0:
+        return waits
+    r = int(worst["rank"])
+    mine = (devices["rank"] == r).to_numpy()
+    return waits.where(~mine, waits * (1 - _peer_share(holders, r)))
 
 
 def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step: float):
     """(rank, excess_ns, percent) of the rank that would be the slow rank,
     when its compute threads waited for a CPU more than the other ranks'
     did (by ``CPU_WAIT_FRAC`` of the step or more: its cores are the more
-    shared ones); else None.  Where every rank waits alike, sharing does
+    shared ones) and its kernels took at most ``SHARED_CORE_MAX`` longer
+    on a CPU than the others'; else None.  Where every rank waits alike, sharing does
     not explain why one is slower."""
     if ranks is None or len(ranks) < 2:
         return None
@@ -344,7 +540,10 @@ def _shared_core_excess(ranks: pd.DataFrame | None, devices: pd.DataFrame, step:
         return None
     if waits[r] - waits.drop(index=r).median() < CPU_WAIT_FRAC * step:
         return None
-    return r, excess, _pct(excess, float(worst["others_ns"]))
+    others = float(worst["others_ns"])
+    if excess > SHARED_CORE_MAX * others:
+        return None         # more than a shared core's caches explain: more work
+    return r, excess, _pct(excess, others)
 
 
 P2P_TYPES = ("Send", "Recv")
@@ -363,7 +562,9 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     ``rank``).  ``devices`` from :func:`typical_steps` (its
     ``exposed_transfer_ns`` per rank; without it, the operators' sums).
     ``explained_ns`` per step is accounted for by a more specific finding
-    (a slow link) and left out."""
+    (a slow link) and left out.  A warning from ``EXPOSED_COMM_FRAC`` of
+    the step on, an info from ``IMPACT_FLOOR``: the severity its what-if
+    earns, on a balanced job as on any other."""
     if by_op.empty or devices.empty:
         return []
     p2p = by_op["type"].isin(P2P_TYPES)
@@ -384,8 +585,9 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     worst = per_rank.idxmax()
     total = float(per_rank.max()) - max(explained_ns, 0.0)
     step = float(devices["step_ns"].mean())
-    if total < EXPOSED_COMM_FRAC * step:
+    if total < IMPACT_FLOOR * step:
         return []
+    severity = "warning" if total >= EXPOSED_COMM_FRAC * step else "info"
     per = k[k["rank"] == worst].set_index("name")["job_ns"].sort_values(
         ascending=False, kind="stable")
     top = per.index[0]
@@ -394,7 +596,7 @@ def exposed_comm(by_op: pd.DataFrame, devices: pd.DataFrame, steps: pd.DataFrame
     beyond = (f" beyond the {fmt_ns(explained_ns)} the slow link explains"
               if explained_ns > 0 else "")
     return [_finding(
-        "exposed_comm", "warning", devices["rank"], ops, total,
+        "exposed_comm", severity, devices["rank"], ops, total,
         f"communication exposed {fmt_ns(total)}/step ({_pct(total, step)} of the step) with "
         f"no compute to hide it{beyond}; perfect overlap of {top}: -{fmt_ns(gain)}/step "
         f"(-{_pct(gain, step)})",
@@ -545,10 +747,78 @@ def memory_leak(nf: pd.DataFrame) -> list[dict]:
         bytes_per_step=float(row["per_step"]), bytes_by_rank=per_rank, op_id=int(row["op_id"]))]
 
 
-def dominant_op(ops: pd.DataFrame) -> list[dict]:
-    """One operator taking most of the kernel time: where optimisation pays."""
+def memory_growth(growth: pd.DataFrame, held: pd.DataFrame, graphs: pd.DataFrame,
+                  leaks: pd.DataFrame | None = None) -> list[dict]:
+    """The pool's use at the end of a step rising from step to step
+    (:func:`msprof.analysis.memory_steps.growth`), whether the growth is
+    allocated inside the steps or between them.  ``held`` (what was
+    allocated after the first step and is still held at the end,
+    :func:`~msprof.analysis.memory_steps.held`) names the allocations, by
+    scope; ``graphs`` (:func:`~msprof.analysis.memory_steps.new_graphs`)
+    tells a compiled-graph cache that grows (a new graph in most steps:
+    input shapes change).  A rank whose growth the per-step leak finding
+    (``leaks``, :func:`msprof.analysis.memory.never_freed`) already
+    accounts for (90 % of it or more) is left to that finding."""
+    hit = growth[growth["growing"]] if len(growth) else growth
+    if len(hit) and leaks is not None and len(leaks):
+        known = leaks[leaks["leak"]].groupby("rank")["per_step"].sum()
+        covered = hit["rank"].map(known).fillna(0) >= 0.9 * hit["bytes_per_step"]
+        hit = hit[~covered.to_numpy()]
+    if hit.empty:
+        return []
+    worst = hit.loc[hit["bytes_per_step"].idxmax()]
+    r = int(worst["rank"])
+    mine = held[held["rank"] == r] if len(held) else held
+    what = "; ".join(
+        f"{h['name']}{' (' + h['scope'] + ')' if h['scope'] else ''}"
+        f"{', graph ' + str(h['graph_id']) if h['graph_id'] >= 0 else ''}: "
+        f"{fmt_bytes(h['bytes'])} in {h['blocks']} block(s)"
+        + (f", {fmt_bytes(h['between'])} of it allocated between steps" if h["between"] else "")
+        for _, h in mine.head(TOP_OPS).iterrows())
+    g = graphs[(graphs["rank"] == r) & (graphs["index"] > 0)] if len(graphs) else graphs
+    later = int(worst["steps"]) - 1
+    per_step_graphs = later > 0 and len(g) >= GRAPH_CACHE_FRAC * later
+    rebuilt = per_step_graphs and bool(g["same_shapes"].all())
+    why = ("the same graph compiled again: a cell or optimizer built anew each step"
+           if rebuilt else "input shapes change")
+    cache = (f"; a new graph per step: kernels of a newly compiled graph ran in {len(g)} of the "
+             f"{later} steps after the first ({why}, and each graph compiled keeps its "
+             f"buffers)" if per_step_graphs else "")
+    msg = (f"memory grows on {fmt_ranks(hit['rank'])}: rank {r}'s pool holds "
+           f"{fmt_bytes(worst['bytes_per_step'])} more at the end of each step (from "
+           f"{fmt_bytes(worst['first'])} after its first step to {fmt_bytes(worst['last'])} "
+           f"after its last, rising from its step #{int(worst['since_step'])} on, in "
+           f"{worst['rising']:.0%} of the steps)"
+           + (f"; still held: {what}" if what else "") + cache + "; the pool will run out")
+    rec = ("build the network, its training cell and the optimizer once, before the loop"
+           if rebuilt else
+           "keep input shapes fixed (pad or bucket the batches, drop the last partial "
+           "batch) so one compiled graph serves every step" if per_step_graphs else
+           "drop what the training loop keeps across steps (outputs or tensors kept in a "
+           "list, a cell or optimizer built anew each step): build the network and "
+           "optimizer once, keep numbers (loss.item()) rather than tensors")
+    return [_finding(
+        "memory_growth", "error", hit["rank"], list(mine["name"].head(TOP_OPS)), 0, msg, rec,
+        rank=r, bytes_per_step=float(worst["bytes_per_step"]), first=int(worst["first"]),
+        last=int(worst["last"]), since_step=int(worst["since_step"]),
+        rising=float(worst["rising"]), new_graph_steps=len(g), graph_cache=bool(per_step_graphs), rebuilt=rebuilt,
+        held={str(h["name"]): int(h["bytes"]) for _, h in mine.head(TOP_OPS).iterrows()})]
+
+
+def dominant_op(ops: pd.DataFrame, waits: pd.Series | None = None) -> list[dict]:
+    """One operator taking most of the kernel time: where optimisation pays.
+    ``waits`` (ns in all, by operator name) is time collectives spent
+    waiting for a peer: not their work, and no reason to optimise them (a
+    loss allreduce of 8 bytes that waits for a rank's data loader took 89 %
+    of the kernel time), so it is left out of their time."""
     if ops.empty:
         return []
+    if waits is not None and len(waits):
+        less = ops["name"].map(waits).fillna(0).clip(upper=ops["total_ns"])
+        own = ops["total_ns"] - less
+        ops = ops.assign(share=own / max(float(own.sum()), 1.0),
+                         per_step_ns=ops["per_step_ns"] * (own / ops["total_ns"].clip(lower=1)))
+        ops = ops.sort_values("share", ascending=False, kind="stable")
     top = ops.iloc[0]
     if top["share"] < DOMINANT_SHARE or len(ops) < 2:
         return []
@@ -591,6 +861,22 @@ def typical_steps(step_df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def below_floor(items: list[dict], step_ns: float) -> list[dict]:
+    """Warnings whose what-if saves less than ``IMPACT_FLOOR`` of the
+    typical step (or iteration: :func:`findings` passes the longer) become
+    infos (evidence ``below_floor``): a bottleneck
+    that fixing would not shorten the step by a noticeable share is not
+    one to act on (one-rank runs raised CPU contention whose what-if saved
+    0 ns).  Errors stay: they say the data or the run is broken."""
+    out = []
+    for f in items:
+        if f["severity"] == "warning" and step_ns > 0 and f["impact_ns"] < IMPACT_FLOOR * step_ns:
+            f = {**f, "severity": "info",
+                 "evidence": {**f["evidence"], "below_floor": IMPACT_FLOOR}}
+        out.append(f)
+    return out
+
+
 def rank_order(items: list[dict]) -> list[dict]:
     """Most important first: severity, then impact."""
     return sorted(items, key=lambda f: (_SEVERITY.get(f["severity"], 9), -f["impact_ns"]))
@@ -604,8 +890,20 @@ def findings(profile, rank: int | None = None) -> list[dict]:
     reg = profile.ops.drop_duplicates(["rank", "op_id"], keep="last")
     names = dict(zip(zip(reg["rank"].tolist(), reg["op_id"].tolist()), reg["name"]))
     out = data_quality(profile.meta)
-    out += memory_leak(profile.leaks(rank))
+    loop = pd.DataFrame()
+    leaks = profile.leaks(rank)
+    out += memory_leak(leaks)
+    bounds = profile.memory_boundaries(rank)
+    graphs = _memory_steps.new_graphs(profile.kernels if rank is None else
+                                      profile.kernels[profile.kernels["rank"] == rank],
+                                      profile.ops, profile.steps)
+    out += memory_growth(_memory_steps.growth(bounds), profile.memory_held(rank), graphs, leaks)
+    waits = None
     if not devices.empty:
+        loop = _between.per_rank(profile.between_steps(rank), step_df)
+        later = graphs[graphs["index"] > 0] if len(graphs) else graphs
+        out += input_bound(loop, devices, int(later.groupby("rank").size().max())
+                           if len(later) else 0)
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
         found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))
@@ -616,9 +914,21 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             steps = devices.set_index("rank")["steps"]
             starved = per.groupby(level="rank").apply(
                 lambda v: _median_over(v, int(steps.get(v.name, len(v)))))
-        out += idle(devices, starved)
+        causes = _idle_causes.idle_causes(profile.gaps(rank), profile.kernels if rank is None
+                                          else profile.kernels[profile.kernels["rank"] == rank],
+                                          step_df, profile.blocked, profile.cpu_waits)
+        causes = _idle_causes.mostly_own(causes, profile.cpu_holders())
+        gapped = {int(r) for f in out if f["kind"] == "host_bound" for r in f["ranks"]}
+        per_op = host_per_op(causes[~causes["rank"].isin(gapped)], devices, starved)
+        out += per_op
+        if per_op:          # the idle time the per-operator cost explains
+            hit = causes[causes["rank"].isin(per_op[0]["ranks"])].set_index("rank")
+            hit = hit["queued_ns"] - hit["queued_cpu_wait_ns"] + hit["queued_own_wait_ns"]
+            starved = hit if starved is None else hit.add(starved, fill_value=0)
+        out += idle(devices, starved, causes)
         ranks = profile.slow_ranks() if rank is None else None
-        contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks)
+        contention = cpu_contention(step_df, devices, profile.cpu_holders(), ranks,
+                                    int(profile.meta.get("world_size") or 0))
         out += contention
         comms = profile.comms
         if rank is None:
@@ -636,5 +946,13 @@ def findings(profile, rank: int | None = None) -> list[dict]:
             out += exposed_comm(per_rank, devices, profile.steps,
                                 sum(f["impact_ns"] for f in links))
             out += comm_bound(devices, per_rank, set(comms["kind"].unique()))
-    out += dominant_op(ops)
+            waits = (per_rank["wait_ns"] * per_rank["calls"]).groupby(per_rank["name"]).sum()
+    out += dominant_op(ops, waits)
+    if not devices.empty:
+        # the floor is a share of what the job repeats: the step, or the
+        # iteration where the loop between steps makes it longer
+        cycle = float(devices["step_ns"].median())
+        if len(loop):
+            cycle = max(cycle, float(loop["iteration_ns"].median()))
+        out = below_floor(out, cycle)
     return rank_order(out)

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from msprof.analysis import between_steps as _between
 from msprof.analysis import breakdown as _breakdown
 from msprof.analysis import chunks as _chunks
 from msprof.analysis import comm as _comm
@@ -31,6 +32,7 @@ from msprof.analysis import hostbound as _hostbound
 from msprof.analysis import imbalance as _imbalance
 from msprof.analysis import memo as _memo
 from msprof.analysis import memory as _memory
+from msprof.analysis import memory_steps as _memory_steps
 from msprof.analysis import opstats as _opstats
 from msprof.analysis import pipeline as _pipeline
 from msprof.analysis import report as _report
@@ -410,6 +412,30 @@ class Profile:
     def overlap(self, rank: int | None = None) -> pd.DataFrame:
         """Comm/compute overlap ratio per rank (:func:`msprof.analysis.comm.overlap`)."""
         return _comm.overlap(self.step_breakdown(rank))
+
+    @_needs_trace
+    def between_steps(self, rank: int | None = None) -> pd.DataFrame:
+        """Per rank and step, the time until the next step and where the host
+        spent it (:func:`msprof.analysis.between_steps.between_steps`)."""
+        self.check_rank(rank)
+        return self._once(("between", rank), lambda: _between.between_steps(
+            self.steps, self.kernels, self.blocked, self.cpu_waits, rank=rank)).copy()
+
+    @_needs_trace
+    def memory_boundaries(self, rank: int | None = None) -> pd.DataFrame:
+        """Bytes in use at each step's begin and end
+        (:func:`msprof.analysis.memory_steps.boundaries`)."""
+        self.check_rank(rank)
+        return self._once(("mem_bounds", rank), lambda: _memory_steps.boundaries(
+            self.memory, self.steps, rank=rank)).copy()
+
+    @_needs_trace
+    def memory_held(self, rank: int | None = None) -> pd.DataFrame:
+        """Allocations made after the first step and held at the end of the
+        last (:func:`msprof.analysis.memory_steps.held`)."""
+        self.check_rank(rank)
+        m = self.memory if rank is None else self.memory[self.memory["rank"] == rank]
+        return _memory_steps.held(m, self.ops, self.memory_boundaries(rank))
 
     # Imbalance (:mod:`msprof.analysis.imbalance`).
 

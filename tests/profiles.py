@@ -202,8 +202,10 @@ DP_BYTES = 1_000_000
 
 
 def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000,
-                  leak_rank=None, leak_bytes=256) -> Path:
-    """Data parallel over ``n`` ranks, ``steps`` steps starting every 10 us.
+                  leak_rank=None, leak_bytes=256, gap=100) -> Path:
+    """Data parallel over ``n`` ranks, ``steps`` steps, the first at 10 us,
+    each next one 100 ns after the previous one's end (:func:`dp_step_start`:
+    a training loop with no time between steps worth a finding).
 
     Each rank computes C = 4000 ns per step (``slow_rank``: C + slow_extra):
     forward MatMul-op1 [0, C-2000), MatMulGrad-op2 [C-2000,
@@ -228,6 +230,7 @@ def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000
     never freed.
     """
     kernels, comms, stp, memory, ops = [], [], [], [], []
+    extra = slow_extra if slow_rank is not None else 0
     C = {r: 4000 + (slow_extra if r == slow_rank else 0) for r in range(n)}
     last = max(C.values()) - 1000
     for r in range(n):
@@ -236,7 +239,7 @@ def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000
         memory.append({"rank": r, "ts_ns": 0, "addr": 1 << 20, "size": 10_000, "op_id": -1,
                        "in_use": used})
         for st in range(steps):
-            t0 = 10_000 * (st + 1)
+            t0 = dp_step_start(st, extra, xfer, gap)
             end = t0 + last + xfer
             stp.append({"rank": r, "pid": 100 + r, "step": st, "start_ns": t0, "dur_ns": end - t0})
             c = C[r]
@@ -257,9 +260,15 @@ def data_parallel(root, n=4, steps=3, slow_rank=None, slow_extra=2000, xfer=1000
             memory.append({"rank": r, "ts_ns": t0 + c, "addr": 4096, "size": -1000, "op_id": 1,
                            "in_use": used})
     devices = [{"rank": r, "pid": 100 + r, "world_size": n} for r in range(n)]
-    meta = base_meta(tuple(range(n)), end_ns=10_000 * (steps + 1))
+    meta = base_meta(tuple(range(n)), end_ns=dp_step_start(steps, extra, xfer, gap))
     return write_profile(root, meta, kernels=kernels, comms=comms, steps=stp, memory=memory,
                          ops=ops, devices=devices)
+
+
+def dp_step_start(st: int, slow_extra: int = 0, xfer: int = 1000, gap: int = 100) -> int:
+    """When step ``st`` of :func:`data_parallel` begins: 10 us, then every
+    step of 4000 + ``slow_extra`` - 1000 + ``xfer`` ns plus ``gap`` between."""
+    return 10_000 + st * (4000 + slow_extra - 1000 + xfer + gap)
 
 
 def contended(root, n=4, steps=3, slow_extra=2000) -> Path:
@@ -278,13 +287,14 @@ def contended(root, n=4, steps=3, slow_extra=2000) -> Path:
 
     So rank 2: cpu_wait_ns 2000 per step, all of it in compute, compute
     6000 of which 4000 on a CPU, like the other ranks (no slow rank); CPU
-    contention on rank 2, without it: the longest wait per step, 2000 (the
+    contention on rank 2 (steps 400 ns apart: the last wait ends before
+    the next step), without it: the longest wait per step, 2000 (the
     others wait 1000 per step in collectives: less).  A larger
     ``slow_extra`` makes rank 2's kernels longer on a CPU too."""
-    root = data_parallel(root, n=n, steps=steps, slow_rank=2, slow_extra=slow_extra)
+    root = data_parallel(root, n=n, steps=steps, slow_rank=2, slow_extra=slow_extra, gap=400)
     waits = []
     for st in range(steps):
-        t0 = 10_000 * (st + 1)
+        t0 = dp_step_start(st, slow_extra, gap=400)
         for a, b, tid, idle, holder in ((500, 1500, 100, False, 102),
                                         (2500, 3300, 100, False, 100),
                                         (5800, 6300, 100, False, 98),
@@ -298,7 +308,7 @@ def contended(root, n=4, steps=3, slow_extra=2000) -> Path:
     # rank 0's compute thread asleep [100, 600) of every step (inside
     # MatMul-op1, [0, 2000)) and rank 1's host thread (tid 200, no kernel)
     write_table(root, "blocked", [
-        {"rank": r, "pid": 100 + r, "tid": tid, "start_ns": 10_000 * (st + 1) + 100,
+        {"rank": r, "pid": 100 + r, "tid": tid, "start_ns": dp_step_start(st, slow_extra, gap=400) + 100,
          "dur_ns": 500} for st in range(steps) for r, tid in ((0, 100), (1, 200))])
     meta = json.loads((root / "meta.json").read_text())
     meta["collector_pid"] = 98
@@ -319,7 +329,9 @@ def _pp_ops(rank):
 def pipeline(root, steps=2) -> Path:
     """Two stages (ranks 0, 1), two micro-batches, GPipe; forward 1000 ns
     and backward 2000 ns per micro-batch and stage; messages of 1000 bytes
-    take 100 ns.  Times within a step (t0 = 20 us x (step + 1)):
+    take 100 ns.  Times within a step (t0 = 20 us + 9.3 us x step: 100 ns
+    after rank 0's previous step; rank 1's step begins with rank 0's, as
+    its first receive waits for rank 0's first forward):
 
       rank 0: F0 [0,1000) F1 [1000,2000) B1 [5200,7200) B0 [7200,9200);
               sends [1000,1100) [2000,2100); recvs of gradients posted at
@@ -346,7 +358,7 @@ def pipeline(root, steps=2) -> Path:
         kernels.append(_k(dst, 6, t0 - 50, t0 + s_recv, end - s_recv, st, stream=1))
 
     for st in range(steps):
-        t0 = 20_000 * (st + 1)
+        t0 = 20_000 + 9_300 * st
         for op, a, b in ((1, 0, 1000), (1, 1000, 2000), (2, 5200, 7200), (2, 7200, 9200)):
             kernels.append(_k(0, op, t0 - 50, t0 + a, b - a, st))
         for op, a, b in ((1, 1100, 2100), (1, 2100, 3100), (2, 3100, 5100), (2, 5100, 7100)):

@@ -197,7 +197,7 @@ def test_a_slow_rank_among_ranks_that_all_wait_for_a_cpu_is_still_a_slow_rank(tm
     it (every rank shares them alike): a slow rank, beside the contention."""
     root = profiles.data_parallel(tmp_path / "p", slow_rank=2, slow_extra=4000)
     profiles.write_table(root, "cpu_waits", [
-        {"rank": r, "pid": 100 + r, "tid": 100, "start_ns": 10_000 * (st + 1) + a,
+        {"rank": r, "pid": 100 + r, "tid": 100, "start_ns": profiles.dp_step_start(st, 4000) + a,
          "dur_ns": b - a, "holder_pid": 99}
         for st in range(3) for r in range(4) for a, b in ((500, 1500), (2500, 3300))])
     fs = msprof.load(root).findings()
