@@ -63,7 +63,7 @@ def test_completion_script_and_completions():
         return out.stdout.split()
 
     assert complete("msprof run --backend ") == ["auto", "ebpf", "inprocess"]
-    assert complete("msprof report x --section ")[:3] == ["ops", "types", "scopes"]
+    assert complete("msprof report x --section ")[:4] == ["overview", "ops", "types", "scopes"]
     assert complete("msprof at") == ["attach"]
 
 

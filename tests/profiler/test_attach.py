@@ -223,7 +223,7 @@ def test_attach_ends_with_the_process_even_unreaped(ebpf_ready, tmp_path):
     code = ("import time; from msprof.runtime import hooks; hooks.device_init(0, 1, 0); "
             "print('up', flush=True); t = time.monotonic()\n"
             "for s in range(10**9):\n"
-            "    hooks.step_begin(s); time.sleep(0.002); hooks.step_end(s)\n"
+            "    hooks.step_begin(s); time.sleep(0.002); hooks.step_end(s, 0)\n"
             "    if time.monotonic() - t > 6: break")
     target = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert target.stdout.readline() == "up\n"

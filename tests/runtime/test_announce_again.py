@@ -37,12 +37,12 @@ def test_a_late_tracer_gets_one_announcement_per_request(probes):
     trace(True)                           # a tracer attached ...
     for step in range(3):
         _usdt.step_begin(step)
-        _usdt.step_end(step)
+        _usdt.step_end(step, 0)
     assert calls == []                    # ... and did not ask: nothing again
     request.value += 1                    # it asks, once its probes are in place
     _usdt.step_begin(3)
     assert calls == [1]                   # announced again before the step
-    _usdt.step_end(3)
+    _usdt.step_end(3, 0)
     _usdt.step_begin(4)
     _usdt.flush_staged()
     assert calls == [1]                   # once per request
