@@ -29,6 +29,7 @@ from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.session import (DRAIN_MIN_S, MODES, RunResult, RunStats, _Collector,
                                      _folded, next_interval)
 from msprof.profiler.targets import Target, find_targets, request_announcements
+from msprof.profiler.outdir import OutputDir
 from msprof.profiler.writer import ProfileWriter
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -104,10 +105,15 @@ def profile_attached(pids: list[int], out: str, *, duration: float | None = None
     if duration is not None and duration <= 0:
         raise MsprofError(f"--duration must be more than 0 seconds, not {duration:g}")
     targets = find_targets(pids)
-    backend = _backend(targets, mode)
+    out_dir = OutputDir(out)               # new, exclusive, locked: as msprof run's
+    try:
+        backend = _backend(targets, mode)
+    except BaseException:
+        out_dir.discard()
+        raise
     stats = RunStats()
     try:
-        writer = ProfileWriter(out, {
+        writer = ProfileWriter(out_dir, {
             "command": list(targets[0].command), "argv": list(targets[0].command),
             "backend": backend.name, "mode": mode, "probes": backend.attached,
             "nprocs": len(targets), "fallback_reason": None, "collector_pid": os.getpid(),
@@ -179,3 +185,4 @@ def profile_attached(pids: list[int], out: str, *, duration: float | None = None
         return RunResult(out, status or 0, backend.name, None, stats, writer.meta)
     finally:
         backend.close()
+        out_dir.release()

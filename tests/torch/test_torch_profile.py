@@ -175,3 +175,18 @@ def test_without_root_the_inprocess_backend_records_the_same(tmp_path, torch_rea
     assert model
     for key in model:
         assert counts["inprocess"].get(key) == counts["ebpf"][key], key
+
+
+def test_diff_matches_torch_operators_by_module(single, tmp_path):
+    """Two PyTorch profiles (a narrower model beside the fixture's):
+    operators are matched by module scope and type, none shows as new."""
+    _, _, out = single
+    r, narrow, _ = _run(tmp_path, "--hidden", 128, "--steps", 20)
+    assert r.returncode == 0, r.stderr
+    r = run_msprof("diff", out, narrow, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    ops = doc["ops"]
+    mm = [o for o in ops if str(o.get("scope", "")).endswith("MLP/encoder/2/aten::addmm")]
+    assert mm and all(o["change"] == "" for o in mm), mm
+    assert not [o for o in ops if o["change"] and "MLP/" in str(o["scope"])]
