@@ -93,7 +93,15 @@ def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path) -> No
         raise MsprofError(f"corrupt table {path}: column {col} holds {worst}, outside "
                           f"[{lo}, {hi}]")
     if col in SUMMED:
-        total = pc.sum(pc.abs(pc.cast(values, pa.float64()))).as_py()
+        total = _exact_abs_sum(values)
         if total > MAX_VALUE:
-            raise MsprofError(f"corrupt table {path}: column {col} sums to {total:.3g}, past "
-                              f"{MAX_VALUE:.3g}: its totals would not fit 64 bits")
+            raise MsprofError(f"corrupt table {path}: column {col} sums to {total}, past "
+                              f"{MAX_VALUE}: its totals would not fit 64 bits")
+
+
+def _exact_abs_sum(values: pa.ChunkedArray) -> int:
+    """The sum of the absolute values, exactly (a float sum rounds near the
+    limit), without wrapping: each value (at most MAX_VALUE = 2**61 by now)
+    is split into its high and low 32 bits, and each half summed in int64."""
+    v = np.abs(values.to_numpy().astype("int64"))
+    return (int(np.sum(v >> 32)) << 32) + int(np.sum(v & 0xFFFFFFFF))
