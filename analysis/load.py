@@ -140,6 +140,28 @@ def read_columns(path: Path) -> Iterator[tuple[str, pa.ChunkedArray]]:
             yield field.name, f.read(columns=[field.name]).column(0)
 
 
+def iter_batches(name: str, path: Path, columns: list[str] | None = None,
+                 batch_size: int = 1 << 20) -> Iterator[pa.RecordBatch]:
+    """Table ``name``'s file (``columns``: only those of them it has),
+    ``batch_size`` rows at a time, for the
+    exporters that stream a table instead of loading it: each batch checked
+    as :func:`read_table` checks a whole column (but for column totals, which
+    a stream never forms), every failure one line."""
+    try:
+        f = pq.ParquetFile(path)
+        check_schema(name, f.schema_arrow, path)
+        if columns is not None:             # those the file has
+            columns = [c for c in columns if c in f.schema_arrow.names]
+        for batch in f.iter_batches(batch_size=batch_size, columns=columns):
+            for field, values in zip(batch.schema, batch.columns):
+                if field.name in COLUMNS[name]:
+                    check_values(name, field.name, pa.chunked_array([values], field.type), path,
+                                 totals=False)
+            yield batch
+    except (pa.ArrowException, OSError) as e:
+        raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
+
+
 def _to_pandas(col: pa.ChunkedArray):
     """Integer columns without nulls become numpy arrays as they are; the
     others convert as ``to_pandas`` converts them."""

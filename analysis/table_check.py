@@ -62,9 +62,10 @@ def _bounds(name: str, col: str) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path) -> None:
+def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
+                 totals: bool = True) -> None:
     """The values of one known column of ``name`` (text columns: no check;
-    their nulls read as empty text)."""
+    their nulls read as empty text); ``totals``: the column's total too."""
     dtype = COLUMNS[name][col]
     if dtype == "object" and col not in LIST_COLUMNS:
         return
@@ -92,7 +93,7 @@ def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path) -> No
         worst = least if least < lo else most
         raise MsprofError(f"corrupt table {path}: column {col} holds {worst}, outside "
                           f"[{lo}, {hi}]")
-    if col in SUMMED:
+    if totals and col in SUMMED:
         total = _exact_abs_sum(values)
         if total > MAX_VALUE:
             raise MsprofError(f"corrupt table {path}: column {col} sums to {total}, past "
