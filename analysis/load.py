@@ -3,12 +3,14 @@ tables, merging several by rank.
 
 :func:`open_dirs` checks directories against docs/FORMAT.md and returns the
 merged meta and the table files a :class:`~msprof.analysis.profile.Profile`
-reads on first use (:func:`read_table`).  Every mistake (no such directory,
-no or corrupt meta.json, an unsupported format version, a field of the wrong
-type or out of range, a missing, corrupt or mistyped table, a value out of
-range) becomes one :class:`~msprof.errors.MsprofError` line naming the file
-and the field.  Validation happens here, once: the analyses can trust every
-value they get.
+reads on first use (:func:`read_table`; the exporters stream them with
+:func:`iter_batches`).  Every mistake (no such directory, no or corrupt
+meta.json, an unsupported format version, a field of the wrong type or out
+of range, a missing, corrupt or mistyped table, a value out of range)
+becomes one :class:`~msprof.errors.MsprofError` line naming the file and
+the field.  A null number reads as its column's neutral value, as a column
+a writer left out does.  Validation happens here, once: the analyses can
+trust every value they get.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Iterable, Iterator, Sequence, Union
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from msprof.analysis import memo
@@ -121,6 +124,7 @@ def read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
         try:
             for col, values in read_columns(path):
                 if col in COLUMNS[name]:
+                    values = _filled(name, col, values)
                     check_values(name, col, values, path)
                 cols[col] = _to_pandas(values)
                 del values
@@ -153,13 +157,29 @@ def iter_batches(name: str, path: Path, columns: list[str] | None = None,
         if columns is not None:             # those the file has
             columns = [c for c in columns if c in f.schema_arrow.names]
         for batch in f.iter_batches(batch_size=batch_size, columns=columns):
+            cols = []
             for field, values in zip(batch.schema, batch.columns):
                 if field.name in COLUMNS[name]:
-                    check_values(name, field.name, pa.chunked_array([values], field.type), path,
+                    values = _filled(name, field.name, values)
+                    check_values(name, field.name, pa.chunked_array([values]), path,
                                  totals=False)
-            yield batch
+                cols.append(values)
+            yield pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
     except (pa.ArrowException, OSError) as e:
         raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
+
+
+def _filled(name: str, col: str, values):
+    """A number column (Array or ChunkedArray) with its nulls as the column's
+    neutral value, as a column a writer left out reads, before its values
+    are checked or converted (text and list columns convert their nulls
+    themselves)."""
+    dtype = COLUMNS[name][col]
+    if not values.null_count or dtype == "object" or col in LIST_COLUMNS:
+        return values
+    if pa.types.is_null(values.type):
+        values = values.cast(pa.bool_() if dtype == "bool" else pa.int64())
+    return pc.fill_null(values, pa.scalar(DEFAULTS.get(col, 0), values.type))
 
 
 def _to_pandas(col: pa.ChunkedArray):

@@ -1,6 +1,6 @@
 """Checks of a table file against docs/FORMAT.md, column by column: its
 type (from the footer, at load time) and its values (when the column is
-read): no nulls where a number is due, every value in its range
+read): every value in its range
 (:data:`~msprof.analysis.schema.RANGES`, else its dtype's), and no column
 whose total would wrap int64.  Each failure is one
 :class:`~msprof.errors.MsprofError` line naming the file and the column.
@@ -27,7 +27,8 @@ def _fits(name: str, col: str, t: pa.DataType) -> bool:
         t = t.value_type
     dtype = COLUMNS[name][col]
     if col in LIST_COLUMNS:
-        return ((pa.types.is_list(t) or pa.types.is_large_list(t))
+        return ((pa.types.is_list(t) or pa.types.is_large_list(t)
+                 or pa.types.is_fixed_size_list(t))
                 and (pa.types.is_integer(t.value_type) or pa.types.is_null(t.value_type)))
     if dtype == "object":
         return pa.types.is_string(t) or pa.types.is_large_string(t)
@@ -64,15 +65,14 @@ def _bounds(name: str, col: str) -> tuple[int, int]:
 
 def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
                  totals: bool = True) -> None:
-    """The values of one known column of ``name`` (text columns: no check;
-    their nulls read as empty text); ``totals``: the column's total too."""
+    """The values of one known column of ``name`` (text and boolean columns:
+    no check); ``totals``: the column's total too.  The loader has filled a
+    number column's nulls with its neutral value before; a null inside a
+    list is refused."""
     dtype = COLUMNS[name][col]
-    if dtype == "object" and col not in LIST_COLUMNS:
+    if dtype in ("object", "bool") and col not in LIST_COLUMNS:
         return
-    if values.null_count:
-        raise MsprofError(f"corrupt table {path}: column {col} has {values.null_count} "
-                          f"empty (null) value(s)")
-    if dtype == "bool" or not len(values):
+    if values.null_count == len(values):
         return
     if col in LIST_COLUMNS:
         lengths = pc.list_value_length(values)
@@ -81,7 +81,7 @@ def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
         if bad:
             raise MsprofError(f"corrupt table {path}: column {col} has {bad} list(s) that are "
                               f"not {LIST_COLUMNS[col]} long")
-        values = pc.list_flatten(values)
+        values = pc.list_flatten(values.filter(pc.is_valid(values)))
         if values.null_count:
             raise MsprofError(f"corrupt table {path}: column {col} has empty (null) entries")
         if not len(values):

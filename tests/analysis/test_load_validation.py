@@ -127,7 +127,6 @@ def test_a_column_whose_total_would_wrap_is_refused(ref_dir):
      "column launch_ns holds 18446744073709551615, outside"),
     ("kernels", "stream", [2**20] * 9, pa.int64(), "column stream holds 1048576, outside "
      "[-32768, 32767]"),
-    ("steps", "dur_ns", [1000, None, 1000, 1000], None, "column dur_ns has 1 empty (null)"),
     ("steps", "dur_ns", ["1000"] * 4, pa.string(), "column dur_ns is string, not an integer"),
     ("steps", "dur_ns", [1000.0] * 4, pa.float64(), "column dur_ns is double, not an integer"),
     ("ops", "name", [1] * 6, pa.int64(), "column name is int64, not text"),
@@ -146,6 +145,18 @@ def test_a_wider_integer_type_in_range_is_read(ref_dir):
     steps = msprof.load(ref_dir).steps
     assert steps["rank"].dtype == "int32" and steps["start_ns"].dtype == "int64"
     assert steps["start_ns"].tolist() == [1000, 2000, 1000, 2000]
+
+
+def test_a_null_number_reads_as_its_neutral_value(ref_dir, tmp_path):
+    # As a column the writer left out: a null rank is -1, a null duration 0.
+    _set_column(ref_dir, "steps", "dur_ns", [1000, None, 1000, 1000])
+    _set_column(ref_dir, "steps", "rank", [None, 0, 1, 1])
+    p = msprof.load(ref_dir)
+    assert p.steps["dur_ns"].tolist() == [1000, 0, 1000, 1000]
+    assert p.steps["rank"].tolist() == [-1, 0, 1, 1] and p.steps["rank"].dtype == "int32"
+    from msprof.analysis.exporters import chrome
+    trace = json.loads(chrome.export(p, tmp_path / "t.json").read_text())
+    assert {e.get("dur") for e in trace["traceEvents"] if e.get("cat") == "step"} >= {0}
 
 
 def test_summary_histograms_are_checked(tmp_path):
