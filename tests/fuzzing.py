@@ -42,7 +42,8 @@ EDGES = [0, -1, -2, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**61, 2**61 + 1, 2**62, 2*
 # A JSON value of any shape, the numbers near where they stop fitting.
 json_values = st.recursive(
     st.none() | st.booleans() | st.sampled_from(EDGES) | st.integers(-5, 5000)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
+    | st.sampled_from(["trace", "summary", "ebpf"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
                                                                 max_size=3),
     max_leaves=6)
