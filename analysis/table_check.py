@@ -1,8 +1,7 @@
 """Checks of a table file against docs/FORMAT.md, column by column: its
 type (from the footer, at load time) and its values (when the column is
-read): every value in its range
-(:data:`~msprof.analysis.schema.RANGES`, else its dtype's), and no column
-whose total would wrap int64.  Each failure is one
+read): every value in its range (:data:`~msprof.analysis.schema.RANGES`,
+else its dtype's), and no column whose total would wrap int64.  Each failure is one
 :class:`~msprof.errors.MsprofError` line naming the file and the column.
 
 The checks run on the Arrow column, before any conversion: a uint64 or an
@@ -23,9 +22,9 @@ from msprof.errors import MsprofError
 def _fits(name: str, col: str, t: pa.DataType) -> bool:
     if pa.types.is_null(t):          # every value null (or no rows): judged by the values
         return True
-    if pa.types.is_dictionary(t):    # pandas writes categoricals so
-        t = t.value_type
     dtype = COLUMNS[name][col]
+    if dtype == "object" and pa.types.is_dictionary(t):     # pandas writes categoricals so
+        t = t.value_type
     if col in LIST_COLUMNS:
         return ((pa.types.is_list(t) or pa.types.is_large_list(t)
                  or pa.types.is_fixed_size_list(t))
