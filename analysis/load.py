@@ -28,7 +28,9 @@ import pyarrow.parquet as pq
 
 from msprof.analysis import memo
 from msprof.analysis.meta_schema import check_meta
-from msprof.analysis.schema import COLUMNS, DEFAULTS, FORMAT_VERSION, LIST_COLUMNS, OPTIONAL
+from msprof.analysis.schema import (
+    COLUMNS, DEFAULTS, FORMAT_VERSION, LIST_COLUMNS, MAX_VALUE, OPTIONAL,
+)
 from msprof.analysis.table_check import check_schema, check_values
 from msprof.errors import MsprofError
 
@@ -116,6 +118,7 @@ def read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
     """Table ``name`` of every directory (``None``: one without the file),
     checked, with FORMAT.md's columns and dtypes, as one read-only frame."""
     frames = []
+    totals: dict[str, int] = {}
     for path in paths:
         if path is None:
             frames.append(_conform(name, pd.DataFrame({c: [] for c in COLUMNS[name]})))
@@ -125,7 +128,10 @@ def read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
             for col, values in read_columns(path):
                 if col in COLUMNS[name]:
                     values = _filled(name, col, values)
-                    check_values(name, col, values, path)
+                    totals[col] = totals.get(col, 0) + check_values(name, col, values, path)
+                    if totals[col] > MAX_VALUE:     # each node's in range, not all together
+                        raise MsprofError(f"cannot merge profiles: column {col} of {name} "
+                                          f"sums to {totals[col]} over them, past {MAX_VALUE}")
                 cols[col] = _to_pandas(values)
                 del values
         except (pa.ArrowException, OSError) as e:

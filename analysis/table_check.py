@@ -63,16 +63,17 @@ def _bounds(name: str, col: str) -> tuple[int, int]:
 
 
 def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
-                 totals: bool = True) -> None:
+                 totals: bool = True) -> int:
     """The values of one known column of ``name`` (text and boolean columns:
-    no check); ``totals``: the column's total too.  The loader has filled a
-    number column's nulls with its neutral value before; a null inside a
-    list is refused."""
+    no check); ``totals``: the column's total too.  Returns that total (0
+    for a column not summed): the loader adds up the files of several
+    nodes.  The loader has filled a number column's nulls with its neutral
+    value before; a null inside a list is refused."""
     dtype = COLUMNS[name][col]
     if dtype in ("object", "bool") and col not in LIST_COLUMNS:
-        return
+        return 0
     if values.null_count == len(values):
-        return
+        return 0
     if col in LIST_COLUMNS:
         lengths = pc.list_value_length(values)
         bad = pc.sum(pc.and_(pc.not_equal(lengths, LIST_COLUMNS[col]),
@@ -84,7 +85,7 @@ def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
         if values.null_count:
             raise MsprofError(f"corrupt table {path}: column {col} has empty (null) entries")
         if not len(values):
-            return
+            return 0
     lo, hi = _bounds(name, col)
     mm = pc.min_max(values)
     least, most = mm["min"].as_py(), mm["max"].as_py()
@@ -92,11 +93,13 @@ def check_values(name: str, col: str, values: pa.ChunkedArray, path: Path,
         worst = least if least < lo else most
         raise MsprofError(f"corrupt table {path}: column {col} holds {worst}, outside "
                           f"[{lo}, {hi}]")
-    if totals and col in SUMMED:
-        total = _exact_abs_sum(values)
-        if total > MAX_VALUE:
-            raise MsprofError(f"corrupt table {path}: column {col} sums to {total}, past "
-                              f"{MAX_VALUE}: its totals would not fit 64 bits")
+    if not (totals and col in SUMMED):
+        return 0
+    total = _exact_abs_sum(values)
+    if total > MAX_VALUE:
+        raise MsprofError(f"corrupt table {path}: column {col} sums to {total}, past "
+                          f"{MAX_VALUE}: its totals would not fit 64 bits")
+    return total
 
 
 def _exact_abs_sum(values: pa.ChunkedArray) -> int:

@@ -169,3 +169,15 @@ def test_summary_histograms_are_checked(tmp_path):
     hist[0] = [-1] * 48
     _set_column(root, "kernel_summary", "hist", hist)
     assert "column hist holds -1, outside [0, " in _refused(root)
+
+
+def test_node_directories_whose_totals_would_wrap_together_do_not_merge(ref_dir, tmp_path):
+    # Each node's durations are within the limit, the merged profile's are not.
+    nodes = []
+    for r in (0, 1):
+        d = profiles.write_profile(tmp_path / f"node{r}", profiles.base_meta(ranks=(r,)),
+                                   kernels=[profiles._k(r, 1, 0, 0, MAX_VALUE // 2 + 1, -1)])
+        nodes.append(d)
+    msprof.load(nodes[0]).kernels
+    assert _refused(nodes) == (f"cannot merge profiles: column dur_ns of kernels sums to "
+                               f"{MAX_VALUE + 2} over them, past {MAX_VALUE}")
