@@ -142,9 +142,10 @@ def read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
 
 
 def read_columns(path: Path) -> Iterator[tuple[str, pa.ChunkedArray]]:
-    """The one place a table file is read: its columns, one at a time, so
-    that the decoded (Arrow) copy of a column is freed before the next is
-    read and the peak stays near the table's own size instead of twice it."""
+    """Where a table file is read whole (:func:`iter_batches` streams one):
+    its columns, one at a time, so that the decoded (Arrow) copy of a column
+    is freed before the next is read and the peak stays near the table's
+    own size instead of twice it."""
     with pq.ParquetFile(path) as f:
         for field in f.schema_arrow:
             yield field.name, f.read(columns=[field.name]).column(0)
@@ -153,10 +154,10 @@ def read_columns(path: Path) -> Iterator[tuple[str, pa.ChunkedArray]]:
 def iter_batches(name: str, path: Path, columns: list[str] | None = None,
                  batch_size: int = 1 << 20) -> Iterator[pa.RecordBatch]:
     """Table ``name``'s file (``columns``: only those of them it has),
-    ``batch_size`` rows at a time, for the
-    exporters that stream a table instead of loading it: each batch checked
-    as :func:`read_table` checks a whole column (but for column totals, which
-    a stream never forms), every failure one line."""
+    ``batch_size`` rows at a time, for the exporters that stream a table
+    instead of loading it: each batch filled and checked as
+    :func:`read_table` fills and checks a whole column (but for column
+    totals, which a stream never forms), every failure one line."""
     try:
         f = pq.ParquetFile(path)
         check_schema(name, f.schema_arrow, path)
