@@ -3,7 +3,8 @@
 ``load(path)`` returns a :class:`Profile` whose methods are the analyses;
 each analysis is also a pure function over DataFrames in its own module:
 
-* :mod:`.profile`   -- opening, validating and merging profile directories
+* :mod:`.profile`   -- the facade: a profile's tables and its analyses as methods
+* :mod:`.load`      -- opening, validating and merging profile directories
 * :mod:`.opstats`   -- per-operator, per-type and per-scope statistics
 * :mod:`.breakdown` -- per-device step breakdown (busy, host gaps, idle)
 * :mod:`.findings`  -- ranked bottlenecks

@@ -70,6 +70,12 @@ def partial_note(meta: dict) -> str:
     return f"partial: {why}"
 
 
+def read_whole(path: Path) -> pa.Table | None:
+    """The stream's whole batches as one table; None when it holds no schema."""
+    schema, batches = _batches(path)
+    return None if schema is None else pa.Table.from_batches(batches, schema)
+
+
 def read_frame(path: Path, columns: dict[str, str]) -> pd.DataFrame:
     """The stream's whole batches as a DataFrame (no rows, with the
     documented ``columns``, when it holds none)."""

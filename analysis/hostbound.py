@@ -290,7 +290,8 @@ def host_gaps_by_op(gaps: pd.DataFrame, ops: pd.DataFrame, n_steps: int) -> pd.D
 def verdict(summary: pd.DataFrame, step_df: pd.DataFrame) -> str:
     if summary.empty or not len(step_df):
         return "no launch times recorded"
-    frac = (step_df["host_gap_ns"].sum() / step_df["step_ns"].sum()) if len(step_df) else np.nan
+    total = step_df["step_ns"].sum()
+    frac = step_df["host_gap_ns"].sum() / total if len(step_df) and total > 0 else np.nan
     tiny = summary["tiny"].sum() / max(summary["kernels"].sum(), 1)
     return (f"device waited on the host {frac:.0%} of step time; {tiny:.0%} of kernels were "
             f"shorter than their launch cost")

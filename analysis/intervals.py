@@ -148,6 +148,9 @@ def pieces(win: Windows, rank, start, end, by_rank: bool = False):
     a second piece before the pieces starting in its window).  ``by_rank``:
     the intervals are sorted by rank then start, so the first pieces come
     sorted and only the few second pieces need placing."""
+    if not len(win):            # no step at all (an inference-only run): no piece
+        none = np.zeros(0, dtype="int64")
+        return none, none, none, none
     first = win.holding(rank, start, by_rank)
     # The window holding the end is the start's unless the end reaches the
     # next window (or the start has none): search for those few only.

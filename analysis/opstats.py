@@ -58,7 +58,7 @@ def _lookup(rank: np.ndarray, op_id: np.ndarray, ops: pd.DataFrame) -> dict:
     keys = pd.MultiIndex.from_arrays([meta["rank"].astype("int64"), meta["op_id"].astype("int64")])
     pos = keys.get_indexer(pd.MultiIndex.from_arrays([rank, op_id]))
     miss = pos < 0
-    if miss.any():
+    if miss.any() and len(meta):        # an empty ops table has no other rank to look in
         anyrank = meta.drop_duplicates("op_id", keep="last")
         alt = pd.Index(anyrank["op_id"].astype("int64")).get_indexer(op_id[miss])
         pos[miss] = np.where(alt >= 0, anyrank.index.to_numpy()[np.maximum(alt, 0)], -1)

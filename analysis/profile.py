@@ -1,28 +1,21 @@
-"""Opening profile directories: validation, lazy tables, merging by rank.
+"""The :class:`Profile` facade: one profile's meta and tables, and the
+analyses as methods, each delegating to the pure function of its module.
 
-``load(path)`` checks a directory against docs/FORMAT.md and returns a
-:class:`Profile`; every mistake (no such directory, no or corrupt meta.json,
-an unsupported format version, a missing or corrupt table) becomes one
+``load(path)`` opens a profile directory (or a job directory, or several
+node directories merged by rank) through :mod:`msprof.analysis.load`, which
+validates it against docs/FORMAT.md: every mistake is one
 :class:`~msprof.errors.MsprofError` line.  Tables are read when first used.
-Several directories (one per node) load as one profile when their ranks are
-disjoint.
 """
 from __future__ import annotations
 
-import json
 import functools
-import os
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Iterable
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from msprof.analysis import between_steps as _between
 from msprof.analysis import breakdown as _breakdown
-from msprof.analysis import chunks as _chunks
 from msprof.analysis import comm as _comm
 from msprof.analysis import contention as _contention
 from msprof.analysis import critical_path as _cpath
@@ -30,188 +23,16 @@ from msprof.analysis import findings as _findings
 from msprof.analysis import flame as _flame
 from msprof.analysis import hostbound as _hostbound
 from msprof.analysis import imbalance as _imbalance
-from msprof.analysis import memo as _memo
 from msprof.analysis import memory as _memory
 from msprof.analysis import memory_steps as _memory_steps
 from msprof.analysis import opstats as _opstats
 from msprof.analysis import pipeline as _pipeline
 from msprof.analysis import report as _report
 from msprof.analysis import summary_stats as _summary
-from msprof.analysis.schema import (
-    COLUMNS, DEFAULTS, FORMAT_VERSION, LIST_COLUMNS, OPTIONAL, REQUIRED,
-)
+from msprof.analysis.load import JOB_FILE, PathLike, open_dirs, read_table
 from msprof.errors import MsprofError
 
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _read_meta(root: Path) -> dict:
-    if not root.exists():
-        raise MsprofError(f"no such profile directory: {root}")
-    if not root.is_dir():
-        raise MsprofError(f"not a profile directory: {root} (not a directory)")
-    meta_path = root / "meta.json"
-    if not meta_path.is_file():
-        raise MsprofError(f"not a profile directory: {root} (no meta.json)")
-    try:
-        text = meta_path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise MsprofError(f"cannot read {meta_path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise MsprofError(f"corrupt meta.json in {root}: not UTF-8 text") from None
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise MsprofError(f"corrupt meta.json in {root}: {e.msg} at line {e.lineno}") from None
-    if not isinstance(meta, dict):
-        raise MsprofError(f"corrupt meta.json in {root}: not a JSON object")
-    version = meta.get("format_version")
-    if version is None:
-        raise MsprofError(f"corrupt meta.json in {root}: no format_version")
-    if version != FORMAT_VERSION:
-        raise MsprofError(
-            f"unsupported profile format version {version!r} in {root} "
-            f"(this msprof reads version {FORMAT_VERSION})"
-        )
-    return meta
-
-
-def _check_table(root: Path, name: str) -> Path | None:
-    """Reads the table's footer only: a missing file, a damaged footer or a
-    missing column is found at load time, the rows are read on first use.
-    None for an :data:`OPTIONAL` table the directory lacks."""
-    path = _chunks.table_file(root, name)   # of an unclosed profile: its chunks
-    if path is None and name in OPTIONAL:
-        return None
-    if path is None:
-        raise MsprofError(f"corrupt profile {root}: no {name}.parquet")
-    try:
-        schema = _chunks.read_schema(path) if _chunks.is_chunks(path) else pq.read_schema(path)
-    except (pa.ArrowException, OSError) as e:
-        raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
-    if schema is None:                      # a stream its collector never wrote to
-        return path
-    missing = [c for c in REQUIRED[name] if c not in schema.names]
-    if missing:
-        raise MsprofError(f"corrupt table {path}: no column {', '.join(missing)}")
-    return path
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
-
-
-def _read_table(name: str, paths: Sequence[Path | None]) -> pd.DataFrame:
-    frames = []
-    for path in paths:
-        if path is None:
-            frames.append(_conform(name, pd.DataFrame({c: [] for c in COLUMNS[name]})))
-            continue
-        try:
-            df = (_chunks.read_frame(path, COLUMNS[name]) if _chunks.is_chunks(path)
-                  else _read_parquet(path))
-        except (pa.ArrowException, OSError) as e:
-            raise MsprofError(f"corrupt table {path}: {_first_line(e)}") from None
-        frames.append(_conform(name, df))
-    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return _memo.register(df)   # read-only from here on: analyses may keep what they derive
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """One column at a time, so that the decoded (Arrow) copy of a column
-    is freed before the next is read: the peak stays near the table's own
-    size instead of twice it.  Integer columns without nulls become numpy
-    arrays as they are; the others convert as ``to_pandas`` converts them."""
-    cols = {}
-    with pq.ParquetFile(path) as f:
-        for field in f.schema_arrow:
-            col = f.read(columns=[field.name]).column(0)
-            plain = pa.types.is_integer(col.type) and col.null_count == 0 and col.num_chunks
-            cols[field.name] = col.to_numpy() if plain else col.to_pandas()
-            del col
-    return pd.DataFrame(cols, copy=False)
-
-
-def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Gives the frame every column FORMAT.md lists, with its documented dtype
-    (extra columns are kept), so analyses never guess."""
-    for col, dtype in COLUMNS[name].items():
-        if col in LIST_COLUMNS:
-            df[col] = _int_lists(df[col] if col in df.columns else None, df.index)
-            continue
-        if col not in df.columns:
-            df[col] = DEFAULTS.get(col, 0)
-        if dtype == "object":
-            df[col] = df[col].astype(object).where(df[col].notna(), "")
-        elif str(df[col].dtype) != dtype:
-            df[col] = df[col].fillna(DEFAULTS.get(col, 0)).astype(dtype)
-    extra = [c for c in df.columns if c not in COLUMNS[name]]
-    return df[list(COLUMNS[name]) + extra]
-
-
-def _int_lists(values: pd.Series | None, index: pd.Index) -> pd.Series:
-    """A list column as one int64 numpy array per row; a missing list (or
-    column) becomes an empty array.  Arrow hands lists over as arrays or
-    None, which the generic object conversion would turn into "".  One step
-    per row: the tables with list columns hold a row per operator, not per
-    event."""
-    def one(v):
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-            return np.zeros(0, "int64")
-        return np.asarray(v, dtype="int64")
-
-    rows = [None] * len(index) if values is None else values.tolist()
-    return pd.Series([one(v) for v in rows], index=index, dtype=object)
-
-
-def _merge_meta(metas: list[dict], roots: list[Path]) -> dict:
-    if len(metas) == 1:
-        meta = dict(metas[0])
-        meta["sources"] = [str(roots[0])]
-        return meta
-    seen: dict[int, Path] = {}
-    for meta, root in zip(metas, roots):
-        for r in meta.get("ranks") or []:
-            rank = r.get("rank") if isinstance(r, dict) else None
-            if rank is None:
-                continue
-            if rank in seen:
-                raise MsprofError(
-                    f"cannot merge profiles: rank {rank} is in both {seen[rank]} and {root}"
-                )
-            seen[rank] = root
-    merged = dict(metas[0])
-    merged["host"] = ",".join(dict.fromkeys(str(m.get("host", "?")) for m in metas))
-    merged["ranks"] = sorted(
-        (r for m in metas for r in (m.get("ranks") or [])),
-        key=lambda r: r.get("rank", -1) if isinstance(r, dict) else -1,
-    )
-    merged["pids"] = [p for m in metas for p in (m.get("pids") or [])]
-    merged["probes"] = sorted({p for m in metas for p in (m.get("probes") or [])})
-    merged["lost_events"] = sum(int(m.get("lost_events") or 0) for m in metas)
-    causes: dict[str, int] = {}
-    for m in metas:
-        for cause, n in (m.get("lost_by_cause") or {}).items():
-            causes[cause] = causes.get(cause, 0) + int(n)
-    merged["lost_by_cause"] = causes
-    merged["events"] = sum(int(m.get("events") or 0) for m in metas)
-    statuses = [int(m.get("exit_status") or 0) for m in metas]
-    merged["exit_status"] = next((s for s in statuses if s != 0), 0)
-    merged["failed_ranks"] = [f for m in metas for f in (m.get("failed_ranks") or [])]
-    merged["complete"] = all(m.get("complete", True) for m in metas)
-    tables: dict[str, int] = {}
-    for m in metas:
-        for t, n in (m.get("tables") or {}).items():
-            tables[t] = tables.get(t, 0) + int(n)
-    merged["tables"] = tables
-    # Each node's CLOCK_MONOTONIC has its own origin: the window is only
-    # meaningful per source.
-    merged.pop("start_ns", None)
-    merged.pop("end_ns", None)
-    merged["sources"] = [str(r) for r in roots]
-    return merged
-
+__all__ = ["JOB_FILE", "Profile", "load"]
 
 def _needs_trace(method):
     """An analysis of the kernel or pool timeline: a summary-mode profile
@@ -259,7 +80,7 @@ class Profile:
         if name not in self._paths:
             raise MsprofError(f"no table {name!r} in profile (tables: {', '.join(self._paths)})")
         if name not in self._cache:
-            self._cache[name] = _read_table(name, self._paths[name])
+            self._cache[name] = read_table(name, self._paths[name])
         return self._cache[name]
 
     kernels = property(lambda self: self.table("kernels"), doc="Executed kernels.")
@@ -583,41 +404,6 @@ class Profile:
         return root
 
 
-JOB_FILE = "job.json"      # written by a multi-machine run (msprof.profiler.nodes)
-
-
-def _job_roots(root: Path) -> tuple[list[Path], dict | None]:
-    """The profile directories ``root`` stands for, and its job.json (or None).
-
-    A directory with its own meta.json is one profile.  A job directory of a
-    multi-machine run stands for the ``nodes`` its job.json lists, or,
-    without one, for every subdirectory holding a meta.json (node
-    directories copied into one folder).  Anything else is a one-line error.
-    """
-    if not root.is_dir() or (root / "meta.json").exists():
-        return [root], None                    # _read_meta words its errors
-    job_path = root / JOB_FILE
-    if job_path.is_file():
-        try:
-            job = json.loads(job_path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise MsprofError(f"cannot read {job_path}: {e.strerror or e}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise MsprofError(f"corrupt {JOB_FILE} in {root}: {_first_line(e)}") from None
-        nodes = job.get("nodes") if isinstance(job, dict) else None
-        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
-            raise MsprofError(f"corrupt {JOB_FILE} in {root}: no list of nodes")
-        if not nodes:
-            raise MsprofError(f"job directory {root} holds no node profile "
-                              f"(exit status {job.get('exit_status', '?')})")
-        return [root / n for n in nodes], job
-    nodes = sorted(d for d in root.iterdir() if (d / "meta.json").is_file())
-    if not nodes:
-        raise MsprofError(f"not a profile directory: {root} (no meta.json), nor a job "
-                          f"directory (no {JOB_FILE}, no subdirectory with a meta.json)")
-    return nodes, None
-
-
 def load(path: PathLike | Iterable[PathLike]) -> Profile:
     """Opens a profile directory, or several (one per node) as one profile.
 
@@ -627,19 +413,4 @@ def load(path: PathLike | Iterable[PathLike]) -> Profile:
     profile's.  Raises :class:`~msprof.errors.MsprofError` with one line for
     anything that is not a readable profile of a supported format version.
     """
-    given = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not given:
-        raise MsprofError("no profile directory given")
-    found = [_job_roots(Path(p)) for p in given]
-    roots = [r for rs, _ in found for r in rs]
-    jobs = [job for _, job in found if job is not None]
-    metas = [_read_meta(root) for root in roots]
-    paths = {name: [_check_table(root, name) for root in roots] for name in COLUMNS}
-    meta = _merge_meta(metas, roots)
-    if len(jobs) == 1 and len(given) == 1:     # the job's own command, not a node's proxy
-        job = meta["job"] = jobs[0]
-        if isinstance(job.get("command"), list):
-            meta["command"] = job["command"]
-        if isinstance(job.get("exit_status"), int):
-            meta["exit_status"] = job["exit_status"]
-    return Profile(meta, paths)
+    return Profile(*open_dirs(path))

@@ -31,6 +31,7 @@ than computing them from an empty kernel table (a fully idle device).
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 
@@ -201,6 +202,10 @@ def _plain(v):
         return _records(v)
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None     # as pandas writes NaN in a table: JSON has no NaN (a mean of no kernel)
     return v
 
 

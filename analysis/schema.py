@@ -95,3 +95,29 @@ DEFAULTS: dict[str, object] = {
 }
 
 META_REQUIRED = ("format_version",)
+
+# The largest count, time or byte value a profile may hold, and the largest
+# sum of a column an analysis may form: 2**61 ns is 73 years, 2**61 bytes 2
+# EiB, far past any real run.  Below it, a time plus a duration and a
+# column's total stay inside int64; above it they would wrap (an int64-max
+# duration once turned a total into -30 ns), so a table or meta.json holding
+# such a value is refused on load instead.
+MAX_VALUE = 2**61
+
+# Allowed range of the integer columns whose values mean something beyond
+# their dtype (the others, ids such as pid, op_id, addr, seq, only need to
+# fit their dtype).  -1: "none" or "unknown" (docs/FORMAT.md).
+RANGES: dict[str, tuple[int, int]] = {
+    "rank": (-1, 2**31 - 1), "world_size": (-1, 2**31 - 1),
+    "step": (-1, MAX_VALUE), "launch_ns": (-1, MAX_VALUE), "init_ns": (-1, MAX_VALUE),
+    **{c: (0, MAX_VALUE) for c in (
+        "start_ns", "ts_ns", "dur_ns", "ns", "total_ns", "min_ns", "max_ns", "calls",
+        "allocs", "frees", "alloc_bytes", "freed_bytes", "peak_in_use", "in_use",
+        "flops", "bytes", "hist")},
+    "size": (-MAX_VALUE, MAX_VALUE),
+}
+
+# Columns the analyses add up (over rows, or times a count): their absolute
+# values must sum to at most MAX_VALUE.
+SUMMED = ("dur_ns", "ns", "total_ns", "calls", "size", "allocs", "frees", "alloc_bytes",
+          "freed_bytes", "flops", "bytes", "hist")

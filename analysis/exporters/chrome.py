@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from msprof.analysis.exporters.tables import table_paths
+from msprof.analysis.load import iter_batches
 from msprof.analysis.flame import op_class
 
 BATCH_ROWS = 1 << 18
@@ -89,9 +89,8 @@ def read_batches(paths: list[Path], columns: list[str]) -> Iterator[pd.DataFrame
     """The rows of a table's files, a bounded batch at a time, as DataFrames
     of the ``columns`` the file has (absent ones filled with -1)."""
     for path in paths:
-        pf = pq.ParquetFile(path)
-        have = [c for c in columns if c in pf.schema_arrow.names]
-        for b in pf.iter_batches(batch_size=BATCH_ROWS, columns=have):
+        # table_paths names each file after its table: <table>.parquet
+        for b in iter_batches(path.stem, path, columns=columns, batch_size=BATCH_ROWS):
             df = b.to_pandas()
             for c in columns:
                 if c not in df.columns:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from msprof.analysis.load import iter_batches
 from msprof.analysis.schema import COLUMNS, DEFAULTS, LIST_COLUMNS, OPTIONAL
 
 _ARROW = {"int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "object": pa.string(),
@@ -78,8 +79,7 @@ def batches(name: str, paths: list[Path]) -> tuple[pa.Schema, Iterator[pa.Record
 
     def gen():
         for path in paths:
-            pf = pq.ParquetFile(path)
-            for b in pf.iter_batches(batch_size=BATCH_ROWS):
+            for b in iter_batches(name, path, batch_size=BATCH_ROWS):
                 yield _conform(b, schema, name)
 
     return schema, gen()
