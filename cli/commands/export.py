@@ -49,6 +49,7 @@ def export(
 ) -> None:
     """Export a profile: parquet, csv, chrome (Perfetto), hta, folded stacks."""
     from msprof.analysis.exporters import chrome, folded, hta, tables
+    from msprof.cli.output_paths import refuse_links
 
     profile = msprof.load(dirs[0] if len(dirs) == 1 else dirs)
     out = output or Path(_DEFAULT[to].format(name=dirs[0].resolve().name))
@@ -59,6 +60,7 @@ def export(
         raise MsprofError("--metric applies to --to folded only")
     if out.resolve() in [d.resolve() for d in dirs]:
         raise MsprofError(f"{out} is the profile itself; choose another -o PATH")
+    refuse_links(out)
     t0 = time.perf_counter()
     try:
         if to in (To.parquet, To.csv):

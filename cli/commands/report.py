@@ -63,6 +63,8 @@ def report(
         # plotly loads only for --html: the text report starts as fast as before
         from msprof.cli.reporters import html as html_reporter
         out = html_reporter.target(html, dirs)
+        from msprof.cli.output_paths import refuse_links
+        refuse_links(out)
         size = html_reporter.write(profile, out, rank=rank, window=steps_window)
         Console(stderr=True).print(f"wrote {out} ({size / 2**20:.1f} MiB)", highlight=False)
         return
