@@ -15,7 +15,7 @@ from conftest import MSPROF, REPO, run_msprof
 from msprof.profiler.library import runtime_probe_library
 from msprof.profiler.targets import descendants, find_targets, semaphores
 
-DEMO = [sys.executable, str(REPO / "examples" / "lenet_digits.py"), "--epochs", "40", "--seed", "3"]
+DEMO = [sys.executable, str(REPO / "examples" / "lenet_digits.py"), "--epochs", "80", "--seed", "3"]
 
 
 def _start_demo() -> subprocess.Popen:
@@ -107,7 +107,10 @@ def test_attach_records_a_running_training_and_leaves_it_as_it_was(ebpf_ready, t
         time.sleep(0.05)
     time.sleep(1.5)
     a.send_signal(signal.SIGINT)
-    assert a.wait(timeout=60) == 0, a.stderr.read()
+    rc, err = a.wait(timeout=60), a.stderr.read()
+    # a slow machine may finish the training before the second attach is in
+    # place: then it is refused in one line, as for any process that ended
+    assert rc == 0 or (target.poll() is not None and "ended before its probes" in err), err
     if target.poll() is None:
         assert set(semaphores(target.pid, lib).values()) == {0}
         _check_profile(out2, target.pid)
