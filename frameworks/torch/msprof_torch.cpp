@@ -227,6 +227,64 @@ int64_t op_id_of(const char *name, int scope) {
     return id;
 }
 
+/* A thread's (operator name, scope) -> op id, without the lock or a string
+ * built per operator: op_id_of above cost ~120 ns of the ~360 ns a traced
+ * operator cost (perf, an add loop).  First by the name's pointer (an
+ * operator's schema name: stable), then by its content (a RecordFunction
+ * that owns its name, as the autograd engine's "evaluate_function: ..."
+ * wrappers do, has it at a new address each time), always checked by
+ * content: a pointer may be reused for another name. */
+struct OpCache {
+    static constexpr size_t SLOTS = 1024;   /* power of two; a model has a few hundred */
+    struct Slot { const char *ptr = nullptr; int scope = -1; uint64_t hash = 0; int64_t id = -1; std::string name; };
+    std::vector<Slot> by_ptr{SLOTS}, by_name{SLOTS};
+
+    static size_t mix(uint64_t x) { return (size_t)((x * 0x9E3779B97F4A7C15ull) >> 54) & (SLOTS - 1); }
+
+    int64_t find(const char *name, int scope) {
+        Slot &p = by_ptr[mix(((uintptr_t)name >> 3) ^ ((uint64_t)scope << 40))];
+        if (p.ptr == name && p.scope == scope && std::strcmp(p.name.c_str(), name) == 0)
+            return p.id;
+        uint64_t h = 1469598103934665603ull ^ (uint64_t)scope;   /* FNV-1a */
+        for (const char *c = name; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        Slot &n = by_name[mix(h)];
+        int64_t id;
+        if (n.hash == h && n.scope == scope && std::strcmp(n.name.c_str(), name) == 0) {
+            id = n.id;
+        } else {
+            id = op_id_of(name, scope);
+            n.ptr = name, n.scope = scope, n.hash = h, n.id = id, n.name = name;
+        }
+        p.ptr = name, p.scope = scope, p.id = id, p.name = name;
+        return id;
+    }
+};
+
+thread_local OpCache op_cache;
+
+/* Fixed scopes, interned once (enable()). */
+int gradients_scope = 0, optimizer_scope = 0, loader_scope = 0;
+
+/* "Gradients/<forward scope>" per forward scope id, per thread: building
+ * and interning the string per backward node cost a lock and two
+ * allocations. */
+thread_local std::unordered_map<int, int> grad_scopes;
+
+int gradient_scope_of(int fwd) {
+    auto it = grad_scopes.find(fwd);
+    if (it != grad_scopes.end())
+        return it->second;
+    std::string path;
+    {
+        std::lock_guard<std::mutex> g(intern_lock);
+        path = "Gradients/" + scope_paths[fwd];
+    }
+    int id = intern_scope(path);
+    grad_scopes.emplace(fwd, id);
+    return id;
+}
+
 /* Forward scope of each autograd sequence number, for its backward node.
  * A ring: a backward node runs within a step of its forward op, and a
  * step has far fewer than RING autograd nodes (an MLP step: ~20). */
@@ -238,7 +296,7 @@ Fwd fwd_scopes[RING];
 
 std::mutex step_lock;
 int64_t step_number = 0;        /* the step the loop is in or about to begin */
-int64_t step_begin = -1;        /* the first op after the previous step (-1: none yet) */
+std::atomic<int64_t> step_begin{-1};   /* the first op after the previous step (-1: none yet) */
 int64_t last_step_end = -1;
 int64_t loader_end = -1;        /* the end of the last DataLoader __next__ */
 std::atomic<int64_t> current_step{NO_STEP};
@@ -260,10 +318,53 @@ struct Scope : at::ObserverContext {
     Thread *thread = nullptr;
     int scope = 0;
     int depth = 0;
+    bool gradient = false;    /* in the backward pass (its scope is under Gradients) */
     enum Kind { OP, OPTIMIZER, LOADER, COMM_INFO, COMM_WORK } kind = OP;
     Comm comm;
     bool comm_done = false;   /* a COMM_INFO scope whose Work records the collective */
+
+    /* One per operator: recycled through the thread that frees it (a
+     * malloc and a free per operator showed in perf). */
+    static void *operator new(size_t n);
+    static void operator delete(void *p);
 };
+
+struct FreeScopes {
+    struct Node { Node *next; };
+    Node *head = nullptr;
+    int count = 0;
+    static constexpr int CAP = 4096;   /* more than any nesting; a thread that only frees stops here */
+    ~FreeScopes() {
+        while (head) {
+            Node *n = head;
+            head = n->next;
+            ::operator delete(n);
+        }
+    }
+};
+thread_local FreeScopes free_scopes;
+
+void *Scope::operator new(size_t n) {
+    FreeScopes &f = free_scopes;
+    if (FreeScopes::Node *node = f.head) {
+        f.head = node->next;
+        f.count--;
+        return node;
+    }
+    return ::operator new(n);
+}
+
+void Scope::operator delete(void *p) {
+    FreeScopes &f = free_scopes;
+    if (f.count >= FreeScopes::CAP) {
+        ::operator delete(p);
+        return;
+    }
+    auto *node = static_cast<FreeScopes::Node *>(p);
+    node->next = f.head;
+    f.head = node;
+    f.count++;
+}
 
 /* Collective kinds: probes/events.py COMM_KINDS. */
 int comm_kind(const std::string &name) {
@@ -281,59 +382,62 @@ int comm_kind(const std::string &name) {
     return 11;   /* "unknown" */
 }
 
-bool starts_with(const char *s, const char *prefix) {
-    return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+template <size_t N>
+bool starts_with(const char *s, const char (&prefix)[N]) {
+    return std::strncmp(s, prefix, N - 1) == 0;
 }
 
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     if (!ACTIVE())
         return nullptr;
-    Thread &t = me();
-    auto s = std::make_unique<Scope>();
-    s->begin = now_ns();
-    s->thread = &t;
-    const char *name = fn.name();
     if (fn.isAsync())       /* a c10d Work: on_work_start records it */
         return nullptr;
+    const char *name = fn.name();
     /* record_function's own enter/exit ops: the user scope they open and
      * close outlives the one and encloses the other (torch.profiler hides
      * them too). */
-    if (starts_with(name, "profiler::_record_function"))
+    if (name[0] == 'p' && starts_with(name, "profiler::_record_function"))
         return nullptr;
+    Thread &t = me();
+    auto s = std::make_unique<Scope>();
+    s->thread = &t;
     Scope *parent = t.top;
     s->parent = parent;
     s->depth = parent ? parent->depth + 1 : 0;
     /* An autograd node has its forward operator's sequence number. */
-    bool engine = starts_with(name, "autograd::engine::evaluate_function");
+    bool engine = name[0] == 'a' && starts_with(name, "autograd::engine::evaluate_function");
     bool backward = fn.seqNr() >= 0 && (fn.scope() == at::RecordScope::BACKWARD_FUNCTION || engine);
     if (engine && !backward) {
         /* The engine's wrapper around a node, with no sequence number of
          * its own: the backward pass's, the node inside names the module. */
-        s->scope = intern_scope("Gradients");
+        s->scope = gradients_scope;
+        s->gradient = true;
     } else if (backward) {
         const Fwd &f = fwd_scopes[(size_t)fn.seqNr() % RING];
         int fwd = f.seq == fn.seqNr() ? f.scope : 0;
         if (fwd)
-            s->scope = intern_scope("Gradients/" + scope_paths[fwd]);
-        else if (parent && parent->scope && std::strncmp(scope_paths[parent->scope].c_str(), "Gradients", 9) == 0)
+            s->scope = gradient_scope_of(fwd);
+        else if (parent && parent->gradient)
             s->scope = parent->scope;   /* a node inside a node: its module's */
         else
-            s->scope = intern_scope("Gradients");
+            s->scope = gradients_scope;
+        s->gradient = true;
     } else if (!t.modules.empty()) {
         s->scope = t.modules.back();
     } else if (parent) {
         s->scope = parent->scope;
+        s->gradient = parent->gradient;
     }
     if (fn.scope() == at::RecordScope::USER_SCOPE) {
         if (starts_with(name, "Optimizer.step#")) {
             s->kind = Scope::OPTIMIZER;
-            s->scope = intern_scope("Optimizer");
+            s->scope = optimizer_scope;
         } else if (starts_with(name, "enumerate(DataLoader)#")) {
             s->kind = Scope::LOADER;
-            s->scope = intern_scope("DataLoader");
+            s->scope = loader_scope;
         }
     }
-    if (std::strcmp(name, "record_param_comms") == 0) {
+    if (name[0] == 'r' && std::strcmp(name, "record_param_comms") == 0) {
         s->kind = Scope::COMM_INFO;
         auto *info = dynamic_cast<torch::ParamCommsDebugInfo *>(
             c10::ThreadLocalDebugInfo::get(c10::DebugInfoKind::PARAM_COMMS_INFO));
@@ -353,14 +457,18 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     }
     if (!backward && fn.seqNr() >= 0)
         fwd_scopes[(size_t)fn.seqNr() % RING] = Fwd{fn.seqNr(), s->scope};
-    if (s->depth == 0 && s->kind != Scope::LOADER && t.lane == 0) {
+    s->op_id = op_cache.find(name, s->scope);
+    s->begin = now_ns();
+    /* The first operator after a step opens the next one: checked without
+     * the lock on every top-level operator, taken once a step. */
+    if (s->depth == 0 && s->kind != Scope::LOADER && t.lane == 0 &&
+        step_begin.load(std::memory_order_relaxed) < 0) {
         std::lock_guard<std::mutex> g(step_lock);
-        if (step_begin < 0) {
-            step_begin = s->begin;
+        if (step_begin.load(std::memory_order_relaxed) < 0) {
+            step_begin.store(s->begin, std::memory_order_relaxed);
             current_step.store(step_number);
         }
     }
-    s->op_id = op_id_of(name, s->scope);
     t.top = s.get();
     return s;
 }
@@ -472,7 +580,7 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
     }
     if (s->kind == Scope::OPTIMIZER && s->depth == 0) {
         std::lock_guard<std::mutex> g(step_lock);
-        int64_t begin = step_begin < 0 ? s->begin : step_begin;
+        int64_t begin = step_begin.load() < 0 ? s->begin : step_begin.load();
         if (loader_end > begin && loader_end > last_step_end)
             begin = loader_end;
         record *st = t.next(EV_STEP);
@@ -516,6 +624,9 @@ void enable(int64_t rank, int64_t world, const std::string &inprocess_dir) {
     if (enabled)
         return;
     enabled = true;
+    gradients_scope = intern_scope("Gradients");
+    optimizer_scope = intern_scope("Optimizer");
+    loader_scope = intern_scope("DataLoader");
     if (!inprocess_dir.empty() && !ENABLED(record_batch)) {
         std::string pid = std::to_string(getpid());
         int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;

@@ -1,10 +1,19 @@
-"""nn.Module scopes for the PyTorch shim: global forward hooks push each
+"""nn.Module scopes for the PyTorch shim: each module call pushes the
 module's path (``MLP/encoder/fc1``: the root's class, then attribute names)
 while it runs, so its operators, and through autograd's sequence numbers
 their gradients, group under the model's own names.
 
-Paths are computed once per (parent, child) pair and interned by the shim;
-a hook then costs a dict lookup and a C call (~1 us per module call).
+The push and pop wrap ``nn.Module.__call__`` rather than hang on global
+forward hooks: any global hook sends every module call down
+``_call_impl``'s slow path, which cost 1.5-1.9 us per call with two empty
+hooks and 3.1 us with the scope work in them, against 0.1-0.3 us for a
+plain wrapper (an MLP forward of 6 modules, one thread, torch 2.13).
+Paths are computed once per (module, parent) pair and interned by the
+shim; a call then costs two dict lookups and two C calls.
+
+Under torch.compile the wrapper steps aside (``is_compiling()`` is a
+constant to the compiler): the compiled graph keeps no Python calls of
+msprof's, and its operators take the scope of the module that runs it.
 """
 import threading
 import weakref
@@ -14,7 +23,12 @@ _WRAPPERS = ("DistributedDataParallel", "DataParallel")   # transparent in paths
 
 def install(torch, shim):
     local = threading.local()
-    ids = weakref.WeakKeyDictionary()   # child module -> {parent's scope id: its scope id}
+    # id(module) -> {parent's scope id: (scope id, path)}; an entry goes
+    # with its module (the weakref's callback), so an id never names two.
+    scopes = {}
+    push, pop = shim.push_module, shim.pop_module
+    is_compiling = torch.compiler.is_compiling
+    call = torch.nn.Module.__call__
 
     def stack():
         s = getattr(local, "stack", None)
@@ -28,39 +42,41 @@ def install(torch, shim):
                 return name
         return type(module).__name__
 
-    def scope_of(module, parent_id, parent_path, parent):
-        per_parent = ids.get(module)
+    def scope_of(module, parent):
+        """(scope id, path) of ``module`` called from ``parent`` (an entry
+        of the stack, or None at the root)."""
+        key = id(module)
+        per_parent = scopes.get(key)
         if per_parent is None:
-            per_parent = ids[module] = {}
+            per_parent = {}
+            scopes[key] = per_parent
+            weakref.finalize(module, scopes.pop, key, None)
+        parent_id = parent[1] if parent else -1
         found = per_parent.get(parent_id)
         if found is None:
-            name = type(module).__name__ if parent is None else child_name(parent, module)
-            path = f"{parent_path}/{name}" if parent_path else name
+            if parent is None:
+                path = type(module).__name__
+            else:
+                path = f"{parent[2]}/{child_name(parent[0], module)}"
             found = per_parent[parent_id] = (shim.scope_id(path), path)
         return found
 
-    def pre(module, args):
+    def scoped_call(self, *args, **kwargs):
+        if is_compiling():
+            return call(self, *args, **kwargs)
         s = stack()
-        if type(module).__name__ in _WRAPPERS:
-            s.append(None)
-            return
-        top = next((e for e in reversed(s) if e is not None), None)
-        if top is None:
-            sid, path = scope_of(module, -1, "", None)
-        else:
-            sid, path = scope_of(module, top[1], top[2], top[0])
-        s.append((module, sid, path))
-        shim.push_module(sid)
+        if type(self).__name__ in _WRAPPERS:
+            return call(self, *args, **kwargs)
+        sid, path = scope_of(self, s[-1] if s else None)
+        s.append((self, sid, path))
+        push(sid)
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            pop()
+            s.pop()
 
-    def post(module, args, output):
-        s = stack()
-        if s:
-            entry = s.pop()
-            if entry is not None:
-                shim.pop_module()
-
-    torch.nn.modules.module.register_module_forward_pre_hook(pre)
-    torch.nn.modules.module.register_module_forward_hook(post, always_call=True)
+    torch.nn.Module.__call__ = scoped_call
 
 
 def step_aside_for_torch_profiler(shim):
