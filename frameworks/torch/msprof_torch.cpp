@@ -35,6 +35,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <fcntl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -303,6 +304,22 @@ std::atomic<int64_t> current_step{NO_STEP};
 
 /* ---- one open scope ------------------------------------------------------- */
 
+/* A collective's issue number, carried from the thread that issues it (its
+ * c10d::<collective> operator, in the order c10d requires of every rank) to
+ * the backend's worker thread that runs it.  gloo runs two Works at once on
+ * two worker threads, so numbering a Work where it starts to run gave two
+ * buckets of one DDP step their numbers in either order on different ranks.
+ * c10d hands a Work's RecordFunction to the worker with the issuing
+ * thread's thread-local state (at::wrapPropagateTLSState), this debug info
+ * included. */
+constexpr std::string_view ISSUE_NAME = "msprof.collective_issue";
+const c10::DebugInfoKind ISSUE_KIND(&ISSUE_NAME);
+struct IssueInfo : c10::DebugInfoBase {
+    int64_t seq;
+    explicit IssueInfo(int64_t s) : seq(s) {}
+};
+std::atomic<int64_t> issue_seq{0};
+
 struct Comm {
     bool valid = false;
     int kind = -1;
@@ -322,6 +339,7 @@ struct Scope : at::ObserverContext {
     enum Kind { OP, OPTIMIZER, LOADER, COMM_INFO, COMM_WORK } kind = OP;
     Comm comm;
     bool comm_done = false;   /* a COMM_INFO scope whose Work records the collective */
+    std::unique_ptr<c10::DebugInfoGuard> issue;   /* a c10d operator's issue number, see IssueInfo */
 
     /* One per operator: recycled through the thread that frees it (a
      * malloc and a free per operator showed in perf). */
@@ -455,6 +473,9 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
             s->comm.group = it->second;
         }
     }
+    if (name[0] == 'c' && starts_with(name, "c10d::"))
+        s->issue = std::make_unique<c10::DebugInfoGuard>(
+            ISSUE_KIND, std::make_shared<IssueInfo>(issue_seq.fetch_add(1)));
     if (!backward && fn.seqNr() >= 0)
         fwd_scopes[(size_t)fn.seqNr() % RING] = Fwd{fn.seqNr(), s->scope};
     s->op_id = op_cache.find(name, s->scope);
@@ -485,8 +506,6 @@ int work_kind(const char *title) {
     return comm_kind(name);
 }
 
-std::atomic<int64_t> work_seq{0};
-
 void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end);
 
 /* A c10d Work (asynchronous: with gloo it begins and ends on the backend's
@@ -501,8 +520,10 @@ std::unique_ptr<at::ObserverContext> on_work_start(const at::RecordFunction &fn)
     s->kind = Scope::COMM_WORK;
     s->comm.valid = true;
     s->comm.kind = work_kind(fn.name());
-    /* Issue order: the same on every rank of a group (c10d requires it). */
-    s->comm.seq = work_seq.fetch_add(1);
+    /* Issue order: the same on every rank of a group (c10d requires it);
+     * a Work issued other than through a c10d operator is numbered here. */
+    auto *issued = dynamic_cast<IssueInfo *>(c10::ThreadLocalDebugInfo::get(ISSUE_KIND));
+    s->comm.seq = issued ? issued->seq : issue_seq.fetch_add(1);
     s->comm.step = current_step.load();
     int64_t bytes = 0;
     for (const c10::IValue &v : fn.needsInputs() ? fn.inputs() : c10::ArrayRef<const c10::IValue>()) {

@@ -7,6 +7,8 @@ steps with the window's CLOCK_MONOTONIC bounds.
 
 Causes a user creates, with the script's own code:
   --extra-work N   rank 1 runs N more forward passes per step (a slow rank)
+  --rank1-batch B  rank 1 trains on batches of B samples, the others on
+                   --batch (a slow rank: a bigger shard of the data)
   --keep-bytes B   every step keeps a B-byte tensor alive (memory growth)
   --kill-at-step S the process SIGKILLs itself at step S
 """
@@ -39,6 +41,7 @@ def main():
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--ddp", action="store_true")
     ap.add_argument("--extra-work", type=int, default=0)
+    ap.add_argument("--rank1-batch", type=int, default=0)
     ap.add_argument("--keep-bytes", type=int, default=0)
     ap.add_argument("--kill-at-step", type=int, default=-1)
     ap.add_argument("--torch-profiler", action="store_true")
@@ -56,8 +59,9 @@ def main():
                                           torch.tensor(y))
     # Whole batches indexed at once (one aten::index per batch, not one
     # select per sample): the step's time is the model's, not the collate's.
+    batch = args.rank1_batch if rank == 1 and args.rank1_batch else args.batch
     batches = torch.utils.data.BatchSampler(torch.utils.data.RandomSampler(data),
-                                            args.batch, drop_last=True)
+                                            batch, drop_last=True)
     loader = torch.utils.data.DataLoader(data, sampler=batches, batch_size=None)
     model = MLP(args.hidden)
     if args.ddp:
