@@ -30,12 +30,16 @@ def bucket(dur_ns: np.ndarray) -> np.ndarray:
 
 
 def fold_kernels(recs: np.ndarray) -> np.ndarray:
-    """KERNEL records -> one KERNEL_STATS row per (pid, stream, op_id)."""
+    """KERNEL and CPU_OP records -> one KERNEL_STATS row per (pid, stream,
+    op_id): a kernel's time from its start (a2) to its end, a framework
+    operator's its self time (a1), as probes/trace.c folds them."""
     keys = np.empty(len(recs), dtype=[("pid", "u4"), ("stream", "u4"), ("op_id", "i8")])
     keys["pid"], keys["stream"], keys["op_id"] = recs["pid"], recs["sub"], recs["a0"]
     uniq, inv = np.unique(keys, return_inverse=True)
     inv = inv.ravel()
-    dur = np.maximum(recs["ts"].astype(np.int64) - recs["a2"], 0)
+    dur = np.where(recs["type"] == ev.CPU_OP, recs["a1"],
+                   recs["ts"].astype(np.int64) - recs["a2"])
+    dur = np.maximum(dur, 0)
     out = np.zeros(len(uniq), ev.KERNEL_STATS)
     for f in ("pid", "stream", "op_id"):
         out[f] = uniq[f]
@@ -109,11 +113,11 @@ class Summarizer:
         self._memory: list[np.ndarray] = []
 
     def take(self, recs: np.ndarray) -> np.ndarray:
-        """Folds the batch's KERNEL and MEM_* records; returns the others."""
+        """Folds the batch's KERNEL, CPU_OP and MEM_* records; returns the others."""
         if len(recs) == 0:
             return recs
         t = recs["type"]
-        kern = t == ev.KERNEL
+        kern = (t == ev.KERNEL) | (t == ev.CPU_OP)
         mem = (t == ev.MEM_ALLOC) | (t == ev.MEM_FREE)
         if kern.any():
             self._kernels.append(fold_kernels(recs[kern]))

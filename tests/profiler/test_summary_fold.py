@@ -101,3 +101,20 @@ def test_bpf_rows_and_folded_rows_merge():
     got = s.tables(ranks)["kernel_summary"].to_pandas().set_index("op_id")
     assert got.loc[3, ["calls", "total_ns", "min_ns", "max_ns"]].tolist() == [3, 140, 20, 70]
     assert got.loc[4, "calls"] == 1 and (got["rank"] == 2).all()
+
+
+def test_framework_operators_fold_by_their_self_time():
+    """A CPU_OP (the PyTorch shim's) folds by its self time (a1), not its
+    begin-to-end span, beside the runtime's kernels: as the BPF fold."""
+    recs = np.zeros(3, ev.EVENT)
+    # ts, pid, tid, type, sub, seq, a0 (op), a1 (self), a2 (begin), a3 (step)
+    recs[0] = (1000, 10, 10, ev.CPU_OP, 0, 0, 7, 300, 100, 0)      # span 900, self 300
+    recs[1] = (2000, 10, 10, ev.CPU_OP, 0, 1, 7, 500, 1500, 0)     # span 500, self 500
+    recs[2] = (3000, 10, 10, ev.KERNEL, 0, 0, 8, 2000, 2400, 0)    # kernel: 600
+    s = summary.Summarizer()
+    assert len(s.take(recs)) == 0
+    ranks = RankMap()
+    ranks.add(10, 0)
+    got = s.tables(ranks)["kernel_summary"].to_pandas().set_index("op_id")
+    assert got.loc[7, ["calls", "total_ns", "min_ns", "max_ns"]].tolist() == [2, 800, 300, 500]
+    assert got.loc[8, "total_ns"] == 600

@@ -177,6 +177,25 @@ def test_without_root_the_inprocess_backend_records_the_same(tmp_path, torch_rea
         assert counts["inprocess"].get(key) == counts["ebpf"][key], key
 
 
+def test_summary_mode_folds_torch_operators_with_either_backend(tmp_path, torch_ready):
+    """Summary mode: the operators fold into kernel_summary by their self
+    time (in the kernel with eBPF, in the collector without root), the
+    same calls per operator either way, and no kernel rows."""
+    calls = {}
+    for backend in ("ebpf", "inprocess"):
+        out = tmp_path / backend
+        r = run_msprof("run", "-o", out, "--backend", backend, "--mode", "summary", SCRIPT,
+                       "--steps", 12)
+        assert r.returncode == 0, r.stderr
+        prof = msprof.load(out)
+        assert prof.kernels.empty
+        s = prof.kernel_summary.merge(prof.ops[["rank", "op_id", "scope"]], on=["rank", "op_id"])
+        model = s[s["scope"].str.startswith(("MLP", "Gradients"))]
+        assert len(model) and (model["total_ns"] > 0).all()
+        calls[backend] = model.groupby("scope")["calls"].sum()
+    assert calls["inprocess"].equals(calls["ebpf"]), (calls["inprocess"], calls["ebpf"])
+
+
 def test_diff_matches_torch_operators_by_module(single, tmp_path):
     """Two PyTorch profiles (a narrower model beside the fixture's):
     operators are matched by module scope and type, none shows as new."""
