@@ -14,16 +14,18 @@
  *    steps, the DataLoader's __next__, user record_function scopes) with
  *    its begin, end, self time (its time minus its children's) and depth;
  *    its op id names (operator, scope): the nn.Module path pushed by the
- *    bootstrap's module hooks, or for a backward node the scope of the
+ *    bootstrap's Module.__call__ wrapper, or for a backward node the scope of the
  *    forward op with the same autograd sequence number under "Gradients/";
  *  - STEP: a training step, from the first operator after the previous
  *    step (and after the last DataLoader __next__) to the end of the
- *    optimizer's step; the time between is the loop's own (data loading,
- *    Python, logging);
+ *    optimizer's step, or of a torch.profiler ProfilerStep#N in which no
+ *    optimizer step ended; the time between is the loop's own (data
+ *    loading, Python, logging);
  *  - MEM_ALLOC / MEM_FREE: the CPU allocator's blocks, through the
  *    MemoryReportingInfoBase hook torch.profiler's profile_memory uses;
  *  - COMM: each c10d collective, from its ParamCommsDebugInfo (kind, bytes,
- *    group, sequence number) and the async Work scope that completes it.
+ *    group, sequence number) or its async Work scope (kind, bytes, the
+ *    issue number of its c10d operator).
  */
 #include <torch/extension.h>
 #include <ATen/record_function.h>
@@ -300,6 +302,7 @@ int64_t step_number = 0;        /* the step the loop is in or about to begin */
 std::atomic<int64_t> step_begin{-1};   /* the first op after the previous step (-1: none yet) */
 int64_t last_step_end = -1;
 int64_t loader_end = -1;        /* the end of the last DataLoader __next__ */
+int64_t steps_ended = 0;        /* steps staged so far */
 std::atomic<int64_t> current_step{NO_STEP};
 
 /* ---- one open scope ------------------------------------------------------- */
@@ -336,7 +339,8 @@ struct Scope : at::ObserverContext {
     int scope = 0;
     int depth = 0;
     bool gradient = false;    /* in the backward pass (its scope is under Gradients) */
-    enum Kind { OP, OPTIMIZER, LOADER, COMM_INFO, COMM_WORK } kind = OP;
+    enum Kind { OP, OPTIMIZER, LOADER, COMM_INFO, COMM_WORK, PROFILER_STEP } kind = OP;
+    int64_t steps_before = 0;   /* a PROFILER_STEP's: steps_ended when it began */
     Comm comm;
     bool comm_done = false;   /* a COMM_INFO scope whose Work records the collective */
     std::unique_ptr<c10::DebugInfoGuard> issue;   /* a c10d operator's issue number, see IssueInfo */
@@ -419,6 +423,18 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
     Thread &t = me();
     auto s = std::make_unique<Scope>();
     s->thread = &t;
+    /* torch.profiler's ProfilerStep#N, from one prof.step() to the next:
+     * no operator (its own time is the loop's Python) and no one's parent,
+     * but a step of its own where no optimizer step ends inside it (a loop
+     * without torch.optim, profiled with a schedule). */
+    if (fn.scope() == at::RecordScope::USER_SCOPE && name[0] == 'P' &&
+        starts_with(name, "ProfilerStep#")) {
+        s->kind = Scope::PROFILER_STEP;
+        std::lock_guard<std::mutex> g(step_lock);
+        s->steps_before = steps_ended;
+        s->begin = now_ns();
+        return s;
+    }
     Scope *parent = t.top;
     s->parent = parent;
     s->depth = parent ? parent->depth + 1 : 0;
@@ -563,12 +579,37 @@ void stage_comm(Thread &t, const Comm &c, int64_t begin, int64_t end) {
     r->a3 = c.step;
 }
 
+/* Ends the step the loop is in at `end` (under step_lock): it began with
+ * the first operator after the previous step, or after the last DataLoader
+ * __next__ if that came later, so the time between steps is the loop's own. */
+void end_step(Thread &t, int64_t first, int64_t end) {
+    int64_t begin = step_begin.load() < 0 ? first : step_begin.load();
+    if (loader_end > begin && loader_end > last_step_end)
+        begin = loader_end;
+    record *st = t.next(EV_STEP);
+    st->ts = end;
+    st->a0 = begin;
+    st->a3 = step_number;
+    last_step_end = end;
+    step_begin = -1;
+    step_number++;
+    steps_ended++;
+    current_step.store(NO_STEP);
+    t.flush();
+}
+
 void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
     if (!ctx)
         return;
     auto *s = static_cast<Scope *>(ctx);
     int64_t end = now_ns();
     Thread &t = me();
+    if (s->kind == Scope::PROFILER_STEP) {
+        std::lock_guard<std::mutex> g(step_lock);
+        if (steps_ended == s->steps_before && step_begin.load() >= 0)
+            end_step(t, s->begin, end);
+        return;
+    }
     int64_t dur = end - s->begin;
     if (s->parent)
         s->parent->child_ns += dur;
@@ -601,18 +642,7 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
     }
     if (s->kind == Scope::OPTIMIZER && s->depth == 0) {
         std::lock_guard<std::mutex> g(step_lock);
-        int64_t begin = step_begin.load() < 0 ? s->begin : step_begin.load();
-        if (loader_end > begin && loader_end > last_step_end)
-            begin = loader_end;
-        record *st = t.next(EV_STEP);
-        st->ts = end;
-        st->a0 = begin;
-        st->a3 = step_number;
-        last_step_end = end;
-        step_begin = -1;
-        step_number++;
-        current_step.store(NO_STEP);
-        t.flush();
+        end_step(t, s->begin, end);
     }
 }
 

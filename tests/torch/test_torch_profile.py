@@ -196,6 +196,25 @@ def test_summary_mode_folds_torch_operators_with_either_backend(tmp_path, torch_
     assert calls["inprocess"].equals(calls["ebpf"]), (calls["inprocess"], calls["ebpf"])
 
 
+def test_profiler_steps_are_steps_where_no_optimizer_steps(tmp_path, torch_ready):
+    """An inference loop profiled with torch.profiler's schedule (it calls
+    prof.step() per batch, no optimizer): each ProfilerStep#N is a step,
+    its operators inside it, and torch.profiler's own window still works."""
+    out, stats = tmp_path / "profile", tmp_path / "stats.json"
+    batches = 12
+    r = run_msprof("run", "-o", out, REPO / "tests" / "torch" / "scripts" / "infer_scheduled.py",
+                   "--batches", batches, "--stats", stats)
+    assert r.returncode == 0, r.stderr
+    prof = msprof.load(out)
+    assert sorted(prof.steps["step"]) == list(range(batches))
+    k = prof.kernels.merge(prof.ops[["rank", "op_id", "name", "scope"]], on=["rank", "op_id"])
+    linear = k[k["name"] == "aten::linear"]
+    assert linear.groupby("step").size().to_dict() == {i: 2 for i in range(batches)}
+    assert not k["name"].str.startswith("ProfilerStep").any()
+    seen = json.loads(stats.read_text())["torch_profiler_ops"]
+    assert seen.get("aten::linear") == 3 * 2     # its 3 active steps, 2 layers each
+
+
 def test_diff_matches_torch_operators_by_module(single, tmp_path):
     """Two PyTorch profiles (a narrower model beside the fixture's):
     operators are matched by module scope and type, none shows as new."""
