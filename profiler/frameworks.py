@@ -70,14 +70,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(cmd: list[str], backend_name: str) -> Frameworks:
-    """The adapters for ``cmd``: libraries to attach and the child's environment."""
+def prepare(cmd: list[str], backend_name: str, other_user: bool = False) -> Frameworks:
+    """The adapters for ``cmd``: libraries to attach and the child's
+    environment.  ``other_user``: root runs ``cmd`` as another user, who
+    must be able to load the shim (frameworks/torch/build.py SHARED_CACHE)."""
     out = Frameworks()
     if os.environ.get("MSPROF_FRAMEWORKS", "auto") == "none":
         return out
     python = target_python(cmd)
     try:
-        shim = torch_build.shim_library(python)
+        shim = torch_build.shim_library(python, shared=other_user)
     except torch_build.ShimUnavailable as e:
         if "no torch" not in str(e):
             out.notes.append(f"PyTorch: {e}; its operators are not recorded")

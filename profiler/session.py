@@ -292,7 +292,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
         check_output_place(user, out)
     out_dir = OutputDir(out, force=force)     # refused before the BPF program compiles
     try:
-        adapters = frameworks.prepare(cmd, backend)
+        adapters = frameworks.prepare(cmd, backend, other_user=user is not None)
         for note in adapters.notes:
             print(f"msprof: {note}", file=sys.stderr)
         chosen, fallback = choose_backend(backend, os.path.join(out, ".inprocess"), mode,

@@ -5,7 +5,8 @@ one torch version, C++ ABI and Python; the result is kept in a cache keyed
 by those and by the source, so a rebuild happens only when one of them
 changes (~35 s with g++ on these machines, instant after).
 
-    python frameworks/torch/build.py     # prints the built library's path
+    python frameworks/torch/build.py            # prints the built library's path
+    python frameworks/torch/build.py --shared   # as root, for a script run as another user
 
 The collector never imports torch itself (it costs seconds and hundreds of
 MB): it runs this module with the target's Python (``shim_library``).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -30,10 +33,37 @@ class ShimUnavailable(Exception):
     """Why the shim cannot be had; the message is one line for the user."""
 
 
-def cache_root() -> Path:
+# Where root keeps the shim for a script it runs as another user (sudo, or
+# --user): root's own cache sits in a home only root may enter, so that
+# user's Python could not load the shim from there.
+SHARED_CACHE = "/var/cache/msprof"
+
+
+def cache_root(shared: bool = False) -> Path:
+    if shared:
+        return Path(os.environ.get("MSPROF_SHARED_CACHE") or SHARED_CACHE) / "torch"
     base = os.environ.get("MSPROF_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "msprof")
     return Path(base) / "torch"
+
+
+def _root_only_dirs(path: Path) -> None:
+    """Makes ``path`` and its missing parents root's, readable by all, and
+    refuses one that anyone else could change: the library in it is loaded
+    into another user's process and probed by root.  (A sticky directory
+    such as /tmp may be writable by all: no one else can move root's
+    entries in it.)"""
+    for p in [*reversed(path.parents), path]:
+        if not p.exists():
+            p.mkdir()
+            os.chmod(p, 0o755)          # whatever the umask
+        st = os.lstat(p)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise SystemExit(f"{p} is not a directory")
+        sticky = st.st_mode & stat.S_ISVTX and p != path
+        if st.st_uid != 0 or (st.st_mode & 0o022 and not sticky):
+            raise SystemExit(f"{p} is not root's alone (owner {st.st_uid}, mode "
+                             f"{stat.S_IMODE(st.st_mode):o})")
 
 
 def torch_build_id() -> str | None:
@@ -52,19 +82,33 @@ def torch_build_id() -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def cache_dir(build_id: str) -> Path:
+def cache_dir(build_id: str, shared: bool = False) -> Path:
     src = hashlib.sha256(SOURCE.read_bytes() + " ".join(CFLAGS).encode()).hexdigest()[:12]
     py = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return cache_root() / f"torch-{build_id}-{py}-shim-{src}"
+    return cache_root(shared) / f"torch-{build_id}-{py}-shim-{src}"
 
 
-def build() -> str:
-    """Builds (or finds) the shim for the torch importable here; its path."""
+def build(shared: bool = False) -> str:
+    """Builds (or finds) the shim for the torch importable here; its path.
+    ``shared``: in root's cache that other users can read (root only)."""
     build_id = torch_build_id()
     if build_id is None:
         raise SystemExit("no torch")
-    out = cache_dir(build_id)
     name = "msprof_torch_shim"
+    if shared:
+        if os.geteuid() != 0:
+            raise SystemExit("the shared cache is root's (run as root)")
+        out = cache_dir(build_id, shared=True)
+        _root_only_dirs(out)
+        built = out / f"{name}.so"
+        if not built.exists():
+            own = Path(build(shared=False))     # root's own build, copied
+            tmp = out / f".{name}.so.{os.getpid()}"
+            shutil.copyfile(own, tmp)
+            tmp.chmod(0o755)
+            tmp.rename(built)
+        return str(built)
+    out = cache_dir(build_id)
     built = out / f"{name}.so"
     if built.exists():
         return str(built)
@@ -75,11 +119,12 @@ def build() -> str:
     return str(built)
 
 
-def shim_library(python: str = sys.executable) -> str:
+def shim_library(python: str = sys.executable, shared: bool = False) -> str:
     """The shim built for ``python``'s torch: its path, or ShimUnavailable
-    saying what to install."""
+    saying what to install.  ``shared``: one that another user's script can
+    load (see SHARED_CACHE)."""
     try:
-        res = subprocess.run([python, str(Path(__file__).resolve())],
+        res = subprocess.run([python, str(Path(__file__).resolve()), *(["--shared"] if shared else [])],
                              capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ShimUnavailable(f"building the PyTorch shim took over {BUILD_TIMEOUT_S} s") from None
@@ -107,4 +152,4 @@ def _why(output: str) -> str:
 
 
 if __name__ == "__main__":
-    print(build())
+    print(build(shared="--shared" in sys.argv[1:]))
