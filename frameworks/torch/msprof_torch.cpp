@@ -239,7 +239,13 @@ int64_t op_id_of(const char *name, int scope) {
  * content: a pointer may be reused for another name. */
 struct OpCache {
     static constexpr size_t SLOTS = 1024;   /* power of two; a model has a few hundred */
-    struct Slot { const char *ptr = nullptr; int scope = -1; uint64_t hash = 0; int64_t id = -1; std::string name; };
+    struct Slot {
+        const char *ptr = nullptr;   /* by_ptr: the key; by_name: the pointer last seen */
+        int scope = -1;
+        uint64_t hash = 0;
+        int64_t id = -1;
+        std::string name;
+    };
     std::vector<Slot> by_ptr{SLOTS}, by_name{SLOTS};
 
     static size_t mix(uint64_t x) { return (size_t)((x * 0x9E3779B97F4A7C15ull) >> 54) & (SLOTS - 1); }
@@ -252,14 +258,17 @@ struct OpCache {
         for (const char *c = name; *c; c++)
             h = (h ^ (unsigned char)*c) * 1099511628211ull;
         Slot &n = by_name[mix(h)];
-        int64_t id;
         if (n.hash == h && n.scope == scope && std::strcmp(n.name.c_str(), name) == 0) {
-            id = n.id;
-        } else {
-            id = op_id_of(name, scope);
-            n.ptr = name, n.scope = scope, n.hash = h, n.id = id, n.name = name;
+            /* The same name at the same address twice running: a stable
+             * name, worth the pointer slot; a name that moves would only
+             * evict the stable ones there. */
+            if (n.ptr == name)
+                p.ptr = name, p.scope = scope, p.id = n.id, p.name = n.name;
+            n.ptr = name;
+            return n.id;
         }
-        p.ptr = name, p.scope = scope, p.id = id, p.name = name;
+        int64_t id = op_id_of(name, scope);
+        n.ptr = name, n.scope = scope, n.hash = h, n.id = id, n.name = name;
         return id;
     }
 };
