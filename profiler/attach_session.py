@@ -27,7 +27,7 @@ from msprof.probes import events as ev
 from msprof.profiler import decode
 from msprof.profiler.availability import unavailable_reason
 from msprof.profiler.session import (DRAIN_MIN_S, MODES, RunResult, RunStats, _Collector,
-                                     _folded, next_interval)
+                                     _folded, drain_while)
 from msprof.profiler.targets import Target, find_targets, request_announcements
 from msprof.profiler.outdir import OutputDir
 from msprof.profiler.writer import ProfileWriter
@@ -132,23 +132,14 @@ def profile_attached(pids: list[int], out: str, *, duration: float | None = None
                     for s in STOP_SIGNALS}
         try:
             deadline = None if duration is None else time.monotonic() + duration
-            interval, last_tick = DRAIN_MIN_S, 0.0
-            while not stop and (deadline is None or time.monotonic() < deadline) \
-                    and any(_alive(t.pid) for t in targets):
-                meta, events = backend.poll()
-                collector.take(meta, events)
-                interval = next_interval(interval, len(events))
-                now = time.monotonic()
-                if on_tick and now - last_tick >= 0.25:
-                    stats.lost = sum(backend.lost().values())
-                    on_tick(stats)
-                    last_tick = now
-                time.sleep(interval)
+            drain_while(backend, collector, writer, stats,
+                        lambda: not stop and (deadline is None or time.monotonic() < deadline)
+                        and any(_alive(t.pid) for t in targets), on_tick)
             backend.detach(STEP_PROBES)
             detached_ns = time.monotonic_ns()
             grace = time.monotonic() + DETACH_GRACE_S
             while not collector.kernels_caught_up() and time.monotonic() < grace \
-                    and any(_alive(t.pid) for t in targets):
+                    and not writer.stopped and any(_alive(t.pid) for t in targets):
                 collector.take(*backend.poll())
                 time.sleep(DRAIN_MIN_S)
             backend.detach()
@@ -182,6 +173,7 @@ def profile_attached(pids: list[int], out: str, *, duration: float | None = None
             folded_events=folded, still_running=running,
             failed_ranks=[{**r, "exit_status": collector.exits[r["pid"]]} for r in ranks
                           if collector.exits.get(r["pid"], 0) != 0])
+        stats.stopped = writer.stopped
         return RunResult(out, status or 0, backend.name, None, stats, writer.meta)
     finally:
         backend.close()

@@ -273,6 +273,33 @@ def _progress(collector: _Collector, stats: RunStats, host: str) -> dict:
             "world_size": max((r["world_size"] for r in ranks), default=0)}
 
 
+def drain_while(backend, collector: _Collector, writer: ProfileWriter, stats: RunStats,
+                keep_going, on_tick=None) -> None:
+    """Drains ``backend`` into ``collector`` while ``keep_going()`` and the
+    profile can still be written (not ``writer.stopped``): the interval
+    follows the traffic (next_interval), ``on_tick(stats)`` comes four
+    times a second, and meta.json is checkpointed every CHECKPOINT_S, so
+    that a collector killed now leaves a profile that says what it holds.
+    msprof run and msprof attach both collect through here."""
+    last_tick = last_checkpoint = 0.0
+    interval = DRAIN_MIN_S
+    while keep_going() and not writer.stopped:
+        meta, events = backend.poll()
+        collector.take(meta, events)
+        interval = next_interval(interval, len(events))
+        now = time.monotonic()
+        if on_tick and now - last_tick >= 0.25:
+            stats.lost = sum(backend.lost().values())
+            on_tick(stats)
+            last_tick = now
+        if now - last_checkpoint >= CHECKPOINT_S:
+            lost = backend.lost()
+            writer.checkpoint(**_progress(collector, stats, writer.meta["host"]),
+                              lost_events=sum(lost.values()), lost_by_cause=lost)
+            last_checkpoint = now
+        time.sleep(interval)
+
+
 def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
                     backend: str = "auto", nprocs: int = 1, on_tick=None,
                     extra_meta: dict | None = None, mode: str = "trace",
@@ -329,23 +356,7 @@ def profile_command(cmd: list[str], out: str, *, label: list[str] | None = None,
             # the pid records carry; in a PID namespace the fork record has it
             collector.pids.add(child.pid)
         with SignalForwarder(child.pid):
-            last_tick = last_checkpoint = 0.0
-            interval = DRAIN_MIN_S
-            while child.poll() is None and not writer.stopped:
-                meta, events = chosen.poll()
-                collector.take(meta, events)
-                interval = next_interval(interval, len(events))
-                now = time.monotonic()
-                if on_tick and now - last_tick >= 0.25:
-                    stats.lost = sum(chosen.lost().values())
-                    on_tick(stats)
-                    last_tick = now
-                if now - last_checkpoint >= CHECKPOINT_S:
-                    lost = chosen.lost()
-                    writer.checkpoint(**_progress(collector, stats, writer.meta["host"]),
-                                      lost_events=sum(lost.values()), lost_by_cause=lost)
-                    last_checkpoint = now
-                time.sleep(interval)
+            drain_while(chosen, collector, writer, stats, lambda: child.poll() is None, on_tick)
             if writer.stopped:              # nothing more can be kept: let the script go on
                 lost = chosen.lost()
                 chosen.close()

@@ -118,6 +118,36 @@ def test_sigkill_of_the_collector_leaves_a_partial_profile_and_stops_the_trainin
     assert "exit status  unknown (the profile was not closed)" in shown.stdout
 
 
+@pytest.mark.ebpf
+def test_sigkill_of_an_attached_collector_leaves_a_partial_profile(ebpf_ready, tmp_path):
+    """msprof attach collects as msprof run does: meta.json checkpointed while
+    it runs, so a SIGKILLed attach leaves a profile that names its rank and
+    says up to when it holds data; the training it left goes on."""
+    import sys
+    out = tmp_path / "p"
+    training = subprocess.Popen([sys.executable, str(LENET), "--epochs", "400"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert training.stdout.readline().startswith("epoch")     # its graphs compiled
+        a = subprocess.Popen([MSPROF, "attach", str(training.pid), "-q", "-o", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        meta = wait_meta(out, lambda m: steps_written(20)(m) and len(m["ranks"]) == 1)
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=10)
+        assert meta["attached"] is True
+        time.sleep(0.5)
+        assert training.poll() is None          # attach never holds the training's life
+        doc = report_json(out)
+        assert doc["meta"]["complete"] is False
+        assert doc["partial"].startswith("partial: its collector ended before closing it; "
+                                         "holds data up to ")
+        assert [r["rank"] for r in doc["meta"]["ranks"]] == [0]
+        assert len(doc["steps"]) >= 20 and doc["ops"]
+    finally:
+        training.kill()
+        training.wait()
+
+
 @pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
 def test_a_disk_that_fills_mid_run_stops_collecting_and_keeps_what_was_written(backend, tmpfs, request):
     if backend == "ebpf":
