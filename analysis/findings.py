@@ -141,7 +141,8 @@ def host_bound(devices: pd.DataFrame, gaps: pd.DataFrame, names: dict,
 def tiny_ops(tiny: pd.DataFrame, devices: pd.DataFrame,
              cost: pd.Series | None = None) -> list[dict]:
     """A group of tiny operators (same scope and type; operators whose
-    kernels are shorter than it takes to launch one) holding the device for
+    median kernel is shorter than it takes to launch one, or all of the
+    group where its median kernel is) holding the device for
     a large share of the step: launch and dispatch overhead, no work.
     ``tiny`` from :func:`msprof.analysis.hostbound.tiny_time`; ``devices``
     from :func:`typical_steps`.  Per rank and group, the typical step's

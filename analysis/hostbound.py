@@ -130,7 +130,8 @@ def rank_summary(kernels: pd.DataFrame, step_df: pd.DataFrame, rank: int | None 
 
 def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None) -> pd.DataFrame:
     """The device time tiny operators hold (those whose median kernel is
-    shorter than the rank's launch cost), per rank, step and group of
+    shorter than the rank's launch cost, and every operator of a group
+    whose median kernel is), per rank, step and group of
     operators (``scope`` and ``type``): ``kernels``, ``ops`` (distinct
     operators), ``held_ns`` (of it ``starved_ns``, see below, and
     ``overhead_ns``: all but the kernels' own time) and ``names`` (the
@@ -167,8 +168,18 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     codes, table = operators(k, ops)
     dur = k["dur_ns"].to_numpy(dtype="int64")
     per_op = Groups(codes[use], len(table))
-    med = per_op.median(dur[use])
-    tiny_all = (med < cost.reindex(table["rank"].to_numpy()).fillna(0).to_numpy())[codes]
+    own_cost = cost.reindex(table["rank"].to_numpy()).fillna(0).to_numpy()
+    # ... and every operator of a group (same rank, scope and type) whose
+    # median kernel is: fusing a chain fuses all of it, the links whose
+    # median came out a little above the launch cost too (37 of a chain of
+    # 401 reshapes, 26 of its gradient's, whose kernels last about a launch)
+    group = pd.MultiIndex.from_arrays([table["rank"].to_numpy(), _parent_scope(table),
+                                       table["type"].astype(str).to_numpy()])
+    gcode, gkeys = pd.factorize(group)
+    per_group = Groups(gcode[codes[use]], len(gkeys))
+    tiny_op = ((per_op.median(dur[use]) < own_cost)
+               | (per_group.median(dur[use])[gcode] < own_cost))
+    tiny_all = tiny_op[codes]
     # an operator's own time: its fastest kernel (waiting on the host only
     # ever stretches a kernel)
     fastest_all = per_op.min(dur[use])[codes]
@@ -197,10 +208,7 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     t = with_ops(k.take(rows).assign(held_ns=held, starved_ns=starved, overhead_ns=overhead), ops)
     if t.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-    # the scope the operator sits in (its path without its own name)
-    path = t["scope"].astype(str)
-    own = path.str.rsplit("/", n=1).str[-1] == t["name"].astype(str)
-    t["scope"] = path.where(~own, path.str.rpartition("/")[0])
+    t["scope"] = _parent_scope(t)
     g = t.groupby(["rank", "step", "scope", "type"], sort=False)
     out = g.agg(kernels=("held_ns", "size"), ops=("op_id", "nunique"),
                 held_ns=("held_ns", "sum"), starved_ns=("starved_ns", "sum"),
@@ -211,6 +219,13 @@ def tiny_time(kernels: pd.DataFrame, ops: pd.DataFrame, rank: int | None = None)
     out["names"] = [names[(a, b)] for a, b in zip(out["scope"], out["type"])]
     return out[cols].sort_values(["rank", "step", "held_ns"], ascending=[True, True, False],
                                  kind="stable").reset_index(drop=True)
+
+
+def _parent_scope(t: pd.DataFrame) -> np.ndarray:
+    """The scope each operator sits in: its path without its own name."""
+    path = t["scope"].astype(str)
+    own = path.str.rsplit("/", n=1).str[-1] == t["name"].astype(str)
+    return path.where(~own, path.str.rpartition("/")[0]).to_numpy()
 
 
 def _starved(rk, start, end, launch, tiny, same, fastest) -> np.ndarray:

@@ -318,6 +318,38 @@ def test_waits_count_as_the_hosts_only_where_its_own_threads_held_the_cores(shar
     assert c["queued_own_wait_ns"].tolist() == [kept]
 
 
+@pytest.mark.parametrize("long_ops, counted", [(9, 20), (11, 9)])
+def test_a_group_whose_median_kernel_is_tiny_counts_all_its_operators(tmp_path, long_ops,
+                                                                      counted):
+    """One step: 20 Reshape operators in net/chain, launched every 300 ns
+    (launch cost 300), each kernel 50 ns but ``long_ops`` of them 350 ns
+    (longer than a launch).  While the group's median kernel is shorter
+    than the launch cost (9 long: 50 ns), fusing the chain fuses every
+    link: all 20 count, one run held from its first start to its last
+    end; once it is not (11 long: 350 ns), only the operators whose own
+    median is (the 9 short ones)."""
+    long = set(range(1, 20, 2)) | {0} if long_ops == 11 else set(range(1, 2 * long_ops, 2))
+    assert len(long) == long_ops
+    kernels, end = [], 0
+    for i in range(20):
+        launch = 100 + 300 * i
+        start = max(launch + 10, end)
+        dur = 350 if i in long else 50
+        kernels.append({"rank": 0, "pid": 100, "op_id": 1 + i, "step": 0, "launch_ns": launch,
+                        "start_ns": start, "dur_ns": dur})
+        end = start + dur
+    ops = [{"rank": 0, "op_id": 1 + i, "name": f"Reshape-op{1 + i}", "type": "Reshape",
+            "scope": f"net/chain/Reshape-op{1 + i}"} for i in range(20)]
+    steps = [{"rank": 0, "pid": 100, "step": 0, "start_ns": 0, "dur_ns": 10_000}]
+    p = msprof.load(profiles.write_profile(tmp_path / "p", profiles.base_meta((0,)),
+                                           kernels=kernels, ops=ops, steps=steps))
+    assert p.host_summary()["launch_cost_ns"].tolist() == [300]
+    [t] = hb.tiny_time(p.kernels, p.ops).itertuples()
+    assert (t.scope, t.type, t.kernels) == ("net/chain", "Reshape", counted)
+    if counted == 20:     # one run: its span, and the 10 ns before it the stream starved
+        assert (t.held_ns, t.starved_ns) == (end - kernels[0]["start_ns"] + 10, 10)
+
+
 def test_fusing_tiny_operators_gives_back_their_gradient_too(tmp_path):
     """One step: 20 Reshape kernels of 50 ns in net/chain, launched every
     200 ns (launch cost 200), then 20 more in Gradients/net/chain: fusing
