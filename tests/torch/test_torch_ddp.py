@@ -92,16 +92,18 @@ def test_a_rank_with_a_bigger_batch_is_the_slow_rank(tmp_path, torch_ready):
     assert not [f for f in control.findings() if f["kind"] == "slow_rank"]
 
 
-def test_torchrun_launches_and_msprof_follows(tmp_path, torch_ready):
+@pytest.mark.parametrize("how", [("run",), ("collect", "--")])
+def test_torchrun_launches_and_msprof_follows(tmp_path, torch_ready, how):
     """torchrun is PyTorch's own launcher: msprof follows the process tree
-    it makes; the launcher, which imports torch too, is no rank."""
+    it makes (`msprof run torchrun ...`, `msprof collect -- torchrun ...`);
+    the launcher, which imports torch too, is no rank."""
     out = tmp_path / "profile"
     torchrun = str(REPO / ".venv" / "bin" / "torchrun")
     import shutil
     import sys
     from pathlib import Path
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or torchrun
-    r = run_msprof("run", "-o", out, torchrun, "--nproc-per-node", 2, SCRIPT, "--ddp",
+    r = run_msprof(how[0], "-o", out, *how[1:], torchrun, "--nproc-per-node", 2, SCRIPT, "--ddp",
                    "--steps", 8, timeout=600)
     assert r.returncode == 0, r.stderr
     prof = msprof.load(out)
