@@ -67,6 +67,10 @@ def _install_torch_hook():
 
 # Launchers import torch too: they are not ranks, and their operators
 # (none while they wait) would stand for a rank 0 that is not there.
+# At exit, how long to let c10d's worker threads drop the last collectives
+# (they do within milliseconds once they get the GIL; a Work the script
+# itself still holds is not waited for past this).
+SETTLE_S = 1.0
 _LAUNCHERS = ("torchrun", "torch.distributed.run", "torch.distributed.launch")
 
 
@@ -103,6 +107,10 @@ def _enable(torch):
     step_aside_for_torch_profiler(shim)
     import atexit
     atexit.register(shim.flush)
+    # Registered after flush, so run before it (atexit is last in, first
+    # out): gloo's workers drop the last collectives while Python still
+    # lets them take the GIL (see settle in msprof_torch.cpp).
+    atexit.register(shim.settle, SETTLE_S)
 
 
 _run_hidden_sitecustomize()
