@@ -376,8 +376,11 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
               meta: dict | None = None, reported=()) -> list[dict]:
     """A rank whose compute per step exceeds the other ranks' median: in
     synchronous training every other rank waits for it at the next
-    collective.  What-if: that rank computing like the others saves its
-    excess (``ranks`` from :func:`msprof.analysis.imbalance.ranks`).
+    collective.  What-if: that rank keeping pace with the others saves what
+    they wait for it (``caused_wait_ns``: how late it arrives at their
+    collectives), or its compute excess where no collective was recorded
+    (``ranks`` from :func:`msprof.analysis.imbalance.ranks`).  Whether it is
+    a slow rank at all is its compute excess on a CPU.
     With ``cpus`` (:func:`msprof.analysis.contention.compute_cpus`), the
     finding says where the rank's compute ran when it had cores of its own
     on a machine it shares with other ranks (evidence ``cores_apart``): a
@@ -398,7 +401,11 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     others = (worst["others_ns"] if "others_ns" in ranks else
               ranks[ranks["rank"] != r]["compute_ns"].median())
     waited = float(worst["caused_wait_ns"])
-    wait = (f"; each other rank waits {fmt_ns(waited)}/step for it in collectives"
+    # what the others wait for it is what the step loses to it; its compute
+    # excess where no collective shows that (no comms recorded)
+    saved = waited if waited > 0 else excess
+    wait = (f"; it arrives {fmt_ns(waited)}/step after the others at their collectives "
+            f"(its waits for a CPU and the time between its operators in)"
             if waited > 0 else "")
     rest = [int(x) for x in ranks["rank"] if int(x) != r]
     apart = cpus is not None and _contention.cores_apart(cpus, r, rest, meta or {})
@@ -411,10 +418,10 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
                  f"{main_cpus(rest)} (a slower core slows a rank as more work does)")
         check = "; pin the ranks to other cores (or swap them) to tell its cores from its work"
     return [_finding(
-        "slow_rank", "warning", [r], [], excess,
+        "slow_rank", "warning", [r], [], saved,
         f"rank {r} computes {fmt_ns(worst['compute_ns'])}/step vs {fmt_ns(others)} on the "
         f"other ranks (+{_pct(excess, others)}; time waiting for a CPU left out){wait}{where}; "
-        f"rank {r} at the others' speed: -{fmt_ns(excess)}/step (-{_pct(excess, step)})",
+        f"rank {r} at the others' speed: -{fmt_ns(saved)}/step (-{_pct(saved, step)})",
         f"find out why rank {r} is slower (its host or device, data it gets, a shard "
         f"that is bigger than the others){check}",
         compute_ns=float(worst["compute_ns"]), others_ns=float(others),

@@ -241,7 +241,9 @@ def test_more_work_is_a_slow_rank_even_when_its_peers_spin(tmp_path, holder, slo
     waits 2400 of it for a CPU ([500, 1700) and [2500, 3700)).  Held by
     rank 0 (pid 100), which waits for rank 2 in the allreduce, spinning:
     that follows from rank 2's work, so rank 2 is a slow rank (1600 ns on a
-    CPU more than the others).  Held by another process (pid 777): CPU
+    CPU more than the others), and what it costs is how late it arrives at
+    the allreduce, its waits in (4000: without its extra work nobody spins
+    and it waits for nothing).  Held by another process (pid 777): CPU
     contention, which takes the rank's longer kernels in with it."""
     root = profiles.data_parallel(tmp_path / "p", slow_rank=2, slow_extra=4000)
     profiles.write_table(root, "cpu_waits", [
@@ -253,7 +255,9 @@ def test_more_work_is_a_slow_rank_even_when_its_peers_spin(tmp_path, holder, slo
     assert ("slow_rank" in kinds) == slow, fs
     assert ("cpu_contention" in kinds) == (not slow), fs
     if slow:
-        assert kinds["slow_rank"]["ranks"] == [2] and kinds["slow_rank"]["impact_ns"] == 1600
+        assert kinds["slow_rank"]["ranks"] == [2] and kinds["slow_rank"]["impact_ns"] == 4000
+        assert kinds["slow_rank"]["evidence"]["compute_ns"] - kinds["slow_rank"]["evidence"][
+            "others_ns"] == 1600
     else:
         assert kinds["cpu_contention"]["evidence"]["slower_on_cpu_rank"] == 2
         assert "pid 777 100%" in kinds["cpu_contention"]["message"]

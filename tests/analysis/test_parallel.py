@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import profiles
 import msprof
 from msprof.analysis import comm
+from msprof.analysis.units import fmt_ns
 from profiles import dp_clean, dp_contended, dp_slow, pp, ref, ref_dir  # noqa: F401  (fixtures)
 
 SUM = ["compute_ns", "exposed_comm_ns", "bubble_ns", "host_gap_ns", "idle_ns"]
@@ -88,6 +90,27 @@ def test_slow_rank_is_the_top_finding(dp_slow):
     assert fs[0]["impact_ns"] == 2000 and fs[0]["recommendation"]
     assert "-33%" in fs[0]["message"]
     assert fs[0]["evidence"]["cores_apart"] is False     # no cpu_time table: not known
+
+
+@pytest.mark.parametrize("late", [1999, 2001])
+def test_a_slow_rank_costs_how_late_it_arrives_once_however_many_collectives_wait(tmp_path, late):
+    """Rank 2 computes 2000 more than the others, and each step a second
+    allreduce (of another bucket) waits for it beside the first, its
+    arrival ``late`` after theirs: the others lose the longest of their
+    waits for it, once (a sum would say 2000 + late), and the finding's
+    what-if is that (its compute excess is 2000 either way)."""
+    root = profiles.data_parallel(tmp_path / "p", slow_rank=2)
+    comms = pq.read_table(root / "comms.parquet").to_pylist()
+    second = [dict(c, seq=c["seq"] + 100, start_ns=c["start_ns"] + (late - 2000 if c["rank"] == 2
+                                                                     else 0))
+              for c in comms]
+    profiles.write_table(root, "comms", comms + second)
+    p = msprof.load(root)
+    top = p.slow_ranks().iloc[0]
+    assert (top["rank"], top["excess_ns"], top["caused_wait_ns"]) == (2, 2000, max(2000, late))
+    [f] = [f for f in p.findings() if f["kind"] == "slow_rank"]
+    assert f["impact_ns"] == max(2000, late)
+    assert f"arrives {fmt_ns(max(2000, late))}/step after the others" in f["message"]
 
 
 def test_a_slow_rank_on_cores_of_its_own_says_where_it_ran(tmp_path):

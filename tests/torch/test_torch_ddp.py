@@ -70,22 +70,21 @@ def test_comm_report_shows_gloo_collectives(clean):
 # runs of the same job differ by here (0.4-5 ms at width 512, batch 64).
 WIDE = ("--hidden", 1024, "--steps", 20)
 BIG_BATCH = 1024
-SLOW_RANK_TOL = 0.20
+SLOW_RANK_TOL = 0.15
 
 
 def test_a_rank_with_a_bigger_batch_is_the_slow_rank(tmp_path, torch_ready):
     """Rank 1 trains on batches of 1024 samples, rank 0 on 64 (the script's
     own code): the first finding about the training is rank 1 as the slow
-    rank, its what-if within SLOW_RANK_TOL of what the step lost against
-    the control run.
+    rank, its what-if within SLOW_RANK_TOL (the issue's 15 %) of what the
+    step lost against the control run.
 
-    Not the issue's 15 %: the finding measured 0.83-0.93 of the step
-    difference here (0.88-0.91 on a quiet machine, down to 0.83 in a
-    fresh-clone suite run).  It compares rank 1 with rank 0 in the same
-    run, and rank 0's operators ran ~2-3 ms a step slower beside rank 1's
-    big matrix products than in the control run (both ranks share two
-    cores with the collector); it also leaves out rank 1's waits for a
-    CPU (~1 ms a step), which CPU contention names."""
+    The what-if is how late rank 1 arrives at rank 0's collectives
+    (0.97-1.07 of the step difference here).  Its compute excess on a CPU
+    alone read 0.83-0.93: rank 0's operators ran ~2-3 ms a step slower
+    beside rank 1's big matrix products than in the control run (two cores
+    shared with the collector), and rank 1's waits for a CPU were left
+    out."""
     slow, _, out = _job(tmp_path / "slow", *WIDE, "--rank1-batch", BIG_BATCH)
     control, _, _ = _job(tmp_path / "control", *WIDE)
     doc = json.loads(run_msprof("report", out, "--format", "json").stdout)
