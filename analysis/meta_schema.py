@@ -8,12 +8,33 @@ wraps when summed.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import jsonschema
 
 from msprof.analysis.schema import MAX_VALUE
 from msprof.errors import MsprofError
+
+
+def _import_jsonschema():
+    """jsonschema, without its "iri" format check when this process has not
+    imported jsonschema yet.  That check comes from ``rfc3987_syntax``
+    where it is installed (Jupyter's ``jsonschema[format-nongpl]`` brings
+    it), which builds its grammar at import: 0.8 s of the 1.65 s that
+    ``msprof --help`` took here, on every command.  The schema below checks
+    no string format; the block is lifted at once, so anyone importing
+    ``rfc3987_syntax`` later gets it."""
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        import jsonschema
+        return jsonschema
+    sys.modules["rfc3987_syntax"] = None     # import fails: jsonschema goes without it
+    try:
+        import jsonschema
+    finally:
+        del sys.modules["rfc3987_syntax"]
+    return jsonschema
+
+
+jsonschema = _import_jsonschema()
 
 # JSON Schema's "integer" admits 1.0 and Python's bool is an int: neither is
 # a count or an id here.

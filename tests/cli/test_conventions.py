@@ -107,3 +107,20 @@ def test_a_usage_mistake_is_one_line(args, message):
     r = run_msprof(*args)
     assert r.returncode == 2
     assert r.stderr.startswith(f"msprof: error: {message}") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_command_does_not_build_jsonschemas_iri_grammar():
+    """jsonschema imports ``rfc3987_syntax`` for its "iri" format where it
+    is installed (Jupyter brings it, as in this venv through HTA), and that
+    builds a grammar for 0.8 s at import: msprof's commands start without
+    it, and a later import of it still works."""
+    code = ("import importlib.util, sys\n"
+            "import msprof.cli.main, msprof.analysis.meta_schema as m\n"
+            "assert 'rfc3987_syntax' not in sys.modules, 'imported'\n"
+            "assert m.jsonschema.Draft202012Validator\n"
+            "if importlib.util.find_spec('rfc3987_syntax'):\n"
+            "    import rfc3987_syntax\n"
+            "    print('importable')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "importable"    # installed here: the check above had teeth

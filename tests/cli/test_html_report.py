@@ -128,6 +128,10 @@ def test_cli_mistakes_are_one_line(tmp_path, args, message):
     r = run_msprof("report", prof, "--html", tmp_path / "x.html", *args)
     assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_options_that_need_html_or_cannot_go_with_it_are_one_line(tmp_path):
+    prof = data_parallel(tmp_path / "dp")
     r = run_msprof("report", prof, "--window", "1:2")
     assert r.returncode != 0 and "add --html FILE" in r.stderr
     r = run_msprof("report", prof, "--html", tmp_path / "x.html", "--format", "json")
