@@ -104,12 +104,14 @@ def data_quality(meta: dict) -> list[dict]:
 
 
 def host_bound(devices: pd.DataFrame, gaps: pd.DataFrame, names: dict,
-               host: pd.DataFrame | None = None) -> list[dict]:
+               host: pd.DataFrame | None = None, framework: str | None = None) -> list[dict]:
     """Ranks whose device waited on the host for a large share of the step.
 
     ``gaps`` from :func:`msprof.analysis.breakdown.gaps`; ``names`` maps
     (rank, op_id) to operator names.  The operators named are those whose
-    kernels most often ended such a wait (launched late)."""
+    kernels most often ended such a wait (launched late).  PyTorch on a CPU
+    (``framework`` "torch") has no device: its host gaps are Python between
+    operators, and the finding says so in those words."""
     hit = devices[devices["host_gap_frac"] >= HOST_BOUND_FRAC]
     if hit.empty:
         return []
@@ -120,19 +122,32 @@ def host_bound(devices: pd.DataFrame, gaps: pd.DataFrame, names: dict,
     ops = list(top.index[:TOP_OPS])
     worst = hit.loc[hit["host_gap_ns"].idxmax()]
     before = f"; longest before {', '.join(ops)}" if ops else ""
+    torch = framework == "torch"
     tiny = ""
     if host is not None and len(host) and host["kernels"].sum():
         h = host[host["rank"].isin(hit["rank"])]
         share = h["tiny"].sum() / max(h["kernels"].sum(), 1)
+        cost = fmt_ns(h["launch_cost_ns"].median())
         if share >= TINY_SHARE:
-            tiny = (f"; {share:.0%} of kernels are shorter than the "
-                    f"{fmt_ns(h['launch_cost_ns'].median())} it takes to launch one")
+            tiny = (f"; {share:.0%} of operators ran shorter than the {cost} from one "
+                    f"operator's start to the next's (dispatch, not work)" if torch else
+                    f"; {share:.0%} of kernels are shorter than the {cost} it takes to "
+                    f"launch one")
+    gap, frac = fmt_ns(worst["host_gap_ns"]), f"{worst['host_gap_frac']:.0%}"
+    if torch:
+        return [_finding(
+            "host_bound", "warning", hit["rank"], ops, worst["host_gap_ns"],
+            f"{fmt_ranks(hit['rank'])} host-bound: Python between operators took {frac} of "
+            f"each step ({gap}/step){before}{tiny}; without it: -{gap}/step (-{frac})",
+            "issue fewer, larger operators (a bigger batch, torch.compile, tensor code "
+            "instead of Python loops) and keep Python work (logging, .item(), data "
+            "preparation) out of the step",
+            host_gap_frac=float(worst["host_gap_frac"]))]
     return [_finding(
         "host_bound", "warning", hit["rank"], ops, worst["host_gap_ns"],
         f"{fmt_ranks(hit['rank'])} host-bound: the device had nothing queued for "
-        f"{worst['host_gap_frac']:.0%} of each step ({fmt_ns(worst['host_gap_ns'])}/step)"
-        f"{before}{tiny}; removing the launch gaps: -{fmt_ns(worst['host_gap_ns'])}/step "
-        f"(-{worst['host_gap_frac']:.0%})",
+        f"{frac} of each step ({gap}/step){before}{tiny}; removing the launch gaps: "
+        f"-{gap}/step (-{frac})",
         "fuse the small operators or batch more work per kernel, and move host work "
         "(data loading, Python per step) off the launch path",
         host_gap_frac=float(worst["host_gap_frac"]))]
@@ -912,7 +927,8 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         later = graphs[graphs["index"] > 0] if len(graphs) else graphs
         out += input_bound(loop, devices, int(later.groupby("rank").size().max())
                            if len(later) else 0)
-        out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank))
+        out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank),
+                          profile.meta.get("framework"))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)
         found = tiny_ops(tiny, devices, _hostbound.launch_cost(profile.kernels))
         out += found

@@ -302,11 +302,16 @@ def host_gaps_by_op(gaps: pd.DataFrame, ops: pd.DataFrame, n_steps: int) -> pd.D
     return out[cols].sort_values("host_ns", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def verdict(summary: pd.DataFrame, step_df: pd.DataFrame) -> str:
+def verdict(summary: pd.DataFrame, step_df: pd.DataFrame, framework: str | None = None) -> str:
+    """One line; PyTorch on a CPU (``framework`` "torch") in its own words:
+    no device, Python between operators."""
     if summary.empty or not len(step_df):
         return "no launch times recorded"
     total = step_df["step_ns"].sum()
     frac = step_df["host_gap_ns"].sum() / total if len(step_df) and total > 0 else np.nan
     tiny = summary["tiny"].sum() / max(summary["kernels"].sum(), 1)
+    if framework == "torch":
+        return (f"Python between operators took {frac:.0%} of step time; {tiny:.0%} of "
+                f"operators ran shorter than the time from one operator's start to the next's")
     return (f"device waited on the host {frac:.0%} of step time; {tiny:.0%} of kernels were "
             f"shorter than their launch cost")

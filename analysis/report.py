@@ -112,7 +112,7 @@ def _memory_section(p, rank):
 
 def _host_section(p, rank):
     summary = p.host_summary(rank)
-    return {"verdict": _host.verdict(summary, p.step_breakdown(rank)), "ranks": summary,
+    return {"verdict": _host.verdict(summary, p.step_breakdown(rank), p.meta.get("framework")), "ranks": summary,
             "ops": p.launch_stats(rank), "gaps": p.host_gaps(rank)}
 
 

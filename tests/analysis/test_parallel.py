@@ -351,6 +351,22 @@ def test_host_bound_tiny_kernels(tmp_path):
 
 
 
+def test_a_torch_profile_is_host_bound_in_its_own_words(tmp_path):
+    """The same timeline from PyTorch on a CPU: no device waited, Python
+    ran between operators; the what-if and the numbers are the same."""
+    root = profiles.tiny(tmp_path / "t")
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "framework": "torch"}))
+    p = msprof.load(root)
+    f = p.findings()[0]
+    assert f["kind"] == "host_bound" and f["impact_ns"] == 1360
+    assert "Python between operators took 68% of each step" in f["message"]
+    assert "shorter than the 200 ns from one operator's start to the next's" in f["message"]
+    assert "device" not in f["message"] and "torch.compile" in f["recommendation"]
+    v = p.report(sections=["hostbound"])["hostbound"]["verdict"]
+    assert v.startswith("Python between operators took 68% of step time") and "device" not in v
+
+
 def test_tiny_run_is_charged_what_the_stream_waited_for_it(tmp_path):
     from msprof.analysis import hostbound
     p = msprof.load(profiles.tiny_behind_queued_work(tmp_path / "t"))
