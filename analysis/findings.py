@@ -340,7 +340,7 @@ def idle(devices: pd.DataFrame, explained: pd.Series | None = None,
 
 
 def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame,
-                compiled: int = 0) -> list[dict]:
+                compiled: int = 0, framework: str | None = None) -> list[dict]:
     """Ranks whose training loop spends a large share of each iteration
     between steps (loading and preprocessing the next batch, logging):
     outside every step, where no step breakdown looks.  ``per_rank`` from
@@ -351,7 +351,10 @@ def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame,
     collective, so the collective that waited is not the cause.  What-if:
     that time gone (the next batch ready when the step ends) saves it on
     every iteration.  ``compiled``: steps before which the named rank
-    compiled a new graph (work between steps the runtime does, said so)."""
+    compiled a new graph (work between steps the runtime does, said so).
+    PyTorch on a CPU (``framework`` "torch") runs its operators on the
+    host thread itself: their time overlaps the host's parts (a
+    DataLoader's ``__next__`` is an operator scope), and is said apart."""
     if per_rank.empty:
         return []
     hit = per_rank[per_rank["share"] >= INPUT_BOUND_FRAC]
@@ -361,10 +364,15 @@ def input_bound(per_rank: pd.DataFrame, devices: pd.DataFrame,
     r, gap, it = int(worst["rank"]), float(worst["between_steps_ns"]), float(worst["iteration_ns"])
     spent = [(worst["asleep_ns"], "asleep (sleep, I/O, a lock: waiting for data)"),
              (worst["on_cpu_ns"], "on a CPU (Python: loading, preprocessing, logging)"),
-             (worst["cpu_wait_ns"], "waiting for a CPU others held"),
-             (worst["device_ns"], "running kernels outside a step")]
+             (worst["cpu_wait_ns"], "waiting for a CPU others held")]
+    torch = framework == "torch"
+    if not torch:
+        spent.append((worst["device_ns"], "running kernels outside a step"))
     where = ", ".join(f"{fmt_ns(ns)} {what}" for ns, what in
                       sorted(spent, key=lambda x: -x[0]) if ns >= 0.05 * gap)
+    if torch and worst["device_ns"] >= 0.05 * gap:
+        where += (f" ({fmt_ns(worst['device_ns'])} of it inside PyTorch operator scopes, "
+                  f"a DataLoader's __next__ among them)")
     others = devices[devices["rank"] != r] if "comm_wait_ns" in devices else devices.iloc[0:0]
     waited = float(others["comm_wait_ns"].median()) if len(others) else 0.0
     makes_wait = (f"; the other ranks wait {fmt_ns(waited)}/step for it in their collectives"
@@ -926,7 +934,7 @@ def findings(profile, rank: int | None = None) -> list[dict]:
         loop = _between.per_rank(profile.between_steps(rank), step_df)
         later = graphs[graphs["index"] > 0] if len(graphs) else graphs
         out += input_bound(loop, devices, int(later.groupby("rank").size().max())
-                           if len(later) else 0)
+                           if len(later) else 0, profile.meta.get("framework"))
         out += host_bound(devices, profile.gaps(rank), names, profile.host_summary(rank),
                           profile.meta.get("framework"))
         tiny = _hostbound.tiny_time(profile.kernels, profile.ops, rank)

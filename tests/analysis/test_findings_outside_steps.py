@@ -106,6 +106,37 @@ def test_input_bound_names_the_rank_the_others_wait_for():
     assert "a new graph was compiled before 3 of its steps" in f["message"]
 
 
+def test_a_torch_loader_is_said_as_time_inside_its_operator_scopes():
+    """PyTorch on a CPU: the DataLoader's ``__next__`` is an operator scope
+    on the host thread, so its time (``device_ns``) overlaps the host's
+    parts: said apart, not listed as one more part (which would add up to
+    more than the time between steps)."""
+    per = pd.DataFrame({"rank": [0], "steps": 4, "step_ns": [5000.0],
+                        "between_steps_ns": [12000.0], "asleep_ns": [9900.0],
+                        "cpu_wait_ns": 0.0, "on_cpu_ns": [2100.0], "device_ns": [11800.0]})
+    per["iteration_ns"] = per["step_ns"] + per["between_steps_ns"]
+    per["share"] = per["between_steps_ns"] / per["iteration_ns"]
+    devices = pd.DataFrame({"rank": [0], "step_ns": [5000.0], "comm_wait_ns": [0.0]})
+    [mine] = fnd.input_bound(per, devices)
+    assert "11.8 us running kernels outside a step" in mine["message"]
+    [f] = fnd.input_bound(per, devices, framework="torch")
+    assert "running kernels" not in f["message"] and f["impact_ns"] == 12000
+    assert ("9.9 us asleep (sleep, I/O, a lock: waiting for data), 2.1 us on a CPU" in f["message"]
+            and "(11.8 us of it inside PyTorch operator scopes, a DataLoader's __next__ among "
+                "them)" in f["message"])
+
+
+@pytest.mark.parametrize("gap", [112, 5000])
+def test_the_first_screen_sizes_time_between_steps_against_the_iteration(tmp_path, gap):
+    """The gain column's share: an input-bound finding against its
+    iteration (112 / 1112, 5000 / 6000), never against the step it is no
+    part of (5000 / 1000 would read 500 %)."""
+    root, _ = loop(tmp_path / "p", [gap] * 4)
+    ov = msprof.load(root).report(sections=["overview"])["overview"]
+    [f] = [f for f in ov["findings"] if f["kind"] == "input_bound"]
+    assert f["share"] == pytest.approx(gap / (STEP + gap))
+
+
 # -- the impact floor and advice that fits the job ------------------------------
 
 @pytest.mark.parametrize("impact, severity", [(29, "info"), (30, "warning")])
