@@ -427,9 +427,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     # what the others wait for it is what the step loses to it; its compute
     # excess where no collective shows that (no comms recorded)
     saved = waited if waited > 0 else excess
-    wait = (f"; it arrives {fmt_ns(waited)}/step after the others at their collectives "
-            f"(its waits for a CPU and the time between its operators in)"
-            if waited > 0 else "")
+    wait = (f" and arrives {fmt_ns(waited)}/step after them at their collectives (its "
+            f"waits for a CPU and the time between its operators in)" if waited > 0 else "")
     rest = [int(x) for x in ranks["rank"] if int(x) != r]
     apart = cpus is not None and _contention.cores_apart(cpus, r, rest, meta or {})
     where, check = "", ""

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
+from msprof.analysis.units import fmt_ns
 
 SLOW_LINK_RATIO = 0.5   # a pair below this fraction of the median pair's bandwidth
 
@@ -180,6 +181,6 @@ def verdict(steps: pd.DataFrame, rk: pd.DataFrame) -> str:
     worst = rk.iloc[0] if len(rk) else None
     line = f"load-imbalance index {steps['imbalance'].mean():.1%} on average"
     if worst is not None and len(rk) > 1:
-        line += (f"; rank {int(worst['rank'])} computes {worst['excess_ns'] / 1e3:,.1f} us/step "
+        line += (f"; rank {int(worst['rank'])} computes {fmt_ns(worst['excess_ns'])}/step "
                  f"more than the others' median")
     return line
