@@ -22,7 +22,8 @@
  *    optimizer step ended; the time between is the loop's own (data
  *    loading, Python, logging);
  *  - MEM_ALLOC / MEM_FREE: the CPU allocator's blocks, through the
- *    MemoryReportingInfoBase hook torch.profiler's profile_memory uses;
+ *    memory-reporting hook torch.profiler's profile_memory uses (a
+ *    disabled profiler state: see MemoryReporter);
  *  - COMM: each c10d collective, from its ParamCommsDebugInfo (kind, bytes,
  *    group, sequence number) or its async Work scope (kind, bytes, the
  *    issue number of its c10d operator).
@@ -32,6 +33,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/util/ThreadLocalDebugInfo.h>
 #include <torch/csrc/distributed/c10d/ParamCommsUtils.hpp>
+#include <torch/csrc/profiler/orchestration/observer.h>
 
 #include <atomic>
 #include <cstring>
@@ -662,7 +664,21 @@ void on_end(const at::RecordFunction &, at::ObserverContext *ctx) {
 
 /* ---- CPU allocator -------------------------------------------------------- */
 
-struct MemoryReporter : c10::MemoryReportingInfoBase {
+/* c10 hands every CPU allocation and free to the MemoryReportingInfoBase
+ * kept under the PROFILER_STATE debug-info kind.  PyTorch reads whatever
+ * sits there as a torch.profiler state (ProfilerStateBase::get() is a
+ * static_cast): a custom autograd.Function's apply, and so every
+ * torch.compile'd module, asks it whether a profiler wants input shapes.
+ * A bare MemoryReportingInfoBase there was read past its end (std::bad_alloc
+ * from the script), so the reporter is a ProfilerStateBase whose profiler
+ * is disabled: PyTorch sees none running, the allocator still reports. */
+struct MemoryReporter : torch::profiler::impl::ProfilerStateBase {
+    MemoryReporter()
+        : ProfilerStateBase(torch::profiler::impl::ProfilerConfig(
+              torch::profiler::impl::ProfilerState::Disabled)) {}
+    torch::profiler::impl::ActiveProfilerType profilerType() override {
+        return torch::profiler::impl::ActiveProfilerType::NONE;
+    }
     bool memoryProfilingEnabled() const override { return ACTIVE(); }
     void reportMemoryUsage(void *ptr, int64_t alloc_size, size_t total_allocated,
                            size_t, c10::Device device) override {

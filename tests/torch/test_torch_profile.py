@@ -215,6 +215,37 @@ def test_profiler_steps_are_steps_where_no_optimizer_steps(tmp_path, torch_ready
     assert seen.get("aten::linear") == 3 * 2     # its 3 active steps, 2 layers each
 
 
+@pytest.mark.parametrize("backend", ["ebpf", "inprocess"])
+def test_custom_functions_and_torch_compile_run_as_without_msprof(tmp_path, torch_ready, backend):
+    """A custom autograd.Function and a torch.compile'd model: PyTorch reads
+    the profiler state at each of their calls, where the shim keeps its
+    memory reporter (once read as a profiler state past its end:
+    std::bad_alloc from the script, or a crash when asked which profiler
+    runs).  The loop trains as it does alone, every optimizer step is a
+    step, the compiled graph and the function are operators, and the CPU
+    allocator's blocks are still recorded."""
+    script = REPO / "tests" / "torch" / "scripts" / "compiled.py"
+    alone = tmp_path / "alone.json"
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, script, "--stats", alone], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    out, stats = tmp_path / "profile", tmp_path / "stats.json"
+    r = run_msprof("run", "--backend", backend, "-o", out, script, "--stats", stats, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    mine, theirs = json.loads(stats.read_text()), json.loads(alone.read_text())
+    assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+    # no torch.profiler is running, as far as PyTorch (and a library asking it) can tell
+    assert (mine["profiler_enabled"], mine["profiler_type"]) == (
+        theirs["profiler_enabled"], theirs["profiler_type"]) == (False, "ActiveProfilerType.NONE")
+    prof = msprof.load(out)
+    assert len(prof.steps) == mine["optimizer_steps"]
+    names = set(prof.ops["name"])
+    assert {"Square", "CompiledFunction"} <= names, sorted(names)
+    assert (prof.memory["size"] > 0).any()
+
+
 def test_diff_matches_torch_operators_by_module(single, tmp_path):
     """Two PyTorch profiles (a narrower model beside the fixture's):
     operators are matched by module scope and type, none shows as new."""
