@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 
 from elftools.elf.elffile import ELFFile
@@ -80,6 +81,11 @@ def _mapping(pid: int) -> tuple[str, int] | None:
     return None
 
 
+def _maps_torch(pid: int) -> bool:
+    """Whether ``pid`` has PyTorch's C++ library loaded (it imported torch)."""
+    return "/libtorch_cpu.so" in (_read(f"/proc/{pid}/maps") or "")
+
+
 def runtime_library(pid: int) -> str | None:
     """Path of the runtime probe module ``pid`` maps (None: it runs no
     msprof runtime); an error when that file was replaced since."""
@@ -113,6 +119,13 @@ def find_targets(pids: list[int]) -> list[Target]:
                 found += 1
         if not found:
             name = " ".join(command_line(pid)) or "?"
+            torch = [p for p in [pid, *descendants(pid)] if _maps_torch(p)]
+            if torch:
+                raise MsprofError(
+                    f"process {torch[0]} ({' '.join(command_line(torch[0]))[:60] or '?'}) runs "
+                    "PyTorch, whose probes msprof's shim brings, and msprof loads the shim only "
+                    f"into processes it starts: profile it from its start with msprof run -- "
+                    f"{shlex.join(command_line(pid))[:200]}")
             raise MsprofError(f"process {pid} ({name[:60]}) runs no msprof runtime, nor does any "
                               "process below it: msprof attach profiles programs that import "
                               "msprof.runtime")

@@ -39,3 +39,33 @@ def test_failure_messages_name_what_to_install():
     assert "systemtap-sdt-dev" in build._why("x.cpp:1: fatal error: sys/sdt.h: No such file or directory")
     assert "g++" in build._why("/bin/sh: 1: c++: not found\\nninja: build stopped")
     assert build._why("a.cpp:3:1: error: expected ';'") == "a.cpp:3:1: error: expected ';'"
+
+
+def test_attach_to_pytorch_started_without_msprof_says_how_to_profile_it(tmp_path, torch_ready):
+    """msprof loads its PyTorch shim only into processes it starts: attach
+    to a PyTorch training started without it is one line naming the
+    process and the msprof run command that profiles it, not "runs no
+    msprof runtime"."""
+    import subprocess
+    import sys
+    import time
+    script = tmp_path / "loop.py"
+    ready = tmp_path / "ready"
+    script.write_text("import sys, time, torch\n"
+                      "m = torch.nn.Linear(8, 8)\n"
+                      f"open({str(ready)!r}, 'w').close()\n"
+                      "time.sleep(60)\n")
+    target = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline and target.poll() is None:
+            time.sleep(0.1)
+        assert ready.exists(), "the PyTorch process did not start"
+        r = run_msprof("attach", target.pid, "--duration", 1, "-o", tmp_path / "p")
+    finally:
+        target.kill()
+        target.wait()
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"process {target.pid} (" in r.stderr and "runs PyTorch" in r.stderr
+    assert f"msprof run -- {sys.executable} {script}" in r.stderr
+    assert not (tmp_path / "p").exists()
