@@ -50,9 +50,9 @@ def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
     per step of that part), ``others_ns`` (median over steps of the other ranks' median
     compute in the same step), ``excess_ns`` (median over steps of its
     compute minus the other ranks' median in that step), ``wait_ns`` (its
-    own mean wait in collectives per step) and ``caused_wait_ns`` (median
-    over steps of the other ranks' mean exposed wait for it: see
-    :func:`_caused_waits`), sorted by excess, largest first.
+    own mean wait in collectives per step) and ``caused_wait_ns`` (how late
+    it arrives at the other ranks' collectives: :func:`_caused_waits`),
+    sorted by excess, largest first.
 
     Medians over steps, compared step by step: a slow rank is slow in
     every step, while the first step (warm-up: first touches, lazy

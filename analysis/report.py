@@ -112,8 +112,9 @@ def _memory_section(p, rank):
 
 def _host_section(p, rank):
     summary = p.host_summary(rank)
-    return {"verdict": _host.verdict(summary, p.step_breakdown(rank), p.meta.get("framework")), "ranks": summary,
-            "ops": p.launch_stats(rank), "gaps": p.host_gaps(rank)}
+    verdict = _host.verdict(summary, p.step_breakdown(rank), p.meta.get("framework"))
+    return {"verdict": verdict, "ranks": summary, "ops": p.launch_stats(rank),
+            "gaps": p.host_gaps(rank)}
 
 
 def _cp_section(p, rank):

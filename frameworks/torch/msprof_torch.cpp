@@ -740,10 +740,11 @@ void disable() {
     self_thread.flush();
 }
 
-/* torch.profiler keeps its own state under the same debug-info kind and
- * refuses to start while one is there: the bootstrap steps the memory
- * reporter aside while a torch.profiler runs (its window's CPU memory then
- * goes to torch.profiler, not to msprof). */
+/* torch.profiler keeps its own state under the same debug-info kind (and
+ * PyTorch versions that check for any state there, not an enabled one,
+ * refuse to start beside it): the bootstrap steps the memory reporter
+ * aside while a torch.profiler runs (its window's CPU memory then goes to
+ * torch.profiler, not to msprof). */
 bool memory_paused = false;
 
 void pause_memory() {

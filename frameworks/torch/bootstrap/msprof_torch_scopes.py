@@ -80,9 +80,9 @@ def install(torch, shim):
 
 
 def step_aside_for_torch_profiler(shim):
-    """torch.profiler refuses to start while another profiler state is on
-    the thread (the shim's CPU memory reporter is one): pause it while a
-    torch.profiler runs.  torch.autograd.profiler is imported lazily by torch,
+    """torch.profiler keeps its state where the shim's CPU memory reporter
+    is (versions that check for any state there refuse to start beside
+    it): pause the reporter while a torch.profiler runs.  torch.autograd.profiler is imported lazily by torch,
     so the hook goes on when it is."""
     import sys
 

@@ -65,12 +65,13 @@ def _install_torch_hook():
     sys.meta_path.insert(0, TorchFinder())
 
 
-# Launchers import torch too: they are not ranks, and their operators
-# (none while they wait) would stand for a rank 0 that is not there.
 # At exit, how long to let c10d's worker threads drop the last collectives
 # (they do within milliseconds once they get the GIL; a Work the script
 # itself still holds is not waited for past this).
 SETTLE_S = 1.0
+
+# Launchers import torch too: they are not ranks, and their operators
+# (none while they wait) would stand for a rank 0 that is not there.
 _LAUNCHERS = ("torchrun", "torch.distributed.run", "torch.distributed.launch")
 
 
