@@ -86,33 +86,65 @@ def ranks(step_df: pd.DataFrame, comms: pd.DataFrame) -> pd.DataFrame:
 
 
 def _caused_waits(step_df: pd.DataFrame, comms: pd.DataFrame | None) -> pd.Series:
-    """Per rank, how late it arrives: the median over steps of the other
-    ranks' mean longest wait for it in one collective of the step (one it
-    arrived last at; 0 in a step in which it made nobody wait).
+    """Per rank, what its late arrival costs the others: the median over
+    steps of the other ranks' mean loss to it in the step (0 in a step in
+    which it made nobody wait).
 
-    What a step loses to a slow rank: had it arrived with the others, they
-    would have gone on at once.  Its compute excess alone leaves out what
-    else delays its arrival (its waits for a CPU, the time between its
-    operators), and summing the waits counts a stretch twice where two
-    collectives wait at once (DDP runs two gradient buckets together: 93 ms
-    of waits in a 63 ms step)."""
+    A rank's loss to it in a step is the larger of two lower bounds (had it
+    arrived with the others, they would have gone on at once):
+
+    - the longest single wait for it.  A collective that waits beside
+      another counts once: DDP runs two gradient buckets together, and
+      summing their waits said 93 ms in a 63 ms step.  The waiter's own
+      work under the wait still costs it, as the transfer that follows
+      now runs with no compute beside it;
+    - the waits for it that no compute of the waiter's hid (its share of
+      the step's ``comm_wait_ns``): where it is late at several
+      collectives in a row (the runtime's two allreduces a step, rank 0
+      waiting 8 ms at the first and 20 ms at the second beside a step
+      23 ms longer), the longest wait alone misses the first one's part.
+
+    Its compute excess alone would leave out what else delays its arrival
+    (its waits for a CPU, the time between its operators)."""
     if comms is None or comms.empty:
         return pd.Series(dtype="float64")
     w = _comm.waits(comms)
     w = w[~w["p2p"] & (w["rank"] != w["waited_for"])]
     if w.empty:
         return pd.Series(dtype="float64")
-    steps = step_df[["rank", "step", "start_ns"]].sort_values("start_ns")
-    w = pd.merge_asof(w.sort_values("start_ns"), steps, on="start_ns", by="rank",
+    steps = step_df[["rank", "step", "start_ns"]].astype({"rank": "int64"}).sort_values("start_ns")
+    w = pd.merge_asof(w.astype({"rank": "int64"}).sort_values("start_ns"), steps, on="start_ns", by="rank",
                       direction="backward").dropna(subset=["step"])
-    longest = w.groupby(["waited_for", "step", "rank"])["wait_ns"].max()
+    key = ["waited_for", "step", "rank"]
+    g = w.groupby(key)
+    lost = pd.DataFrame({"longest": g["wait_ns"].max(), "union": _union_per_group(w, key)})
+    exposed = (step_df.astype({"rank": "int64"}).set_index(["step", "rank"])["comm_wait_ns"]
+               if "comm_wait_ns" in step_df else None)
+    if exposed is not None:
+        # the waiter's exposed wait, shared among the ranks it waited for
+        lost = lost.join(exposed.rename("exposed"), on=["step", "rank"])
+        share = lost["union"] / lost.groupby(level=["step", "rank"])["union"].transform("sum")
+        lost["longest"] = np.maximum(lost["longest"], lost["exposed"].fillna(0) * share)
     n_other = max(step_df["rank"].nunique() - 1, 1)
-    per_step = longest.groupby(level=["waited_for", "step"]).sum() / n_other
+    per_step = lost["longest"].groupby(level=["waited_for", "step"]).sum() / n_other
     # every step of the run counts, one in which nobody waited for it as 0
     grid = pd.MultiIndex.from_product([per_step.index.unique("waited_for"),
                                        sorted(step_df["step"].unique())],
                                       names=["waited_for", "step"])
     return per_step.reindex(grid, fill_value=0.0).groupby(level="waited_for").median()
+
+
+def _union_per_group(iv: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Per group of ``key``, the time covered by its intervals
+    (``start_ns``, ``end_ns``; overlapping ones count once)."""
+    iv = iv.sort_values(key + ["start_ns"])
+    reach = iv.groupby(key)["end_ns"].cummax()
+    prev = reach.groupby([iv[k] for k in key]).shift()
+    new = prev.isna() | (iv["start_ns"] > prev)
+    seg = new.cumsum()
+    merged = pd.DataFrame({**{k: iv[k] for k in key}, "s": iv["start_ns"], "e": reach, "seg": seg})
+    per = merged.groupby(key + ["seg"]).agg(s=("s", "min"), e=("e", "max"))
+    return (per["e"] - per["s"]).groupby(level=key).sum().astype("float64")
 
 
 def links(comms: pd.DataFrame) -> pd.DataFrame:

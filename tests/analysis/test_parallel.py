@@ -10,7 +10,7 @@ import pytest
 
 import profiles
 import msprof
-from msprof.analysis import comm
+from msprof.analysis import comm, imbalance
 from msprof.analysis.units import fmt_ns
 from msprof.cli.reporters.table import first_clause
 from profiles import dp_clean, dp_contended, dp_slow, pp, ref, ref_dir  # noqa: F401  (fixtures)
@@ -398,3 +398,58 @@ def test_the_report_shows_cpu_waits_only_where_they_were_seen(dp_contended, ref)
         sections=["imbalance"])["imbalance"]["ranks"]
     unseen = ref.report(sections=["devices", "steps", "ops", "types"])   # in-process backend
     assert all("cpu_wait_ns" not in unseen[s] for s in ("devices", "steps", "ops", "types"))
+
+
+def _late_twice(exposed: int, steps: int = 3):
+    """Two ranks, two allreduces a step in a row: rank 0 waits 800 for rank
+    1 at the first, 2000 at the second, and ``exposed`` of the step's waits
+    was not hidden under rank 0's compute (``comm_wait_ns``)."""
+    comms, rows = [], []
+    for st in range(steps):
+        t0 = st * 100_000
+        for seq, (arrive0, arrive1) in enumerate(((1000, 1800), (3000, 5000))):
+            for r, at in ((0, arrive0), (1, arrive1)):
+                comms.append({"rank": r, "pid": 100 + r, "kind": "allreduce", "bytes": 64, "group": 0, "peer": -1,
+                              "seq": 2 * st + seq, "step": st, "start_ns": t0 + at,
+                              "dur_ns": arrive1 + 100 - at})
+        rows += [{"rank": 0, "step": st, "start_ns": t0, "compute_ns": 4000,
+                  "comm_wait_ns": exposed},
+                 {"rank": 1, "step": st, "start_ns": t0, "compute_ns": 7000, "comm_wait_ns": 0}]
+    return pd.DataFrame(rows), pd.DataFrame(comms)
+
+
+@pytest.mark.parametrize("exposed, lost", [(1999, 2000), (2001, 2001), (2700, 2700)])
+def test_a_rank_late_at_collectives_in_a_row_costs_the_larger_of_its_longest_and_exposed_waits(
+        exposed, lost):
+    """The longest single wait (2000) is what the late rank costs where the
+    waiter's compute hid the rest (1999: the longest stands); where more of
+    the waits were exposed than the longest alone (a rank late at two
+    collectives in a row, 800 + 2000 with 700 of the first under compute),
+    the exposed waits are the loss."""
+    step_df, comms = _late_twice(exposed)
+    r = imbalance.ranks(step_df, comms).set_index("rank")
+    assert r.loc[1, "caused_wait_ns"] == lost
+    assert r.loc[0, "caused_wait_ns"] == 0
+
+
+def test_a_waiters_exposed_wait_is_shared_among_the_ranks_it_waited_for():
+    """Rank 0 waits 1000 for rank 1 at one collective and 3000 for rank 2 at
+    the next, 8000 of its waits exposed: rank 1 is charged a quarter (2000)
+    and rank 2 three quarters (6000), each over the two other ranks."""
+    comms, rows = [], []
+    for st in range(3):
+        t0 = st * 100_000
+        for seq, arrivals in enumerate(({0: 1000, 1: 2000, 2: 1000},
+                                        {0: 3000, 1: 3000, 2: 6000})):
+            last = max(arrivals.values())
+            for r, at in arrivals.items():
+                comms.append({"rank": r, "pid": 100 + r, "kind": "allreduce", "bytes": 64, "group": 0, "peer": -1,
+                              "seq": 2 * st + seq, "step": st, "start_ns": t0 + at,
+                              "dur_ns": last + 100 - at})
+        rows += [{"rank": r, "step": st, "start_ns": t0, "compute_ns": 4000,
+                  "comm_wait_ns": 8000 if r == 0 else 0} for r in range(3)]
+    r = imbalance.ranks(pd.DataFrame(rows), pd.DataFrame(comms)).set_index("rank")
+    # rank 2 also waits 1000 for rank 1 at the first (longest: 1000, exposed 0)
+    assert r.loc[1, "caused_wait_ns"] == (2000 + 1000) / 2
+    # rank 1 waits 3000 for rank 2 at the second
+    assert r.loc[2, "caused_wait_ns"] == (6000 + 3000) / 2
