@@ -112,7 +112,8 @@ def _caused_waits(step_df: pd.DataFrame, comms: pd.DataFrame | None) -> pd.Serie
     w = w[~w["p2p"] & (w["rank"] != w["waited_for"])]
     if w.empty:
         return pd.Series(dtype="float64")
-    steps = step_df[["rank", "step", "start_ns"]].astype({"rank": "int64"}).sort_values("start_ns")
+    steps = (step_df[["rank", "step", "start_ns"]].astype({"rank": "int64"})
+             .sort_values("start_ns"))
     w = pd.merge_asof(w.astype({"rank": "int64"}).sort_values("start_ns"), steps, on="start_ns", by="rank",
                       direction="backward").dropna(subset=["step"])
     key = ["waited_for", "step", "rank"]
