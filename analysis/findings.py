@@ -400,8 +400,8 @@ def slow_rank(ranks: pd.DataFrame, devices: pd.DataFrame, cpus: pd.DataFrame | N
     """A rank whose compute per step exceeds the other ranks' median: in
     synchronous training every other rank waits for it at the next
     collective.  What-if: that rank keeping pace with the others saves what
-    they wait for it (``caused_wait_ns``: how late it arrives at their
-    collectives), or its compute excess where no collective was recorded
+    they wait for it (``caused_wait_ns``: what its late arrival at their
+    collectives costs them), or its compute excess where no collective was recorded
     (``ranks`` from :func:`msprof.analysis.imbalance.ranks`).  Whether it is
     a slow rank at all is its compute excess on a CPU.
     With ``cpus`` (:func:`msprof.analysis.contention.compute_cpus`), the
