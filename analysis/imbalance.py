@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from msprof.analysis import comm as _comm
+from msprof.analysis import intervals as _intervals
 from msprof.analysis.units import fmt_ns
 
 SLOW_LINK_RATIO = 0.5   # a pair below this fraction of the median pair's bandwidth
@@ -114,8 +115,8 @@ def _caused_waits(step_df: pd.DataFrame, comms: pd.DataFrame | None) -> pd.Serie
         return pd.Series(dtype="float64")
     steps = (step_df[["rank", "step", "start_ns"]].astype({"rank": "int64"})
              .sort_values("start_ns"))
-    w = pd.merge_asof(w.astype({"rank": "int64"}).sort_values("start_ns"), steps, on="start_ns", by="rank",
-                      direction="backward").dropna(subset=["step"])
+    w = pd.merge_asof(w.astype({"rank": "int64"}).sort_values("start_ns"), steps,
+                      on="start_ns", by="rank", direction="backward").dropna(subset=["step"])
     key = ["waited_for", "step", "rank"]
     g = w.groupby(key)
     lost = pd.DataFrame({"longest": g["wait_ns"].max(), "union": _union_per_group(w, key)})
@@ -138,14 +139,12 @@ def _caused_waits(step_df: pd.DataFrame, comms: pd.DataFrame | None) -> pd.Serie
 def _union_per_group(iv: pd.DataFrame, key: list[str]) -> pd.Series:
     """Per group of ``key``, the time covered by its intervals
     (``start_ns``, ``end_ns``; overlapping ones count once)."""
-    iv = iv.sort_values(key + ["start_ns"])
-    reach = iv.groupby(key)["end_ns"].cummax()
-    prev = reach.groupby([iv[k] for k in key]).shift()
-    new = prev.isna() | (iv["start_ns"] > prev)
-    seg = new.cumsum()
-    merged = pd.DataFrame({**{k: iv[k] for k in key}, "s": iv["start_ns"], "e": reach, "seg": seg})
-    per = merged.groupby(key + ["seg"]).agg(s=("s", "min"), e=("e", "max"))
-    return (per["e"] - per["s"]).groupby(level=key).sum().astype("float64")
+    g = iv.groupby(key)
+    seg = _intervals.segments(pd.DataFrame({"rank": g.ngroup(), "start_ns": iv["start_ns"],
+                                            "end_ns": iv["end_ns"]}))
+    covered = (seg["e"] - seg["s"]).groupby(seg["rank"]).sum()
+    return pd.Series(covered.reindex(range(g.ngroups)).to_numpy(dtype="float64"),
+                     index=pd.MultiIndex.from_frame(g.size().index.to_frame(index=False)))
 
 
 def links(comms: pd.DataFrame) -> pd.DataFrame:
